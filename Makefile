@@ -1,0 +1,34 @@
+# make smoke: the smoke suite against the local PolyShop stack (or ENV=staging|prod).
+# make test:  the project's own tests (unit tests and fault-injection runs of the suites).
+PYTHON ?= python3
+VENV ?= .venv
+ENV ?= local
+ARGS ?=
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.polycheck-installed
+
+.PHONY: smoke test test-stress lint bench stack clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	touch $(STAMP)
+
+smoke: $(STAMP)
+	$(BIN)/pytest -m smoke --env $(ENV) -v $(ARGS)
+
+test: $(STAMP)
+	$(BIN)/lint-imports --config pyproject.toml
+	$(BIN)/pytest -c tests/pytest.ini tests $(ARGS)
+
+test-stress: $(STAMP)
+	$(BIN)/pytest -c tests/pytest.ini tests -m stress $(ARGS)
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/bench_smoke.py $(ARGS)
+
+stack: $(STAMP)
+	$(BIN)/python -m stack
+
+clean:
+	rm -rf $(VENV) reports/allure-results reports/junit.xml *.egg-info

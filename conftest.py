@@ -1,0 +1,7 @@
+"""Thin: registers the polycheck plugin and the fixture modules."""
+
+pytest_plugins = [
+    "polycheck.plugin",
+    "fixtures.environment",
+    "fixtures.http",
+]

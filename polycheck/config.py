@@ -1,0 +1,316 @@
+"""One typed, validated configuration per environment, loaded from `envs/NAME.toml`.
+
+Secrets are written `${VAR}` and read from the environment only when a check needs them; any other
+string may use `${VAR}` too, filled at load time. Unknown keys, wrong types and missing required values
+are `ConfigError`s that say what is valid.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Union
+
+VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+SERVICE_NAME = re.compile(r"^[a-z][a-z0-9-]*$")
+
+
+class ConfigError(ValueError):
+    """The environment's configuration is unusable; the message says what to change."""
+
+
+class MissingSecretError(LookupError):
+    """A `${VAR}` secret a check needs is not set in the environment."""
+
+
+@dataclass(frozen=True)
+class Secret:
+    """A value that may come from the environment (`${VAR}`) and never shows in reports."""
+
+    raw: str
+    where: str = ""
+
+    @property
+    def variable(self) -> str | None:
+        match = VARIABLE.fullmatch(self.raw.strip())
+        return match.group(1) if match else None
+
+    @property
+    def is_set(self) -> bool:
+        return self.variable is None or bool(os.environ.get(self.variable))
+
+    def reveal(self) -> str:
+        name = self.variable
+        if name is None:
+            return self.raw
+        value = os.environ.get(name)
+        if not value:
+            raise MissingSecretError(
+                f"the environment variable {name} is not set; {self.where or 'this setting'} reads it "
+                f"(export {name}=... before the run)"
+            )
+        return value
+
+    def __repr__(self) -> str:
+        return f"Secret(${{{self.variable}}})" if self.variable else "Secret(***)"
+
+    __str__ = __repr__
+
+
+@dataclass(frozen=True)
+class HttpSettings:
+    """Timeouts every request of a check gets."""
+
+    connect_timeout_seconds: float = 2.0
+    read_timeout_seconds: float = 5.0
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """Limits the checks enforce."""
+
+    health_latency_seconds: float = 1.0
+
+
+@dataclass(frozen=True)
+class GatewayProbe:
+    """A request through the gateway that only the service behind it answers, and the statuses that prove it did."""
+
+    path: str
+    expect_status: list[int]
+    method: str = "GET"
+
+
+@dataclass(frozen=True)
+class ServiceConfig:
+    """One PolyShop service in this environment."""
+
+    url: str = ""
+    version: str = ""
+    deployment: str = ""
+    metric_families: list[str] | None = None
+    gateway_probe: GatewayProbe | None = None
+
+
+@dataclass(frozen=True)
+class KubernetesConfig:
+    """Where the services' Deployments and Rollouts live."""
+
+    namespace: str = "polyshop"
+    context: str = ""
+    kubeconfig: str = ""
+    in_cluster: bool = False
+    rollout_deadline_seconds: float = 120.0
+
+
+@dataclass(frozen=True)
+class PrometheusConfig:
+    """Where post-deploy validation reads metrics."""
+
+    url: str = ""
+    grafana_url: str = ""
+    query_timeout_seconds: float = 5.0
+
+
+@dataclass(frozen=True)
+class RollbackConfig:
+    """What happens when a check marked for rollback fails for good."""
+
+    mode: str = "dry-run"
+    actions: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class SyntheticConfig:
+    """The synthetic account checks sign in with, and the domain their data is tagged with."""
+
+    email: Secret | None = None
+    password: Secret | None = None
+    email_domain: str = "synthetic.polyshop.test"
+
+
+@dataclass(frozen=True)
+class Environment:
+    """What the environment is."""
+
+    name: str
+    description: str = ""
+    local_stack: bool = False
+    release_version: str = ""
+
+
+@dataclass(frozen=True)
+class Gateway:
+    url: str = ""
+
+
+@dataclass(frozen=True)
+class EnvConfig:
+    """Everything a run needs to know about the environment it checks."""
+
+    environment: Environment
+    services: dict[str, ServiceConfig]
+    gateway: Gateway = field(default_factory=Gateway)
+    http: HttpSettings = field(default_factory=HttpSettings)
+    thresholds: Thresholds = field(default_factory=Thresholds)
+    kubernetes: KubernetesConfig = field(default_factory=KubernetesConfig)
+    prometheus: PrometheusConfig = field(default_factory=PrometheusConfig)
+    rollback: RollbackConfig = field(default_factory=RollbackConfig)
+    synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
+    source: str = ""
+
+    @property
+    def name(self) -> str:
+        return self.environment.name
+
+    @property
+    def service_names(self) -> list[str]:
+        return list(self.services)
+
+    def service(self, name: str) -> ServiceConfig:
+        try:
+            return self.services[name]
+        except KeyError:
+            raise ConfigError(f"{self.source}: no service {name!r}; configured: {', '.join(self.services)}") from None
+
+    def deployment_of(self, name: str) -> str:
+        return self.service(name).deployment or f"{name}-service"
+
+    def expected_version(self, name: str, cli_version: str | None = None) -> str | None:
+        """The version the service must run: --release-version, else the service's pin, else the env's."""
+        return cli_version or self.service(name).version or self.environment.release_version or None
+
+    def with_urls(self, gateway: str, services: dict[str, str]) -> "EnvConfig":
+        """The same configuration pointed at the given URLs (the local stack's)."""
+        updated = {
+            name: dataclasses.replace(svc, url=services.get(name, svc.url)) for name, svc in self.services.items()
+        }
+        return dataclasses.replace(self, gateway=Gateway(url=gateway), services=updated)
+
+
+ROLLBACK_MODES = ("auto", "dry-run", "off")
+
+
+def available_envs(env_dir: Path) -> list[str]:
+    return sorted(p.stem for p in env_dir.glob("*.toml"))
+
+
+def load_env(name: str, env_dir: Path, environ: typing.Mapping[str, str] | None = None) -> EnvConfig:
+    """Load and validate `env_dir/NAME.toml`."""
+    environ = os.environ if environ is None else environ
+    path = env_dir / f"{name}.toml"
+    if not path.is_file():
+        known = available_envs(env_dir)
+        raise ConfigError(
+            f"unknown environment {name!r}: there is no {path}. "
+            f"Valid environments: {', '.join(known) if known else '(none found in ' + str(env_dir) + ')'}."
+        )
+    try:
+        data = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path} is not valid TOML: {exc}") from None
+    data.setdefault("environment", {}).setdefault("name", name)
+    config = _build(EnvConfig, data, "", _Context(str(path), environ))
+    return _validate(dataclasses.replace(config, source=str(path)))
+
+
+@dataclass(frozen=True)
+class _Context:
+    source: str
+    environ: typing.Mapping[str, str]
+
+    def error(self, where: str, message: str) -> ConfigError:
+        return ConfigError(f"{self.source}: {where or 'top level'}: {message}")
+
+
+def _build(cls: type, data: Any, where: str, ctx: _Context) -> Any:
+    if not isinstance(data, dict):
+        raise ctx.error(where, f"expected a table, got {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.name != "source"}
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        raise ctx.error(where, f"unknown key {', '.join(map(repr, unknown))}; valid keys: {', '.join(fields)}")
+    values = {}
+    for name, f in fields.items():
+        key = f"{where}.{name}" if where else name
+        if name in data:
+            values[name] = _convert(hints[name], data[name], key, ctx)
+        elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+            raise ctx.error(key, "is required")
+    return cls(**values)
+
+
+def _convert(hint: Any, value: Any, where: str, ctx: _Context) -> Any:
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (Union, types.UnionType):
+        options = [a for a in args if a is not type(None)]
+        return _convert(options[0], value, where, ctx)
+    if hint is Secret:
+        if not isinstance(value, str):
+            raise ctx.error(where, f"expected a string or ${{VAR}}, got {value!r}")
+        return Secret(value, where=f"{where} in {ctx.source}")
+    if dataclasses.is_dataclass(hint):
+        return _build(hint, value, where, ctx)
+    if origin is list:
+        if not isinstance(value, list):
+            raise ctx.error(where, f"expected a list, got {value!r}")
+        return [_convert(args[0], item, f"{where}[{i}]", ctx) for i, item in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ctx.error(where, f"expected a table, got {value!r}")
+        return {k: _convert(args[1], v, f"{where}.{k}", ctx) for k, v in value.items()}
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise ctx.error(where, f"expected true or false, got {value!r}")
+        return value
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ctx.error(where, f"expected a number, got {value!r}")
+        return float(value)
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ctx.error(where, f"expected a whole number, got {value!r}")
+        return value
+    if hint is str:
+        if not isinstance(value, str):
+            raise ctx.error(where, f"expected a string, got {value!r}")
+        return _interpolate(value, where, ctx)
+    raise ctx.error(where, f"unsupported setting type {hint!r}")
+
+
+def _interpolate(value: str, where: str, ctx: _Context) -> str:
+    def fill(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name not in ctx.environ:
+            raise ctx.error(where, f"uses ${{{name}}}, but the environment variable {name} is not set")
+        return ctx.environ[name]
+
+    return VARIABLE.sub(fill, value)
+
+
+def _validate(config: EnvConfig) -> EnvConfig:
+    ctx = _Context(config.source, {})
+    if not config.services:
+        raise ctx.error("services", "at least one [services.NAME] table is required")
+    for name, svc in config.services.items():
+        if not SERVICE_NAME.match(name):
+            raise ctx.error(f"services.{name}", "a service name is lower-case letters, digits and '-'")
+        if not config.environment.local_stack and not svc.url:
+            raise ctx.error(f"services.{name}.url", "is required (the service's cluster-internal URL)")
+        if svc.gateway_probe and not svc.gateway_probe.path.startswith("/"):
+            raise ctx.error(f"services.{name}.gateway_probe.path", "must start with '/'")
+    if not config.environment.local_stack and not config.gateway.url:
+        raise ctx.error("gateway.url", "is required unless environment.local_stack = true")
+    if config.rollback.mode not in ROLLBACK_MODES:
+        raise ctx.error("rollback.mode", f"must be one of {', '.join(ROLLBACK_MODES)}, got {config.rollback.mode!r}")
+    for key in ("connect_timeout_seconds", "read_timeout_seconds"):
+        if getattr(config.http, key) <= 0:
+            raise ctx.error(f"http.{key}", "must be greater than 0")
+    return config

@@ -1,0 +1,215 @@
+"""HTTP for checks: one client per service, every exchange recorded, failures that explain themselves."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Collection
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from .failures import check_failed
+from .redact import redact_data, redact_headers, redact_text
+from .tracing import CheckTrace
+
+BODY_PREVIEW = 400
+SYNTHETIC_HEADERS = {"X-Synthetic": "true", "User-Agent": "polycheck"}
+
+
+@dataclass
+class Exchange:
+    """One request of a check and what came back (or why nothing did)."""
+
+    service: str
+    method: str
+    url: str
+    request_headers: dict[str, str]
+    request_body: str | None
+    request_id: str
+    trace_id: str
+    status: int | None = None
+    response_headers: dict[str, str] = field(default_factory=dict)
+    response_body: str = ""
+    elapsed: float = 0.0
+    error: str | None = None
+
+    @property
+    def line(self) -> str:
+        return f"[{self.service}] {self.method} {self.url}"
+
+    @property
+    def ids(self) -> str:
+        return f"trace-id {self.trace_id}, request-id {self.request_id}"
+
+    def preview(self) -> str:
+        body = redact_text(self.response_body)
+        return body if len(body) <= BODY_PREVIEW else body[:BODY_PREVIEW] + f"... ({len(body)} chars)"
+
+    def as_text(self) -> str:
+        """The exchange, secrets redacted, for a report attachment."""
+        lines = [f"{self.method} {self.url}"]
+        lines += [f"{k}: {v}" for k, v in redact_headers(self.request_headers).items()]
+        if self.request_body:
+            lines += ["", redact_text(self.request_body)]
+        lines += ["", f"--> {self.error}" if self.error else f"--> HTTP {self.status} in {self.elapsed:.3f} s"]
+        lines += [f"{k}: {v}" for k, v in redact_headers(self.response_headers).items()]
+        if self.response_body:
+            lines += ["", redact_text(self.response_body)]
+        return "\n".join(lines)
+
+
+@dataclass
+class ExchangeLog:
+    """The exchanges of one check, attached to its report when it fails."""
+
+    exchanges: list[Exchange] = field(default_factory=list)
+
+    def add(self, exchange: Exchange) -> None:
+        self.exchanges.append(exchange)
+
+
+def _describe_error(exc: httpx.HTTPError, timeout: httpx.Timeout) -> str:
+    if isinstance(exc, httpx.ConnectTimeout):
+        return f"no connection within the connect timeout of {timeout.connect:g} s"
+    if isinstance(exc, httpx.ReadTimeout):
+        return f"no answer within the read timeout of {timeout.read:g} s"
+    if isinstance(exc, httpx.TimeoutException):
+        return f"timed out ({type(exc).__name__})"
+    if isinstance(exc, httpx.ConnectError):
+        return f"connection failed ({exc or 'refused'})"
+    return f"{type(exc).__name__}: {exc}"
+
+
+class ServiceClient:
+    """Requests to one service's base URL, tagged synthetic and traced, recorded in an ExchangeLog."""
+
+    def __init__(
+        self,
+        service: str,
+        base_url: str,
+        *,
+        timeout: httpx.Timeout,
+        trace: CheckTrace,
+        log: ExchangeLog,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        if not base_url:
+            raise ValueError(f"no URL configured for service {service!r}")
+        self.service = service
+        self.base_url = base_url.rstrip("/")
+        self.timeout = timeout
+        self.trace = trace
+        self.log = log
+        self._client = httpx.Client(
+            base_url=self.base_url, timeout=timeout, headers={**SYNTHETIC_HEADERS, **(headers or {})}
+        )
+
+    def close(self) -> None:
+        self._client.close()
+
+    def __enter__(self) -> "ServiceClient":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        expect: int | Collection[int] | None = None,
+        within: float | None = None,
+        budget_name: str = "latency budget",
+        json_body: Any = None,
+        params: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> httpx.Response:
+        """Send one request; fail the check when it errors, answers another status than `expect`, or is slower than `within`."""
+        __tracebackhide__ = True
+        response, exchange = self.send(method, path, json_body=json_body, params=params, headers=headers)
+        if response is None:
+            check_failed(f"{exchange.line}: {exchange.error}\n  ({exchange.ids})")
+        if expect is not None:
+            allowed = {expect} if isinstance(expect, int) else set(expect)
+            if response.status_code not in allowed:
+                wanted = " or ".join(str(s) for s in sorted(allowed))
+                check_failed(
+                    f"{exchange.line}: expected HTTP {wanted}, got {response.status_code}: {exchange.preview()}\n"
+                    f"  ({exchange.ids})"
+                )
+        if within is not None and exchange.elapsed > within:
+            check_failed(
+                f"{exchange.line}: answered in {exchange.elapsed:.2f} s, over the {within:g} s {budget_name}\n"
+                f"  ({exchange.ids})"
+            )
+        return response
+
+    def get(self, path: str, **kwargs: Any) -> httpx.Response:
+        __tracebackhide__ = True
+        return self.request("GET", path, **kwargs)
+
+    def post(self, path: str, **kwargs: Any) -> httpx.Response:
+        __tracebackhide__ = True
+        return self.request("POST", path, **kwargs)
+
+    def send(
+        self,
+        method: str,
+        path: str,
+        *,
+        json_body: Any = None,
+        params: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> tuple[httpx.Response | None, Exchange]:
+        """Send one request and record it; never fails the check (for callers that judge the answer themselves)."""
+        traceparent, request_id = self.trace.new_span()
+        sent_headers = {**(headers or {}), "traceparent": traceparent, "X-Request-ID": request_id}
+        request = self._client.build_request(method, path, json=json_body, params=params, headers=sent_headers)
+        exchange = Exchange(
+            service=self.service,
+            method=method,
+            url=str(request.url),
+            request_headers=dict(request.headers),
+            request_body=json.dumps(redact_data(json_body)) if json_body is not None else None,
+            request_id=request_id,
+            trace_id=self.trace.trace_id,
+        )
+        started = time.perf_counter()
+        try:
+            response = self._client.send(request)
+        except httpx.HTTPError as exc:
+            exchange.elapsed = time.perf_counter() - started
+            exchange.error = _describe_error(exc, self.timeout)
+            self.log.add(exchange)
+            return None, exchange
+        exchange.elapsed = time.perf_counter() - started
+        exchange.status = response.status_code
+        exchange.response_headers = dict(response.headers)
+        exchange.response_body = response.text
+        self.log.add(exchange)
+        response.extensions["polycheck.exchange"] = exchange
+        return response, exchange
+
+    def json_of(self, response: httpx.Response) -> Any:
+        """The response's JSON body; fails the check, showing the body, when it is not JSON."""
+        __tracebackhide__ = True
+        try:
+            return response.json()
+        except ValueError:
+            exchange = exchange_of(response)
+            check_failed(
+                f"{exchange.line}: expected a JSON body, got {response.headers.get('content-type', 'no content-type')}: "
+                f"{exchange.preview()}\n  ({exchange.ids})"
+            )
+
+
+def exchange_of(response: httpx.Response) -> Exchange:
+    """The recorded exchange a response of a ServiceClient came from."""
+    return response.extensions["polycheck.exchange"]
+
+
+def timeout_from(connect: float, read: float) -> httpx.Timeout:
+    return httpx.Timeout(read, connect=connect)

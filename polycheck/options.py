@@ -1,0 +1,55 @@
+"""Command-line options of polycheck, each with an ini twin, resolved once per run."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+DEFAULT_ENV = "local"
+
+
+def add_options(parser: pytest.Parser) -> None:
+    group = parser.getgroup("polycheck", "PolyShop smoke and synthetic checks")
+    group.addoption(
+        "--env",
+        dest="polycheck_env",
+        metavar="NAME",
+        help="environment to check: envs/NAME.toml (default: ini polycheck_env, $POLYCHECK_ENV, else 'local')",
+    )
+    group.addoption("--env-dir", dest="polycheck_env_dir", metavar="DIR", help="folder of the environment files (default: envs/)")
+    group.addoption(
+        "--release-version",
+        dest="polycheck_release_version",
+        metavar="VERSION",
+        help="the version every service must run after this deploy (overrides the env's pins)",
+    )
+    group.addoption(
+        "--stack-file",
+        dest="polycheck_stack_file",
+        metavar="PATH",
+        help="use the already running local stack described by PATH (`python -m stack --ready-file PATH`) "
+        "instead of starting one (default: $POLYCHECK_STACK_FILE)",
+    )
+    parser.addini("polycheck_env", "default environment when --env is not given", default="")
+    parser.addini("polycheck_env_dir", "folder of the environment files, relative to the rootdir", default="envs")
+    parser.addini("polycheck_contracts_dir", "folder of the contract files, relative to the rootdir", default="contracts")
+    parser.addini("polycheck_allure_dir", "default --alluredir for check runs", default="reports/allure-results")
+
+
+def env_name(config: pytest.Config) -> str:
+    """--env, else the ini value, else $POLYCHECK_ENV, else 'local'."""
+    return (
+        config.getoption("polycheck_env")
+        or config.getini("polycheck_env")
+        or os.environ.get("POLYCHECK_ENV")
+        or DEFAULT_ENV
+    )
+
+
+def env_dir(config: pytest.Config) -> str:
+    return config.getoption("polycheck_env_dir") or str(config.rootpath / config.getini("polycheck_env_dir"))
+
+
+def stack_file(config: pytest.Config) -> str | None:
+    return config.getoption("polycheck_stack_file") or os.environ.get("POLYCHECK_STACK_FILE") or None

@@ -1,0 +1,115 @@
+"""The pytest plugin: options, one validated config per run, the local stack, xdist hand-over.
+
+Run-once work (starting the local stack) happens on the xdist controller only; workers receive
+what they need through `workerinput`.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from . import options
+from .config import ConfigError, load_env
+from .contract import MetricsContract
+from .localstack import LocalStack, LocalStackError, StackInfo
+from .run import RUN_STATE, RunState, run_state
+
+WORKER_STACK = "polycheck_stack"
+WORKER_RUN_ID = "polycheck_run_id"
+
+pytest_plugins = ["polycheck.reporting"]
+
+
+def is_xdist_worker(config: pytest.Config) -> bool:
+    return hasattr(config, "workerinput")
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    options.add_options(parser)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config: pytest.Config) -> None:
+    _default_report_paths(config)
+    name = options.env_name(config)
+    try:
+        env_config = load_env(name, Path(options.env_dir(config)))
+        contract = MetricsContract.load(config.rootpath / config.getini("polycheck_contracts_dir") / "metrics.toml")
+    except ConfigError as exc:
+        raise pytest.UsageError(f"polycheck: {exc}") from None
+    workerinput: dict[str, Any] = getattr(config, "workerinput", {})
+    state = RunState(
+        config=env_config,
+        contract=contract,
+        run_id=workerinput.get(WORKER_RUN_ID) or uuid.uuid4().hex[:12],
+        release_version=config.getoption("polycheck_release_version"),
+    )
+    config.stash[RUN_STATE] = state
+    if WORKER_STACK in workerinput:
+        _use_stack(state, StackInfo.from_json(json.loads(workerinput[WORKER_STACK])))
+    elif env_config.environment.local_stack and options.stack_file(config):
+        try:
+            _use_stack(state, StackInfo.from_file(Path(options.stack_file(config))))
+        except LocalStackError as exc:
+            raise pytest.UsageError(f"polycheck: {exc}") from None
+
+
+def _default_report_paths(config: pytest.Config) -> None:
+    """Allure results go to reports/allure-results unless --alluredir says otherwise."""
+    if hasattr(config.option, "allure_report_dir") and not config.option.allure_report_dir:
+        default = config.getini("polycheck_allure_dir")
+        if default:
+            config.option.allure_report_dir = str(config.rootpath / default)
+
+
+def _use_stack(state: RunState, info: StackInfo) -> None:
+    state.stack_info = info
+    state.config = state.config.with_urls(info.gateway, info.services)
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Start the local stack once, on the controller (or the only process), before any worker starts."""
+    config = session.config
+    state = run_state(config)
+    if is_xdist_worker(config) or state.stack_info is not None or not state.config.environment.local_stack:
+        return
+    if config.option.collectonly or config.option.help:
+        return
+    try:
+        state.stack = LocalStack.start(cwd=config.rootpath)
+    except LocalStackError as exc:
+        raise pytest.UsageError(f"polycheck: could not start the local PolyShop stack: {exc}") from None
+    _use_stack(state, state.stack.info)
+
+
+def pytest_configure_node(node: Any) -> None:
+    """xdist controller: hand the run id and the local stack to each worker."""
+    state = run_state(node.config)
+    node.workerinput[WORKER_RUN_ID] = state.run_id
+    if state.stack_info is not None:
+        node.workerinput[WORKER_STACK] = json.dumps(state.stack_info.to_json())
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    state = run_state(config)
+    cfg = state.config
+    lines = [f"polycheck: env {cfg.name} ({cfg.source}), run {state.run_id}, services: {', '.join(cfg.service_names)}"]
+    if state.stack is not None:
+        lines.append(f"polycheck: local PolyShop stack started (pid {state.stack.info.pid}), gateway {cfg.gateway.url}")
+    elif state.stack_info is not None:
+        lines.append(f"polycheck: using the local PolyShop stack of pid {state.stack_info.pid}, gateway {cfg.gateway.url}")
+    if state.release_version:
+        lines.append(f"polycheck: release under check {state.release_version}")
+    return lines
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    state = config.stash.get(RUN_STATE, None)
+    if state is not None and state.stack is not None:
+        state.stack.stop()
+        state.stack = None

@@ -1,0 +1,76 @@
+"""Poll, never sleep: wait for an asynchronous outcome with a deadline, and say what was last seen."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Callable, Generic, TypeVar
+
+T = TypeVar("T")
+
+
+class PollTimeout(AssertionError):
+    """The outcome was not reached before the deadline."""
+
+    def __init__(self, message: str, last: object, attempts: int) -> None:
+        super().__init__(message)
+        self.last = last
+        self.attempts = attempts
+
+
+@dataclass
+class Observation(Generic[T]):
+    value: T | None = None
+    error: BaseException | None = None
+
+    def describe(self, render: Callable[[T], str]) -> str:
+        if self.error is not None:
+            return f"{type(self.error).__name__}: {self.error}"
+        return render(self.value)  # type: ignore[arg-type]
+
+
+def poll(
+    probe: Callable[[], T],
+    until: Callable[[T], bool],
+    *,
+    timeout: float,
+    what: str,
+    interval: float = 0.1,
+    max_interval: float = 1.0,
+    describe: Callable[[T], str] = repr,
+    retry_on: tuple[type[BaseException], ...] = (),
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> T:
+    """Call `probe` until `until(value)` holds; return that value.
+
+    Raises PollTimeout after `timeout` seconds naming `what`, the attempts and the last observation.
+    Exceptions of the types in `retry_on` count as observations and are retried; others propagate.
+    The interval grows by half each attempt up to `max_interval`, and never overshoots the deadline.
+    """
+    if timeout <= 0:
+        raise ValueError("timeout must be positive")
+    deadline = clock() + timeout
+    attempts = 0
+    last: Observation[T] = Observation()
+    wait = interval
+    while True:
+        attempts += 1
+        try:
+            value = probe()
+        except retry_on as exc:
+            last = Observation(error=exc)
+        else:
+            last = Observation(value=value)
+            if until(value):
+                return value
+        remaining = deadline - clock()
+        if remaining <= 0:
+            raise PollTimeout(
+                f"{what}: not reached within {timeout:g} s ({attempts} attempt{'s' if attempts != 1 else ''}); "
+                f"last observed: {last.describe(describe)}",
+                last.error if last.error is not None else last.value,
+                attempts,
+            )
+        sleep(min(wait, remaining))
+        wait = min(wait * 1.5, max_interval)

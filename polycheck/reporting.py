@@ -1,0 +1,32 @@
+"""What a failing check leaves in the report: its HTTP exchanges (secrets redacted) attached to its Allure result."""
+
+from __future__ import annotations
+
+from typing import Any, Generator
+
+import pytest
+
+from .http import ExchangeLog
+
+try:
+    import allure
+except ImportError:  # allure-pytest is optional for the library; the project installs it
+    allure = None
+
+
+def attach_text(name: str, text: str) -> None:
+    if allure is not None:
+        allure.attach(text, name=name, attachment_type=allure.attachment_type.TEXT)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[Any]) -> Generator[None, Any, None]:
+    outcome = yield
+    report: pytest.TestReport = outcome.get_result()
+    if report.when != "call" or not report.failed:
+        return
+    log = getattr(item, "funcargs", {}).get("exchange_log")
+    if isinstance(log, ExchangeLog):
+        for index, exchange in enumerate(log.exchanges, start=1):
+            verdict = exchange.error or f"HTTP {exchange.status}"
+            attach_text(f"{index}. {exchange.method} {exchange.url} -> {verdict}", exchange.as_text())

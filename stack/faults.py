@@ -1,0 +1,130 @@
+"""Faults the local stack can be told to show, set and cleared at run time through the control API.
+
+Not part of the PolyShop contract: this is how the self-tests prove that each check fails
+when the fault it exists for is present.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+
+class FaultError(ValueError):
+    """A fault request the stack cannot honour (unknown kind, bad parameters)."""
+
+
+def _number(params: dict[str, Any], key: str, default: float, low: float, high: float) -> float:
+    value = params.get(key, default)
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or not low <= value <= high:
+        raise FaultError(f"'{key}' must be a number in [{low}, {high}], got {value!r}")
+    return float(value)
+
+
+def _text(params: dict[str, Any], key: str, default: str | None = None, choices: tuple[str, ...] = ()) -> str:
+    value = params.get(key, default)
+    if not isinstance(value, str) or not value or (choices and value not in choices):
+        allowed = f" (one of {', '.join(choices)})" if choices else ""
+        raise FaultError(f"'{key}' must be a non-empty string{allowed}, got {value!r}")
+    return value
+
+
+def _paths(params: dict[str, Any]) -> list[str]:
+    paths = params.get("paths", ["/"])
+    if not isinstance(paths, list) or not all(isinstance(p, str) and p.startswith("/") for p in paths):
+        raise FaultError(f"'paths' must be a list of path prefixes, got {paths!r}")
+    return paths
+
+
+# kind -> (description, parameter normaliser)
+FAULT_KINDS: dict[str, tuple[str, Callable[[dict[str, Any]], dict[str, Any]]]] = {
+    "down": ("the service refuses connections", lambda p: {}),
+    "hang": ("the service accepts requests and never answers", lambda p: {"paths": _paths(p)}),
+    "slow": (
+        "every answer is delayed by 'seconds'",
+        lambda p: {"seconds": _number(p, "seconds", 1.5, 0.0, 120.0), "paths": _paths(p)},
+    ),
+    "errors": (
+        "a 'ratio' of requests under 'paths' answer 'status' (default 500)",
+        lambda p: {
+            "ratio": _number(p, "ratio", 1.0, 0.0, 1.0),
+            "status": int(_number(p, "status", 500, 500, 599)),
+            "paths": _paths(p),
+        },
+    ),
+    "health": (
+        "/health reports 'status' degraded (200) or down (503), blaming 'dependency'",
+        lambda p: {
+            "status": _text(p, "status", "degraded", ("degraded", "down")),
+            "dependency": _text(p, "dependency", "postgres"),
+        },
+    ),
+    "not_ready": ("/health/ready answers 503", lambda p: {}),
+    "drop_metric": ("a metric 'family' is missing from /metrics", lambda p: {"family": _text(p, "family")}),
+    "wrong_version": ("/health reports 'version'", lambda p: {"version": _text(p, "version", "1.2.9")}),
+}
+
+
+@dataclass
+class FaultBoard:
+    """The faults currently set, per service, and the hooks that act on them."""
+
+    active: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
+    _released: dict[str, asyncio.Event] = field(default_factory=dict)
+    _counters: dict[str, int] = field(default_factory=dict)
+    on_change: list[Callable[[str], Any]] = field(default_factory=list)
+
+    def set(self, service: str, kind: str, params: dict[str, Any]) -> dict[str, Any]:
+        if kind not in FAULT_KINDS:
+            raise FaultError(f"unknown fault kind {kind!r}; known: {', '.join(sorted(FAULT_KINDS))}")
+        normalised = FAULT_KINDS[kind][1](params)
+        self.active.setdefault(service, {})[kind] = normalised
+        if kind == "hang":
+            self._released[service] = asyncio.Event()
+        self._notify(service)
+        return normalised
+
+    def clear(self, service: str | None = None, kind: str | None = None) -> None:
+        services = [service] if service else list(self.active)
+        for name in services:
+            kinds = self.active.get(name, {})
+            for k in [kind] if kind else list(kinds):
+                kinds.pop(k, None)
+                if k == "hang" and name in self._released:
+                    self._released.pop(name).set()
+            if not kinds:
+                self.active.pop(name, None)
+            self._counters.pop(name, None)
+            self._notify(name)
+
+    def get(self, service: str, kind: str) -> dict[str, Any] | None:
+        return self.active.get(service, {}).get(kind)
+
+    def matching(self, service: str, kind: str, path: str) -> dict[str, Any] | None:
+        """The fault of this kind if it applies to a request for this path."""
+        params = self.get(service, kind)
+        if params is None:
+            return None
+        if any(path.startswith(prefix) for prefix in params.get("paths", ["/"])):
+            return params
+        return None
+
+    def should_fail(self, service: str, ratio: float) -> bool:
+        """A deterministic share: exactly round(n * ratio) of the first n requests fail."""
+        n = self._counters.get(service, 0)
+        self._counters[service] = n + 1
+        return math.floor((n + 1) * ratio) > math.floor(n * ratio)
+
+    async def wait_released(self, service: str, limit: float = 600.0) -> None:
+        event = self._released.get(service)
+        if event is not None:
+            try:
+                await asyncio.wait_for(event.wait(), timeout=limit)
+            except asyncio.TimeoutError:
+                pass
+
+    def _notify(self, service: str) -> None:
+        for callback in self.on_change:
+            callback(service)

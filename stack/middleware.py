@@ -1,0 +1,99 @@
+"""What every local PolyShop service does around each request: trace headers, metrics, faults."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import secrets
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .context import ServiceContext
+
+TRACEPARENT = re.compile(r"^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$")
+
+
+@dataclass(frozen=True)
+class TraceContext:
+    """The W3C trace this request belongs to and the span this service opened for it."""
+
+    trace_id: str
+    span_id: str
+    request_id: str
+    sampled: str = "01"
+
+    @property
+    def traceparent(self) -> str:
+        return f"00-{self.trace_id}-{self.span_id}-{self.sampled}"
+
+    @classmethod
+    def continue_from(cls, traceparent: str | None, request_id: str | None) -> "TraceContext":
+        match = TRACEPARENT.match(traceparent or "")
+        trace_id = match.group(1) if match and match.group(1) != "0" * 32 else secrets.token_hex(16)
+        sampled = match.group(3) if match else "01"
+        return cls(trace_id, secrets.token_hex(8), request_id or secrets.token_hex(16), sampled)
+
+
+def trace_of(scope: dict[str, Any]) -> TraceContext:
+    return scope["polyshop.trace"]
+
+
+class ServiceMiddleware:
+    """ASGI middleware: continue the trace, count and time the request, apply injected faults."""
+
+    def __init__(self, app: Any, ctx: "ServiceContext") -> None:
+        self.app = app
+        self.ctx = ctx
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        trace = TraceContext.continue_from(headers.get("traceparent"), headers.get("x-request-id"))
+        scope["polyshop.trace"] = trace
+        started = time.perf_counter()
+        status = 500
+
+        async def send_with_headers(message: dict[str, Any]) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                extra = [(b"x-request-id", trace.request_id.encode()), (b"traceparent", trace.traceparent.encode())]
+                message["headers"] = [
+                    (k, v) for k, v in message.get("headers", []) if k.lower() not in (b"x-request-id", b"traceparent")
+                ] + extra
+            await send(message)
+
+        try:
+            if not await self._apply_faults(scope, send_with_headers):
+                await self.app(scope, receive, send_with_headers)
+        finally:
+            route = scope.get("route")
+            template = getattr(route, "path", None) or "unmatched"
+            self.ctx.metrics.observe(template, scope["method"], status, time.perf_counter() - started)
+
+    async def _apply_faults(self, scope: dict[str, Any], send: Any) -> bool:
+        """Apply the faults set for this service; True when the fault already answered."""
+        faults, name, path = self.ctx.faults, self.ctx.name, scope["path"]
+        if faults.matching(name, "hang", path):
+            await faults.wait_released(name)
+        slow = faults.matching(name, "slow", path)
+        if slow:
+            await asyncio.sleep(slow["seconds"])
+        errors = faults.matching(name, "errors", path)
+        if errors and faults.should_fail(name, errors["ratio"]):
+            body = json.dumps({"error": "internal_error", "service": name}).encode()
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": errors["status"],
+                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+                }
+            )
+            await send({"type": "http.response.body", "body": body})
+            return True
+        return False
