@@ -1,0 +1,73 @@
+"""Run the check suites as a release manager would (a pytest subprocess) and read the outcome check by check."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@dataclass(frozen=True)
+class CaseResult:
+    outcome: str  # passed | failed | error | skipped
+    message: str
+    seconds: float
+
+
+@dataclass
+class SuiteRun:
+    returncode: int
+    output: str
+    seconds: float
+    cases: dict[str, CaseResult] = field(default_factory=dict)
+    allure_dir: Path | None = None
+
+    def ids(self, outcome: str) -> set[str]:
+        return {name for name, case in self.cases.items() if case.outcome == outcome}
+
+    @property
+    def failed(self) -> set[str]:
+        return self.ids("failed") | self.ids("error")
+
+    def describe(self) -> str:
+        lines = [f"exit {self.returncode} in {self.seconds:.1f} s"]
+        lines += [f"  {c.outcome:7} {name}: {c.message[:300]}" for name, c in sorted(self.cases.items()) if c.outcome != "passed"]
+        return "\n".join(lines) + "\n--- output tail ---\n" + "\n".join(self.output.splitlines()[-25:])
+
+
+def run_suites(*args: str, stack_file: Path | None = None, extra_env: dict[str, str] | None = None, timeout: float = 300) -> SuiteRun:
+    """`python -m pytest ARGS` in the repo root with JUnit and Allure output in a temp folder."""
+    out = Path(tempfile.mkdtemp(prefix="suite-run-"))
+    junit, allure_dir = out / "junit.xml", out / "allure"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "POLYCHECK_"))}
+    if stack_file is not None:
+        env["POLYCHECK_STACK_FILE"] = str(stack_file)
+    env.update(extra_env or {})
+    command = [sys.executable, "-m", "pytest", *args, f"--junitxml={junit}", f"--alluredir={allure_dir}", "-p", "no:randomly"]
+    started = time.monotonic()
+    proc = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
+    run = SuiteRun(proc.returncode, proc.stdout + proc.stderr, time.monotonic() - started, allure_dir=allure_dir)
+    if junit.exists():
+        run.cases = parse_junit(junit)
+    return run
+
+
+def parse_junit(path: Path) -> dict[str, CaseResult]:
+    cases: dict[str, CaseResult] = {}
+    for case in ET.parse(path).getroot().iter("testcase"):
+        outcome, message = "passed", ""
+        for tag in ("failure", "error", "skipped"):
+            element = case.find(tag)
+            if element is not None:
+                outcome = {"failure": "failed", "error": "error", "skipped": "skipped"}[tag]
+                message = (element.text or "") + "\n" + element.get("message", "")
+                break
+        cases[case.get("name", "")] = CaseResult(outcome, message.strip(), float(case.get("time", "0")))
+    return cases
