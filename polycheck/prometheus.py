@@ -96,11 +96,15 @@ def format_labels(labels: Mapping[str, str]) -> str:
 
 
 def format_value(value: float) -> str:
-    """A value as Prometheus writes it: `NaN`, `+Inf`, `-Inf`, else 3 significant digits (`0.104`, `2.5`)."""
+    """A value as Prometheus writes it: `NaN`, `+Inf`, `-Inf`, else whole numbers as such (`1200`), others to 3 significant digits (`0.104`)."""
     if math.isnan(value):
         return "NaN"
     if math.isinf(value):
         return "+Inf" if value > 0 else "-Inf"
+    if abs(value) >= 1000:
+        return f"{value:.0f}"
+    if value == int(value):
+        return str(int(value))
     return f"{value:.3g}"
 
 
@@ -240,7 +244,7 @@ class PrometheusClient:
             when = f"at {_iso(at)}" if at is not None else "now"
             raise NoDataError(
                 f"no data for {promql} ({when}, Prometheus {_safe_url(self.base_url)}): the query returned no "
-                f"series - the metric is not scraped, the label selector matches nothing, or the window holds "
+                f"series: the metric is not scraped, the label selector matches nothing, or the window holds "
                 f"fewer than two samples",
                 promql,
             )
@@ -319,12 +323,12 @@ class PrometheusClient:
         except httpx.TimeoutException as exc:
             raise PrometheusUnavailable(
                 f"Prometheus at {url} did not answer within {self.timeout_seconds:g} s "
-                f"({_timeout_kind(exc)}) - query: {promql}",
+                f"({_timeout_kind(exc)}) — query: {promql}",
                 promql, url,
             ) from None
         except httpx.HTTPError as exc:
             reason = f"connection failed ({exc})" if isinstance(exc, httpx.ConnectError) else f"{type(exc).__name__}: {exc}"
-            raise PrometheusUnavailable(f"cannot reach Prometheus at {url}: {reason} - query: {promql}", promql, url) from None
+            raise PrometheusUnavailable(f"cannot reach Prometheus at {url}: {reason} — query: {promql}", promql, url) from None
         try:
             body = response.json()
         except ValueError:
@@ -335,7 +339,7 @@ class PrometheusClient:
             raise PrometheusUnavailable(
                 f"{url} answered HTTP {response.status_code} "
                 f"({response.headers.get('content-type', 'no content-type')}), which is not a Prometheus API "
-                f"response - is prometheus.url right? Body: {preview!r} - query: {promql}",
+                f"response; is prometheus.url right? Body: {preview!r} — query: {promql}",
                 promql, url,
             )
         if body["status"] == "error":
@@ -343,16 +347,16 @@ class PrometheusClient:
             if error_type in UNAVAILABLE_ERROR_TYPES or response.status_code >= 500:
                 raise PrometheusUnavailable(
                     f"Prometheus at {url} could not answer (HTTP {response.status_code}, {error_type}: {error}) "
-                    f"- query: {promql}",
+                    f"— query: {promql}",
                     promql, url,
                 )
             raise PrometheusQueryError(
-                f"Prometheus rejected the query (HTTP {response.status_code}, {error_type}: {error}) - query: {promql}",
+                f"Prometheus rejected the query (HTTP {response.status_code}, {error_type}: {error}) — query: {promql}",
                 promql, error_type=error_type, error=error, status=response.status_code,
             )
         data = body.get("data")
         if not isinstance(data, dict):
-            raise PrometheusUnavailable(f"{url} answered success without data - query: {promql}", promql, url)
+            raise PrometheusUnavailable(f"{url} answered success without data — query: {promql}", promql, url)
         return data
 
     @staticmethod
