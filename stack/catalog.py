@@ -35,13 +35,13 @@ SERVICES: dict[str, ServiceSpec] = {
             "inventory",
             ("postgres", "kafka"),
             COMMON_FAMILIES + DB_FAMILIES + KAFKA_FAMILIES,
-            consumes=("orders", "payments"),
+            consumes=("orders",),
         ),
         ServiceSpec(
-            "order", ("postgres", "kafka"), COMMON_FAMILIES + DB_FAMILIES + KAFKA_FAMILIES, consumes=("payments",)
+            "order", ("postgres", "kafka"), COMMON_FAMILIES + DB_FAMILIES + KAFKA_FAMILIES, consumes=("payments", "inventory"),
         ),
         ServiceSpec("payment", ("postgres", "kafka", "card-provider"), COMMON_FAMILIES + DB_FAMILIES),
-        ServiceSpec("notification", ("kafka", "smtp"), COMMON_FAMILIES + KAFKA_FAMILIES, consumes=("orders",)),
+        ServiceSpec("notification", ("kafka", "smtp"), COMMON_FAMILIES + KAFKA_FAMILIES, consumes=("orders", "notifications")),
         ServiceSpec(
             "search",
             ("search-index", "kafka", "redis"),

@@ -19,6 +19,10 @@ def control_app(stack: "Stack") -> Starlette:
     async def describe(request: Request) -> JSONResponse:
         return JSONResponse(stack.describe())
 
+    async def events(request: Request) -> JSONResponse:
+        """The event bus: events pending per consumer group (0 everywhere once the stack is quiet)."""
+        return JSONResponse(stack.bus.describe())
+
     async def list_faults(request: Request) -> JSONResponse:
         kinds = {kind: text for kind, (text, _) in FAULT_KINDS.items()}
         return JSONResponse({"active": stack.faults.active, "kinds": kinds})
@@ -48,6 +52,7 @@ def control_app(stack: "Stack") -> Starlette:
     return Starlette(
         routes=[
             Route("/", describe),
+            Route("/events", events, methods=["GET"]),
             Route("/faults", list_faults, methods=["GET"]),
             Route("/faults", clear_faults, methods=["DELETE"]),
             Route("/faults/{service}", clear_faults, methods=["DELETE"]),

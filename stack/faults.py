@@ -8,8 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import math
+import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
+
+from .catalog import DB_FAMILIES, REDIS_FAMILIES, SERVICES
+from .telemetry import DB_POOL_SIZE
 
 
 class FaultError(ValueError):
@@ -29,6 +33,14 @@ def _text(params: dict[str, Any], key: str, default: str | None = None, choices:
         allowed = f" (one of {', '.join(choices)})" if choices else ""
         raise FaultError(f"'{key}' must be a non-empty string{allowed}, got {value!r}")
     return value
+
+
+def _optional_text(params: dict[str, Any], key: str) -> str | None:
+    return None if params.get(key) is None else _text(params, key)
+
+
+def _no_params(params: dict[str, Any]) -> dict[str, Any]:
+    return {}
 
 
 def _paths(params: dict[str, Any]) -> list[str]:
@@ -64,6 +76,87 @@ FAULT_KINDS: dict[str, tuple[str, Callable[[dict[str, Any]], dict[str, Any]]]] =
     "not_ready": ("/health/ready answers 503", lambda p: {}),
     "drop_metric": ("a metric 'family' is missing from /metrics", lambda p: {"family": _text(p, "family")}),
     "wrong_version": ("/health reports 'version'", lambda p: {"version": _text(p, "version", "1.2.9")}),
+    # business faults (polyshop-api.md flows)
+    "reject_logins": ("auth: login answers 401 invalid_credentials even for valid credentials", _no_params),
+    "expire_tokens": ("auth: tokens are issued with expires_in 0, expired at once", _no_params),
+    "decline_all": ("payment: every payment is declined, whatever the card token", _no_params),
+    "stuck_paid": ("order: a paid order never moves on to confirmed (the confirmation is lost)", _no_params),
+    "ignore_idempotency": ("order: a repeated Idempotency-Key creates a new order", _no_params),
+    "no_confirm": ("inventory: reservations are never confirmed, so orders stop at paid", _no_params),
+    "leak_on_cancel": ("inventory: cancelling an order does not release its stock", _no_params),
+    "empty_results": ("search: every query returns no items", _no_params),
+    "index_stalled": ("search: indexing stops; lag_seconds grows without bound", _no_params),
+    "drop": ("notification: messages are accepted but never reach the outbox", _no_params),
+    "broken_storefront": ("gateway: the storefront loads but its script throws before listing products", _no_params),
+    # metric-moving faults (post-deploy validation)
+    "consumer_lag": (
+        "a consumer group trails its topic ('topic' or all) by 'lag' messages, growing by 'growth_per_second'",
+        lambda p: {
+            "lag": _number(p, "lag", 10000, 0, 1e9),
+            "growth_per_second": _number(p, "growth_per_second", 0, 0, 1e6),
+            "topic": _optional_text(p, "topic"),
+            "set_at": time.time(),
+        },
+    ),
+    "consumer_errors": (
+        "a 'ratio' of the consumer's polls and deliveries ('topic' or all) fail and are retried",
+        lambda p: {"ratio": _number(p, "ratio", 1.0, 0.0, 1.0), "topic": _optional_text(p, "topic")},
+    ),
+    "db_saturation": (
+        "runaway queries hold 'connections' of the DB pool (default: all); requests wait, then 503",
+        lambda p: {"connections": int(_number(p, "connections", DB_POOL_SIZE, 1, DB_POOL_SIZE))},
+    ),
+    "ttl_violations": (
+        "cache entries get a TTL of 'ttl_seconds' that is never enforced; stale reads are counted",
+        lambda p: {"ttl_seconds": _number(p, "ttl_seconds", 0.0, 0.0, 3600.0)},
+    ),
+}
+
+
+def _only(*services: str) -> Callable[[str, dict[str, Any]], str | None]:
+    def check(service: str, params: dict[str, Any]) -> str | None:
+        return None if service in services else f"only {', '.join(services)} can show it"
+
+    return check
+
+
+def _consuming(service: str, params: dict[str, Any]) -> str | None:
+    spec = SERVICES.get(service)
+    if spec is None or not spec.consumes:
+        return f"{service} consumes no topic"
+    topic = params.get("topic")
+    if topic is not None and topic not in spec.consumes:
+        return f"{service} does not consume {topic!r} (it consumes {', '.join(spec.consumes)})"
+    return None
+
+
+def _with_families(*families: str) -> Callable[[str, dict[str, Any]], str | None]:
+    def check(service: str, params: dict[str, Any]) -> str | None:
+        spec = SERVICES.get(service)
+        if spec is None or not set(families) <= set(spec.families):
+            return f"{service} exports no {', '.join(families)}"
+        return None
+
+    return check
+
+
+# kind -> which services can show it: None when it applies, else why not
+FAULT_SCOPES: dict[str, Callable[[str, dict[str, Any]], str | None]] = {
+    "reject_logins": _only("auth"),
+    "expire_tokens": _only("auth"),
+    "decline_all": _only("payment"),
+    "stuck_paid": _only("order"),
+    "ignore_idempotency": _only("order"),
+    "no_confirm": _only("inventory"),
+    "leak_on_cancel": _only("inventory"),
+    "empty_results": _only("search"),
+    "index_stalled": _only("search"),
+    "drop": _only("notification"),
+    "broken_storefront": _only("gateway"),
+    "consumer_lag": _consuming,
+    "consumer_errors": _consuming,
+    "db_saturation": _with_families(*DB_FAMILIES),
+    "ttl_violations": _with_families(*REDIS_FAMILIES),
 }
 
 
@@ -80,6 +173,10 @@ class FaultBoard:
         if kind not in FAULT_KINDS:
             raise FaultError(f"unknown fault kind {kind!r}; known: {', '.join(sorted(FAULT_KINDS))}")
         normalised = FAULT_KINDS[kind][1](params)
+        scope = FAULT_SCOPES.get(kind)
+        refusal = scope(service, normalised) if scope else None
+        if refusal:
+            raise FaultError(f"fault {kind!r} does not apply to {service}: {refusal}")
         self.active.setdefault(service, {})[kind] = normalised
         if kind == "hang":
             self._released[service] = asyncio.Event()

@@ -1,4 +1,4 @@
-"""The gateway: routes /api/... to the services and serves the storefront."""
+"""The gateway: routes /api/... to the services and serves the storefront (stack.storefront)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from starlette.routing import Route
 from .catalog import GATEWAY_ROUTES
 from .context import ServiceContext
 from .middleware import trace_of
+from .storefront import storefront_routes
 
 FORWARDED_REQUEST_HEADERS = ("authorization", "content-type", "accept", "idempotency-key", "x-synthetic", "x-request-id")
 DROPPED_RESPONSE_HEADERS = {"content-length", "connection", "transfer-encoding", "x-request-id", "traceparent", "date", "server"}
@@ -47,4 +48,7 @@ def gateway_routes(ctx: ServiceContext) -> list[Route]:
         kept = {k: v for k, v in upstream.headers.items() if k.lower() not in DROPPED_RESPONSE_HEADERS}
         return Response(upstream.content, status_code=upstream.status_code, headers=kept)
 
-    return [Route("/api/{path:path}", proxy, methods=["GET", "POST", "PUT", "PATCH", "DELETE"])]
+    return [
+        Route("/api/{path:path}", proxy, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
+        *storefront_routes(ctx),
+    ]

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from typing import Any
 
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
@@ -40,3 +43,44 @@ def unauthorized() -> JSONResponse:
 
 def is_synthetic(email: str) -> bool:
     return email.lower().endswith(SYNTHETIC_DOMAIN)
+
+
+def idempotency_key(request: Request) -> str | None:
+    """The request's Idempotency-Key (1..255 printable characters), or None."""
+    key = request.headers.get("idempotency-key", "").strip()
+    return key if 0 < len(key) <= 255 else None
+
+
+def missing_idempotency_key() -> JSONResponse:
+    return error(400, "idempotency_key_required", detail="send an Idempotency-Key header (a UUID)")
+
+
+def body_fingerprint(body: dict[str, Any]) -> str:
+    """A stable digest of a JSON body, to tell a replay from a reused key."""
+    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def positive_int(value: Any, high: int = 10**9) -> int | None:
+    """The value if it is an int (not a bool) in 1..high, else None."""
+    if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= high:
+        return value
+    return None
+
+
+def is_synthetic_request(request: Request) -> bool:
+    return request.headers.get("x-synthetic", "").strip().lower() == "true"
+
+
+def json_exception_handlers() -> dict[Any, Any]:
+    """Starlette exception handlers that answer JSON: 404/405 for routing, 500 for a bug."""
+
+    async def http_error(request: Request, exc: Exception) -> JSONResponse:
+        status = getattr(exc, "status_code", 500)
+        code = {404: "not_found", 405: "method_not_allowed"}.get(status, "http_error")
+        headers = getattr(exc, "headers", None)
+        return JSONResponse({"error": code, "path": request.url.path}, status_code=status, headers=headers)
+
+    async def crash(request: Request, exc: Exception) -> JSONResponse:
+        return JSONResponse({"error": "internal_error"}, status_code=500)
+
+    return {HTTPException: http_error, Exception: crash}

@@ -12,17 +12,22 @@ from typing import Any, Iterator
 import uvicorn
 from starlette.applications import Starlette
 
-from .catalog import SERVICES
+from .catalog import DB_FAMILIES, SERVICES
 from .context import ServiceContext
 from .control import control_app
+from .db import DbPool, DbPoolMiddleware
 from .domain import Store, seed_catalogue
+from .events import EventBus
 from .faults import FaultBoard
 from .gateway import gateway_routes
 from .health import health_routes
+from .http_util import json_exception_handlers
 from .middleware import ServiceMiddleware
-from .services import BUSINESS_ROUTES
+from .services import SERVICE_BUILDERS, ServiceParts
 from .telemetry import ServiceMetrics
 from .tokens import TokenSigner
+
+INITIAL_INDEX_TIMEOUT_SECONDS = 10.0
 
 
 class _Server(uvicorn.Server):
@@ -73,20 +78,23 @@ class HttpServer:
 
 
 class Stack:
-    """The eight services, their shared state and fault board."""
+    """The eight services, their data, event bus, workers and fault board."""
 
     def __init__(self, host: str = "127.0.0.1") -> None:
         self.host = host
         self.faults = FaultBoard()
-        store = Store()
-        seed_catalogue(store)
-        self.shared: dict[str, Any] = {"store": store, "signer": TokenSigner(), "closers": []}
+        self.store = Store()
+        seed_catalogue(self.store)
+        self.bus = EventBus()
+        self.shared: dict[str, Any] = {"store": self.store, "signer": TokenSigner(), "closers": [], "bus": self.bus}
         self.contexts = {
             name: ServiceContext(spec, self.faults, ServiceMetrics.for_service(spec), shared=self.shared)
             for name, spec in SERVICES.items()
         }
+        self.parts: dict[str, ServiceParts] = {}
         self.servers = {name: HttpServer(self._service_app(ctx), host) for name, ctx in self.contexts.items()}
         self.control = HttpServer(control_app(self), host)
+        self._workers: list[asyncio.Task[None]] = []
         self.started_at = time.time()
 
     def _service_app(self, ctx: ServiceContext) -> Any:
@@ -94,8 +102,16 @@ class Stack:
         if ctx.name == "gateway":
             routes += gateway_routes(ctx)
         else:
-            routes += BUSINESS_ROUTES[ctx.name](ctx)
-        return ServiceMiddleware(Starlette(routes=routes), ctx)
+            parts = self.parts[ctx.name] = SERVICE_BUILDERS[ctx.name](ctx)
+            routes += parts.routes
+            if set(parts.subscriptions) != set(ctx.spec.consumes):
+                raise RuntimeError(f"{ctx.name} consumes {sorted(parts.subscriptions)}, its spec says {ctx.spec.consumes}")
+            for topic, handler in parts.subscriptions.items():
+                self.bus.subscribe(ctx, topic, handler, parts.paused)
+        app: Any = Starlette(routes=routes, exception_handlers=json_exception_handlers())
+        if set(DB_FAMILIES) <= set(ctx.spec.families):
+            app = DbPoolMiddleware(app, DbPool(ctx))
+        return ServiceMiddleware(app, ctx)
 
     async def start(self) -> None:
         for server in self.servers.values():
@@ -103,9 +119,24 @@ class Stack:
         peers = {name: server.url for name, server in self.servers.items()}
         for ctx in self.contexts.values():
             ctx.peers.update(peers)
+        self.bus.start()
+        self._workers = [asyncio.create_task(work()) for parts in self.parts.values() for work in parts.workers]
+        await self._initial_index()
         await self.control.start()
 
+    async def _initial_index(self) -> None:
+        """Wait until the search index holds the whole catalogue, as a deployed index would at start."""
+        deadline = time.monotonic() + INITIAL_INDEX_TIMEOUT_SECONDS
+        while len(self.store.search.documents) < len(self.store.catalogue.products):
+            if time.monotonic() > deadline:
+                raise RuntimeError("the search index did not take in the catalogue")
+            await asyncio.sleep(0.02)
+
     async def stop(self) -> None:
+        for task in self._workers:
+            task.cancel()
+        await asyncio.gather(*self._workers, return_exceptions=True)
+        await self.bus.stop()
         for server in [*self.servers.values(), self.control]:
             await server.stop()
         for close in self.shared["closers"]:

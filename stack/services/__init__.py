@@ -1,22 +1,21 @@
-"""The business endpoints of each local PolyShop service (polyshop-api.md)."""
+"""The business side of each local PolyShop service (polyshop-api.md): routes, event consumers, workers."""
 
 from __future__ import annotations
 
 from typing import Callable
 
-from starlette.routing import Route
-
 from ..context import ServiceContext
 from . import auth, inventory, notification, order, payment, product, search
+from .parts import ServiceParts
 
-RouteFactory = Callable[[ServiceContext], list[Route]]
+ServiceBuilder = Callable[[ServiceContext], ServiceParts]
 
-BUSINESS_ROUTES: dict[str, RouteFactory] = {
-    "auth": auth.routes,
-    "product": product.routes,
-    "inventory": inventory.routes,
-    "order": order.routes,
-    "payment": payment.routes,
-    "notification": notification.routes,
-    "search": search.routes,
+SERVICE_BUILDERS: dict[str, ServiceBuilder] = {
+    "auth": auth.build,
+    "product": product.build,
+    "inventory": inventory.build,
+    "order": order.build,
+    "payment": payment.build,
+    "notification": notification.build,
+    "search": search.build,
 }

@@ -1,37 +1,51 @@
-"""Auth: login, the current user, synthetic account provisioning."""
+"""Auth: login, the current user, synthetic account provisioning.
+
+Faults: `reject_logins` (valid credentials answer 401), `expire_tokens` (tokens issued already expired).
+"""
 
 from __future__ import annotations
 
 import secrets
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from ..cache import TtlCache
 from ..context import ServiceContext
 from ..domain import User
 from ..http_util import bearer_claims, error, is_synthetic, json_body, unauthorized
+from .parts import ServiceParts, store_of
 
 TOKEN_TTL_SECONDS = 900
+USER_CACHE_TTL_SECONDS = 60.0
+MAX_PASSWORD_LENGTH = 256
 
 
-def _credentials(body: dict | None) -> tuple[str, str] | None:
+def _credentials(body: dict[str, Any] | None) -> tuple[str, str] | None:
+    """(lower-cased email, password) from a login or sign-up body, or None when malformed."""
     if not body or not isinstance(body.get("email"), str) or not isinstance(body.get("password"), str):
         return None
-    if "@" not in body["email"] or not body["password"]:
+    email, password = body["email"].strip().lower(), body["password"]
+    local, _, domain = email.partition("@")
+    if not local or "." not in domain or not password or len(password) > MAX_PASSWORD_LENGTH:
         return None
-    return body["email"].strip().lower(), body["password"]
+    return email, password
 
 
-def routes(ctx: ServiceContext) -> list[Route]:
-    store = ctx.shared["store"]
+def build(ctx: ServiceContext) -> ServiceParts:
+    data = store_of(ctx).auth
+    cache = TtlCache(ctx)
 
     async def login(request: Request) -> JSONResponse:
         creds = _credentials(await json_body(request))
         if creds is None:
-            return error(422, "invalid_body", detail="expected {\"email\": str, \"password\": str}")
-        user = store.users.get(creds[0])
-        if ctx.faults.get(ctx.name, "reject_logins") or user is None or not secrets.compare_digest(user.password, creds[1]):
+            return error(422, "invalid_body", detail='expected {"email": str, "password": str}')
+        user = data.users.get(creds[0])
+        if ctx.faults.get(ctx.name, "reject_logins") or user is None or not secrets.compare_digest(
+            user.password.encode(), creds[1].encode()
+        ):
             return error(401, "invalid_credentials")
         ttl = 0 if ctx.faults.get(ctx.name, "expire_tokens") else TOKEN_TTL_SECONDS
         token = ctx.shared["signer"].issue(user.id, user.email, ttl)
@@ -39,26 +53,36 @@ def routes(ctx: ServiceContext) -> list[Route]:
 
     async def me(request: Request) -> JSONResponse:
         claims = bearer_claims(ctx, request)
-        user = store.users.get(str(claims.get("email", ""))) if claims else None
-        if user is None or user.id != claims.get("sub"):
+        if claims is None:
             return unauthorized()
-        return JSONResponse({"id": user.id, "email": user.email, "synthetic": user.synthetic})
+        email = str(claims.get("email", ""))
+
+        def load() -> dict[str, Any] | None:
+            user = data.users.get(email)
+            return {"id": user.id, "email": user.email, "synthetic": user.synthetic} if user else None
+
+        profile = cache.get_or_load(f"user:{email}", USER_CACHE_TTL_SECONDS, load)
+        if profile is None or profile["id"] != claims.get("sub"):
+            return unauthorized()
+        return JSONResponse(profile)
 
     async def create_user(request: Request) -> JSONResponse:
         creds = _credentials(await json_body(request))
         if creds is None:
-            return error(422, "invalid_body", detail="expected {\"email\": str, \"password\": str}")
+            return error(422, "invalid_body", detail='expected {"email": str, "password": str}')
         email, password = creds
         if not is_synthetic(email):
             return error(403, "forbidden", detail="only synthetic accounts may be provisioned")
-        if email in store.users:
+        if email in data.users:
             return error(409, "exists", detail=f"{email} already exists")
         user = User(id=f"usr_{secrets.token_hex(6)}", email=email, password=password, synthetic=True)
-        store.users[email] = user
+        data.users[email] = user
         return JSONResponse({"id": user.id, "email": user.email}, status_code=201)
 
-    return [
-        Route("/api/auth/login", login, methods=["POST"]),
-        Route("/api/auth/me", me, methods=["GET"]),
-        Route("/api/auth/users", create_user, methods=["POST"]),
-    ]
+    return ServiceParts(
+        routes=[
+            Route("/api/auth/login", login, methods=["POST"]),
+            Route("/api/auth/me", me, methods=["GET"]),
+            Route("/api/auth/users", create_user, methods=["POST"]),
+        ]
+    )

@@ -1,24 +1,92 @@
-"""Notification: the outbox of synthetic addresses."""
+"""Notification: email simulation. Messages to synthetic addresses land in the outbox, never in SMTP.
+
+`order.confirmed` (topic `orders`) sends the buyer one `order_confirmed` message per order; a test send
+is queued on the `notifications` topic and delivered from there. Fault: `drop` (nothing is delivered).
+"""
 
 from __future__ import annotations
+
+import secrets
+import time
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from ..context import ServiceContext
-from ..http_util import error, is_synthetic
+from ..domain import OutboxMessage
+from ..events import Event
+from ..http_util import error, is_synthetic, json_body
+from ..middleware import trace_of
+from .parts import ServiceParts, bus_of, store_of
+
+TEMPLATES = {
+    "smoke_test": "PolyShop test message",
+    "order_confirmed": "Your PolyShop order {order_id} is confirmed",
+}
 
 
-def routes(ctx: ServiceContext) -> list[Route]:
-    store = ctx.shared["store"]
+def _address(raw: object) -> str | None:
+    if not isinstance(raw, str):
+        return None
+    email = raw.strip().lower()
+    local, _, domain = email.partition("@")
+    return email if local and "." in domain and len(email) <= 254 else None
+
+
+def build(ctx: ServiceContext) -> ServiceParts:
+    data = store_of(ctx).notifications
+    bus = bus_of(ctx)
+
+    def deliver(message_id: str, to: str, template: str, order_id: str | None, dedup_key: str) -> None:
+        """Render and send once per de-duplication key; synthetic recipients go to the outbox."""
+        if dedup_key in data.sent_keys:
+            return
+        if ctx.faults.get(ctx.name, "drop"):
+            data.dropped += 1  # the bug: accepted, never delivered
+            return
+        subject = TEMPLATES[template].format(order_id=order_id)
+        message = OutboxMessage(message_id, to, template, subject, order_id, sent_at=time.time())
+        (data.outbox if is_synthetic(to) else data.smtp_relay).append(message)
+        data.sent_keys.add(dedup_key)
+
+    async def send_test(request: Request) -> JSONResponse:
+        body = await json_body(request)
+        to = _address(body.get("to")) if body else None
+        if body is None or to is None or body.get("template") != "smoke_test":
+            return error(422, "invalid_body", detail='expected {"to": <email>, "template": "smoke_test"}')
+        if not is_synthetic(to):
+            return error(403, "forbidden", detail="test messages go only to synthetic addresses")
+        message_id = f"msg_{secrets.token_hex(8)}"
+        bus.publish(
+            "notifications", "notification.requested", to,
+            {"id": message_id, "to": to, "template": "smoke_test"}, trace_of(request.scope),
+        )
+        return JSONResponse({"id": message_id, "status": "queued"}, status_code=202)
 
     async def outbox(request: Request) -> JSONResponse:
-        to = request.query_params.get("to", "").strip().lower()
-        if not to or "@" not in to:
+        to = _address(request.query_params.get("to"))
+        if to is None:
             return error(422, "invalid_query", detail="?to=<email> is required")
         if not is_synthetic(to):
             return error(403, "forbidden", detail="only synthetic addresses may be read")
-        return JSONResponse({"messages": [m for m in store.outbox if m["to"] == to]})
+        return JSONResponse({"messages": [m.as_json() for m in data.outbox if m.to == to]})
 
-    return [Route("/api/notifications/outbox", outbox, methods=["GET"])]
+    async def on_notification_event(event: Event) -> None:
+        if event.type == "notification.requested":
+            deliver(event.data["id"], event.data["to"], event.data["template"], None, event.data["id"])
+
+    async def on_order_event(event: Event) -> None:
+        to = _address(event.data.get("email"))
+        if event.type != "order.confirmed" or to is None:
+            return
+        order_id = str(event.data["order_id"])
+        deliver(f"msg_{secrets.token_hex(8)}", to, "order_confirmed", order_id, f"order_confirmed:{order_id}")
+
+    return ServiceParts(
+        routes=[
+            Route("/api/notifications/test", send_test, methods=["POST"]),
+            Route("/api/notifications/outbox", outbox, methods=["GET"]),
+        ],
+        subscriptions={"orders": on_order_event, "notifications": on_notification_event},
+    )

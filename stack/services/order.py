@@ -1,25 +1,222 @@
-"""Order: orders of the signed-in user."""
+"""Order: orders of the signed-in user, and the order side of the checkout saga.
+
+Creating an order prices it (product service) and holds its stock (inventory service), over HTTP.
+After payment the order moves by events: `payment.succeeded` -> paid (publishes `order.paid`),
+`reservation.confirmed` -> confirmed (publishes `order.confirmed`), `payment.declined` -> payment_failed
+(publishes `order.payment_failed`). Cancelling releases the stock and refunds a captured payment.
+Faults: `stuck_paid` (the confirmation is lost), `ignore_idempotency` (a repeated key makes a new order).
+"""
 
 from __future__ import annotations
+
+import secrets
+import time
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from ..context import ServiceContext
-from ..http_util import bearer_claims, error, unauthorized
+from ..domain import Line, Order
+from ..events import Event
+from ..http_util import (
+    bearer_claims,
+    body_fingerprint,
+    error,
+    idempotency_key,
+    is_synthetic,
+    is_synthetic_request,
+    json_body,
+    missing_idempotency_key,
+    unauthorized,
+)
+from ..middleware import TraceContext, trace_of
+from ..peers import PeerClient, PeerError
+from .inventory import parse_lines
+from .parts import ServiceParts, bus_of, store_of
 
 
-def routes(ctx: ServiceContext) -> list[Route]:
-    store = ctx.shared["store"]
+def build(ctx: ServiceContext) -> ServiceParts:
+    data = store_of(ctx).orders
+    bus = bus_of(ctx)
+    peers = PeerClient(ctx)
+
+    def publish(order: Order, type_: str, trace: TraceContext, **extra: Any) -> None:
+        body = {"order_id": order.id, "reservation_id": order.reservation_id, "payment_id": order.payment_id, **extra}
+        bus.publish("orders", type_, order.id, body, trace)
+
+    def move(order: Order, status: str) -> None:
+        order.status, order.updated_at = status, time.time()  # type: ignore[assignment]
+
+    def own_order(request: Request, claims: dict[str, Any]) -> Order | None:
+        order = data.orders.get(request.path_params["order_id"])
+        return order if order is not None and order.user_id == claims["sub"] else None
+
+    async def place(
+        claims: dict[str, Any], lines: list[Line], trace: TraceContext, synthetic: bool
+    ) -> Order | JSONResponse:
+        """Price the lines and hold their stock; the new order, or the error to answer."""
+        priced = await peers.call(
+            "product", "GET", "/internal/products", trace, params=[("sku", line.sku) for line in lines], synthetic=synthetic
+        )
+        catalogue = priced.json()
+        if catalogue["missing"]:
+            return error(422, "unknown_sku", skus=catalogue["missing"])
+        products = {p["sku"]: p for p in catalogue["items"]}
+        currencies = {p["currency"] for p in products.values()}
+        if len(currencies) != 1:
+            return error(422, "mixed_currencies", currencies=sorted(currencies))
+        order_id = f"ord_{secrets.token_hex(8)}"
+        held = await peers.call(
+            "inventory",
+            "POST",
+            "/internal/reservations",
+            trace,
+            json={"order_id": order_id, "items": [line.as_json() for line in lines]},
+            synthetic=synthetic,
+        )
+        if held.status_code not in (200, 201):
+            return JSONResponse(held.json(), status_code=held.status_code)
+        unit_prices = {sku: p["price_cents"] for sku, p in products.items()}
+        return Order(
+            id=order_id,
+            user_id=claims["sub"],
+            email=str(claims.get("email", "")),
+            lines=lines,
+            unit_prices=unit_prices,
+            total_cents=sum(unit_prices[line.sku] * line.qty for line in lines),
+            currency=currencies.pop(),
+            reservation_id=held.json()["id"],
+            synthetic=synthetic,
+        )
+
+    async def create_order(request: Request) -> JSONResponse:
+        claims = bearer_claims(ctx, request)
+        if claims is None:
+            return unauthorized()
+        key = idempotency_key(request)
+        if key is None:
+            return missing_idempotency_key()
+        body = await json_body(request)
+        lines = parse_lines(body.get("items")) if body is not None else None
+        if body is None or lines is None:
+            return error(422, "invalid_body", detail='expected {"items": [{"sku": str, "qty": 1..1000}]}')
+        scope, fingerprint = (claims["sub"], key), body_fingerprint(body)
+        async with data.key_locks[scope]:
+            seen = data.idempotency.get(scope)
+            if seen is not None and not ctx.faults.get(ctx.name, "ignore_idempotency"):
+                if seen[1] != fingerprint:
+                    return error(422, "idempotency_key_reused", detail="this key was used with a different body")
+                return JSONResponse(data.orders[seen[0]].as_json(), status_code=200)
+            trace = trace_of(request.scope)
+            synthetic = is_synthetic(str(claims.get("email", ""))) or is_synthetic_request(request)
+            try:
+                placed = await place(claims, lines, trace, synthetic)
+            except PeerError as exc:
+                return exc.response()
+            if isinstance(placed, JSONResponse):
+                return placed
+            data.orders[placed.id] = placed
+            data.idempotency[scope] = (placed.id, fingerprint)
+            publish(placed, "order.created", trace, total_cents=placed.total_cents, synthetic=synthetic)
+            return JSONResponse(placed.as_json(), status_code=201)
 
     async def get_order(request: Request) -> JSONResponse:
         claims = bearer_claims(ctx, request)
         if claims is None:
             return unauthorized()
-        order = store.orders.get(request.path_params["order_id"])
-        if order is None or order["user_id"] != claims["sub"]:
+        order = own_order(request, claims)
+        if order is None:
             return error(404, "not_found", detail="no such order")
-        return JSONResponse({k: v for k, v in order.items() if k != "user_id"})
+        return JSONResponse(order.as_json())
 
-    return [Route("/api/orders/{order_id}", get_order, methods=["GET"])]
+    async def cancel_order(request: Request) -> JSONResponse:
+        claims = bearer_claims(ctx, request)
+        if claims is None:
+            return unauthorized()
+        order = own_order(request, claims)
+        if order is None:
+            return error(404, "not_found", detail="no such order")
+        if order.status == "cancelled":
+            return JSONResponse(order.as_json())
+        trace = trace_of(request.scope)
+        try:
+            await peers.call(
+                "inventory",
+                "POST",
+                f"/internal/reservations/{order.reservation_id}/release",
+                trace,
+                json={"reason": "cancelled"},
+                synthetic=order.synthetic,
+            )
+            await refund_captured(order, trace)
+        except PeerError as exc:
+            return exc.response()
+        if order.status != "cancelled":
+            move(order, "cancelled")
+            publish(order, "order.cancelled", trace)
+        return JSONResponse(order.as_json())
+
+    async def refund_captured(order: Order, trace: TraceContext) -> None:
+        """Ask the payment service to refund whatever it captured for the order."""
+        answer = await peers.call(
+            "payment", "POST", f"/internal/orders/{order.id}/refund", trace, synthetic=order.synthetic
+        )
+        payment = answer.json().get("payment")
+        if payment and order.payment_id is None:
+            order.payment_id = payment["id"]
+
+    async def internal_order(request: Request) -> JSONResponse:
+        """Cluster-internal: the order with its owner, for the payment service."""
+        order = data.orders.get(request.path_params["order_id"])
+        if order is None:
+            return error(404, "not_found", detail="no such order")
+        return JSONResponse(order.internal_json())
+
+    async def on_payment_event(event: Event) -> None:
+        order = data.orders.get(str(event.data.get("order_id")))
+        if order is None or event.type not in ("payment.succeeded", "payment.declined"):
+            return
+        payment_id = str(event.data["payment_id"])
+        if order.status != "pending_payment":
+            if order.payment_id is None:
+                order.payment_id = payment_id
+            if event.type == "payment.succeeded" and order.status in ("cancelled", "payment_failed"):
+                await refund_captured(order, event.trace())  # captured after the order gave up: compensate
+            return
+        order.payment_id = payment_id
+        if event.type == "payment.succeeded":
+            move(order, "paid")
+            publish(order, "order.paid", event.trace())
+        else:
+            move(order, "payment_failed")
+            publish(order, "order.payment_failed", event.trace())
+
+    async def on_inventory_event(event: Event) -> None:
+        order = data.orders.get(str(event.data.get("order_id")))
+        if order is None or event.type != "reservation.confirmed" or order.status != "paid":
+            return
+        if ctx.faults.get(ctx.name, "stuck_paid"):
+            return  # the bug: the confirmation is consumed and lost
+        move(order, "confirmed")
+        publish(
+            order,
+            "order.confirmed",
+            event.trace(),
+            user_id=order.user_id,
+            email=order.email,
+            total_cents=order.total_cents,
+            currency=order.currency,
+            synthetic=order.synthetic,
+        )
+
+    return ServiceParts(
+        routes=[
+            Route("/api/orders", create_order, methods=["POST"]),
+            Route("/api/orders/{order_id}", get_order, methods=["GET"]),
+            Route("/api/orders/{order_id}/cancel", cancel_order, methods=["POST"]),
+            Route("/internal/orders/{order_id}", internal_order, methods=["GET"]),
+        ],
+        subscriptions={"payments": on_payment_event, "inventory": on_inventory_event},
+    )

@@ -1,13 +1,22 @@
-"""Product: the catalogue."""
+"""Product: the catalogue. Publishes every product on the `products` topic (the search index feeds on it)."""
 
 from __future__ import annotations
+
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from ..cache import TtlCache
 from ..context import ServiceContext
+from ..domain import Product
 from ..http_util import error
+from ..middleware import TraceContext, trace_of
+from .parts import ServiceParts, bus_of, store_of
+
+CACHE_TTL_SECONDS = 30.0
+MAX_SKUS_PER_LOOKUP = 100
 
 
 def _bounded_int(raw: str | None, default: int, low: int, high: int) -> int | None:
@@ -20,25 +29,70 @@ def _bounded_int(raw: str | None, default: int, low: int, high: int) -> int | No
     return value if low <= value <= high else None
 
 
-def routes(ctx: ServiceContext) -> list[Route]:
-    store = ctx.shared["store"]
+def build(ctx: ServiceContext) -> ServiceParts:
+    catalogue = store_of(ctx).catalogue
+    bus = bus_of(ctx)
+    cache = TtlCache(ctx)
+
+    def publish_upsert(product: Product, trace: TraceContext) -> None:
+        bus.publish("products", "product.upserted", product.id, product.as_json(), trace)
 
     async def list_products(request: Request) -> JSONResponse:
         limit = _bounded_int(request.query_params.get("limit"), 20, 1, 100)
         offset = _bounded_int(request.query_params.get("offset"), 0, 0, 10**9)
         if limit is None or offset is None:
             return error(422, "invalid_query", detail="limit must be 1..100 and offset >= 0")
-        products = list(store.products.values())
-        items = [p.as_json() for p in products[offset : offset + limit]]
-        return JSONResponse({"items": items, "total": len(products)})
+
+        def load() -> dict[str, Any]:
+            products = list(catalogue.products.values())
+            return {"items": [p.as_json() for p in products[offset : offset + limit]], "total": len(products)}
+
+        return JSONResponse(cache.get_or_load(f"products:{limit}:{offset}", CACHE_TTL_SECONDS, load))
 
     async def get_product(request: Request) -> JSONResponse:
-        product = store.products.get(request.path_params["product_id"])
-        if product is None:
-            return error(404, "not_found", detail="no such product")
-        return JSONResponse(product.as_json())
+        product_id = request.path_params["product_id"]
 
-    return [
-        Route("/api/products", list_products, methods=["GET"]),
-        Route("/api/products/{product_id}", get_product, methods=["GET"]),
-    ]
+        def load() -> dict[str, Any] | None:
+            product = catalogue.products.get(product_id)
+            return product.as_json() if product else None
+
+        body = cache.get_or_load(f"product:{product_id}", CACHE_TTL_SECONDS, load)
+        if body is None:
+            return error(404, "not_found", detail="no such product")
+        return JSONResponse(body)
+
+    async def lookup_skus(request: Request) -> JSONResponse:
+        """Cluster-internal: the products of the given `sku` query parameters, and those unknown."""
+        skus = request.query_params.getlist("sku")
+        if not skus or len(skus) > MAX_SKUS_PER_LOOKUP:
+            return error(422, "invalid_query", detail=f"give 1..{MAX_SKUS_PER_LOOKUP} sku parameters")
+        found = {sku: catalogue.by_sku(sku) for sku in skus}
+        return JSONResponse(
+            {
+                "items": [p.as_json() for p in found.values() if p is not None],
+                "missing": [sku for sku, p in found.items() if p is None],
+            }
+        )
+
+    async def republish(request: Request) -> JSONResponse:
+        """Cluster-internal: publish the whole catalogue again (a search reindex)."""
+        trace = trace_of(request.scope)
+        for product in catalogue.products.values():
+            publish_upsert(product, trace)
+        return JSONResponse({"published": len(catalogue.products)}, status_code=202)
+
+    async def publish_catalogue() -> None:
+        """At start-up, feed the catalogue to its consumers (the search indexer)."""
+        trace = TraceContext.continue_from(None, None)
+        for product in catalogue.products.values():
+            publish_upsert(product, trace)
+
+    return ServiceParts(
+        routes=[
+            Route("/api/products", list_products, methods=["GET"]),
+            Route("/api/products/{product_id}", get_product, methods=["GET"]),
+            Route("/internal/products", lookup_skus, methods=["GET"]),
+            Route("/internal/catalogue/publish", republish, methods=["POST"]),
+        ],
+        workers=[publish_catalogue],
+    )
