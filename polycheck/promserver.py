@@ -152,6 +152,7 @@ class LocalPrometheus:
                 return cls._launch(binary, config, workdir, log, port, timeout, started)  # type: ignore[arg-type]
             except LocalPrometheusError as exc:
                 if "address already in use" not in str(exc) or attempt == PORT_ATTEMPTS:
+                    shutil.rmtree(workdir, ignore_errors=True)
                     raise
         raise AssertionError("unreachable")
 
@@ -187,8 +188,9 @@ class LocalPrometheus:
             outcome = poll(state, lambda s: s != "starting", timeout=timeout, interval=0.02, max_interval=0.2,
                            what=f"prometheus at {url} to be ready (/-/ready)")
         except PollTimeout as exc:
-            instance.stop()
-            raise LocalPrometheusError(f"{exc}\n--- prometheus log (tail) ---\n{instance.log_tail()}") from None
+            tail = instance.log_tail()
+            instance.stop(keep_files=True)
+            raise LocalPrometheusError(f"{exc}\n--- prometheus log (tail) ---\n{tail}") from None
         if outcome == "exited":
             raise LocalPrometheusError(
                 f"prometheus exited with code {process.returncode} before it was ready "
