@@ -45,7 +45,10 @@ def expect_release_version(client: ServiceClient, service: str, expected: str, *
     exchange = exchange_of(response)
     running = body.get("version") if isinstance(body, dict) else None
     if running is None:
-        check_failed(f"{exchange.line}: HTTP {response.status_code} with no version in the body: {exchange.preview()}")
+        check_failed(
+            f"{exchange.line}: HTTP {response.status_code} with no version in the body: {exchange.preview()}\n"
+            f"  ({exchange.ids})"
+        )
     if running.lstrip("v") != expected.lstrip("v"):
         check_failed(
             f"{exchange.line}: {service} runs version {running!r}, but this release is {expected!r} ({source}); "
@@ -80,7 +83,9 @@ def expect_metric_families(client: ServiceClient, service: str, families: list[s
     try:
         exposition = parse_exposition(response.text)
     except ExpositionError as exc:
-        check_failed(f"{exchange.line}: not a valid Prometheus exposition ({exc}): {exchange.preview()}")
+        check_failed(
+            f"{exchange.line}: not a valid Prometheus exposition ({exc}): {exchange.preview()}\n  ({exchange.ids})"
+        )
     missing = [family for family in families if not exposition.has(family)]
     if missing:
         check_failed(

@@ -50,7 +50,7 @@ def run_suites(*args: str, stack_file: Path | None = None, extra_env: dict[str, 
     if stack_file is not None:
         env["POLYCHECK_STACK_FILE"] = str(stack_file)
     env.update(extra_env or {})
-    command = [sys.executable, "-m", "pytest", *args, f"--junitxml={junit}", f"--alluredir={allure_dir}", "-p", "no:randomly"]
+    command = [sys.executable, "-m", "pytest", *args, f"--junitxml={junit}", f"--alluredir={allure_dir}"]
     started = time.monotonic()
     proc = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
     run = SuiteRun(proc.returncode, proc.stdout + proc.stderr, time.monotonic() - started, allure_dir=allure_dir)
