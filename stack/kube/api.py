@@ -129,13 +129,15 @@ class KubeApi:
 
     async def dispatch(self, request: Request) -> Response:
         self.sim._bind_loop()
-        path = "/" + request.path_params["path"]
+        path = "/" + request.path_params["path"].rstrip("/")
         query = f"?{request.url.query}" if request.url.query else ""
         self.requests.append((request.method, path + query, request.headers.get("content-type", "")))
         try:
-            if self.sim.token and path not in _ANONYMOUS:
-                if request.headers.get("authorization", "") != f"Bearer {self.sim.token}":
-                    raise ApiError(401, "Unauthorized", "Unauthorized")
+            # kubectl (clientcmd) sends no credentials to a plain-HTTP server, so anonymous requests are served;
+            # a request that does present a bearer token must present the right one
+            auth = request.headers.get("authorization")
+            if self.sim.token and auth is not None and path not in _ANONYMOUS and auth != f"Bearer {self.sim.token}":
+                raise ApiError(401, "Unauthorized", "Unauthorized")
             return await self._route(request, path)
         except ApiError as exc:
             return _json(exc.status(), exc.code)

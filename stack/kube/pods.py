@@ -89,6 +89,7 @@ class PodRun:
     backoff_step: int = 0
     ready_since: float | None = None
     scheduled_at: float | None = None
+    pod_ip: str = ""
 
 
 class Kubelet:
@@ -193,6 +194,7 @@ class Kubelet:
         self._next_node += 1
         self._ips += 1
         pod["spec"]["nodeName"] = node
+        run.pod_ip = f"10.244.{nodes.index(node)}.{10 + self._ips % 240}"
         pod["status"]["hostIP"] = f"10.0.0.{nodes.index(node) + 10}"
         pod["status"]["hostIPs"] = [{"ip": pod["status"]["hostIP"]}]
         run.scheduled, run.scheduled_at = True, now
@@ -201,7 +203,7 @@ class Kubelet:
         self._later(pod, self.c.settings.pod_ready_delay * 0.5, self._start_containers)
 
     def _start_containers(self, pod: Obj, run: PodRun) -> None:
-        pod["status"]["podIP"] = f"10.244.{self._next_node % 3}.{10 + self._ips % 240}"
+        pod["status"]["podIP"] = run.pod_ip
         pod["status"]["podIPs"] = [{"ip": pod["status"]["podIP"]}]
         pod["status"]["startTime"] = pod["status"].get("startTime") or rfc3339(self.c.clock.now())
         node = pod["spec"].get("nodeName")
@@ -258,7 +260,7 @@ class Kubelet:
         if "running" in states:
             self._later(pod, max(0.1, self.c.settings.scaled(2)), self._crash)
         elif "pull-error" in states:
-            self._later(pod, 0.1, self._pull_backoff)
+            self._later(pod, max(self.c.settings.min_backoff, self.c.settings.scaled(10)), self._pull_backoff)
         elif states & {"backoff", "pull-backoff"}:
             self._later(pod, self._backoff(run), self._retry)
 

@@ -53,7 +53,8 @@ class KubeSimulator(Faults):
     called from any thread: they run on that loop.
 
     namespace / registry / version / previous_version: what the seed deploys.
-    token: the bearer token clients must send (None: no authentication).
+    token: the bearer token of the kubeconfig user; a request presenting another bearer token gets 401. Requests
+      without credentials are served, as kubectl sends none to a plain-HTTP server (None: no check at all).
     server_version: what /version reports (also picks the bundled kubectl of the gcloud dispatcher).
     settings: timing of the simulated cluster (cluster.Settings: pod_ready_delay, time_scale, ...).
     seed: seeds the random names and UIDs, so runs are reproducible.
@@ -69,6 +70,8 @@ class KubeSimulator(Faults):
         self._seed = seed
         self._loop_thread: int | None = None
         self.world = self._seeded_world()
+        self._snapshot = ({key: self.world.store.get(*key) for key in self.world.store.keys()},
+                          copy.deepcopy(self.world.kubelet.runs))
         self.api = KubeApi(self)
         self.app = self.api.app
 
@@ -126,13 +129,13 @@ class KubeSimulator(Faults):
     def reset(self) -> None:
         """Put the cluster back to the seed. resourceVersions keep increasing and open watches stay open: they see
         the changes (DELETED for objects that are gone, MODIFIED/ADDED for the seed's)."""
-        fresh = self._seeded_world()
+        objects, runs = self._snapshot
         live = self.world
         live.cluster.scheduler.cancel_all()
         live.forget_timing()
         live.cluster.recorder.forget()
         store = live.store
-        wanted = {key: fresh.store.get(*key) for key in fresh.store.keys()}
+        wanted = copy.deepcopy(objects)
         for key in [k for k in store.keys() if k not in wanted]:
             store.delete(*key)
         for key, obj in sorted(wanted.items(), key=lambda kv: _order(kv[0][0])):
@@ -141,7 +144,7 @@ class KubeSimulator(Faults):
                 store.create(key[0], obj)
             else:
                 store.replace(key[0], obj)
-        live.kubelet.runs = {uid: copy.deepcopy(run) for uid, run in fresh.kubelet.runs.items()}
+        live.kubelet.runs = copy.deepcopy(runs)
 
     # -- read helpers (thread-safe) ----------------------------------------------------------------
 

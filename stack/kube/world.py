@@ -47,6 +47,12 @@ class World:
                 owner = {"Deployment": "deployments", "Rollout": "rollouts", "ReplicaSet": "replicasets"}.get(ref["kind"])
                 if owner:
                     self._enqueue(owner, change.namespace, ref["name"])
+                if owner == "replicasets" and change.type == "DELETED":
+                    # the Deployment controller's deletePod handler: Recreate waits for old pods to be gone
+                    rs = self.store.get("replicasets", change.namespace, ref["name"])
+                    for rs_ref in (rs or {}).get("metadata", {}).get("ownerReferences") or []:
+                        if rs_ref.get("controller") and rs_ref["kind"] == "Deployment":
+                            self._enqueue("deployments", change.namespace, rs_ref["name"])
 
     # -- writes the way the API server takes them ---------------------------------------------
 
