@@ -15,6 +15,7 @@ import json
 from collections import deque
 from typing import TYPE_CHECKING, Any, AsyncIterator
 
+import yaml
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
@@ -168,7 +169,7 @@ class KubeApi:
         body = await request.body()
         if verb == "delete":
             return _json(self._delete(target))
-        data = self._body(body)
+        data = self._body(body, request.headers.get("content-type", "application/json"), verb)
         dry_run = "All" in request.query_params.getlist("dryRun")
         if verb == "create":
             return _json(self._create(target, data, dry_run), 201)
@@ -340,7 +341,17 @@ class KubeApi:
     # -- writes --------------------------------------------------------------------------------
 
     @staticmethod
-    def _body(body: bytes) -> Any:
+    def _body(body: bytes, content_type: str = "application/json", verb: str = "patch") -> Any:
+        """A JSON (or YAML) request body; protobuf and CBOR are refused with 415 as by a JSON-only server."""
+        media = content_type.split(";")[0].strip().lower()
+        if verb in ("create", "update") and media in ("application/yaml", "application/x-yaml", "text/yaml"):
+            try:
+                return yaml.safe_load(body.decode()) if body else None
+            except (yaml.YAMLError, UnicodeDecodeError) as exc:
+                raise ApiError.bad_request(f"couldn't get version/kind; yaml parse error: {exc}") from None
+        if verb in ("create", "update") and media not in ("application/json", ""):
+            raise ApiError(415, "UnsupportedMediaType", "the body of the request was in an unknown format - "
+                           "accepted media types include: application/json, application/yaml")
         try:
             return json.loads(body or b"null")
         except ValueError as exc:
