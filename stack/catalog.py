@@ -38,10 +38,15 @@ SERVICES: dict[str, ServiceSpec] = {
             consumes=("orders",),
         ),
         ServiceSpec(
-            "order", ("postgres", "kafka"), COMMON_FAMILIES + DB_FAMILIES + KAFKA_FAMILIES, consumes=("payments", "inventory"),
+            "order",
+            ("postgres", "kafka"),
+            COMMON_FAMILIES + DB_FAMILIES + KAFKA_FAMILIES,
+            consumes=("payments", "inventory"),
         ),
         ServiceSpec("payment", ("postgres", "kafka", "card-provider"), COMMON_FAMILIES + DB_FAMILIES),
-        ServiceSpec("notification", ("kafka", "smtp"), COMMON_FAMILIES + KAFKA_FAMILIES, consumes=("orders", "notifications")),
+        ServiceSpec(
+            "notification", ("kafka", "smtp"), COMMON_FAMILIES + KAFKA_FAMILIES, consumes=("orders", "notifications")
+        ),
         ServiceSpec(
             "search",
             ("search-index", "kafka", "redis"),

@@ -36,7 +36,13 @@ class Product:
     currency: str = CURRENCY
 
     def as_json(self) -> dict[str, Any]:
-        return {"id": self.id, "sku": self.sku, "name": self.name, "price_cents": self.price_cents, "currency": self.currency}
+        return {
+            "id": self.id,
+            "sku": self.sku,
+            "name": self.name,
+            "price_cents": self.price_cents,
+            "currency": self.currency,
+        }
 
 
 @dataclass
@@ -204,14 +210,16 @@ class InventoryData:
 @dataclass
 class OrderData:
     orders: dict[str, Order] = field(default_factory=dict)
-    idempotency: dict[tuple[str, str], tuple[str, str]] = field(default_factory=dict)  # (user, key) -> (order, body hash)
+    # (user id, Idempotency-Key) -> (order id, body fingerprint)
+    idempotency: dict[tuple[str, str], tuple[str, str]] = field(default_factory=dict)
     key_locks: defaultdict[tuple[str, str], asyncio.Lock] = field(default_factory=lambda: defaultdict(asyncio.Lock))
 
 
 @dataclass
 class PaymentData:
     payments: dict[str, Payment] = field(default_factory=dict)
-    idempotency: dict[tuple[str, str], tuple[str, str]] = field(default_factory=dict)  # (user, key) -> (payment, body hash)
+    # (user id, Idempotency-Key) -> (payment id, body fingerprint)
+    idempotency: dict[tuple[str, str], tuple[str, str]] = field(default_factory=dict)
     by_order: dict[str, str] = field(default_factory=dict)  # order id -> payment id
     key_locks: defaultdict[tuple[str, str], asyncio.Lock] = field(default_factory=lambda: defaultdict(asyncio.Lock))
 

@@ -48,11 +48,16 @@ class PeerClient:
         synthetic: bool = False,
     ) -> httpx.Response:
         """Call a peer with our span as the parent; raise PeerError on transport failures and 5xx."""
-        headers = {"traceparent": trace.traceparent, "x-request-id": trace.request_id, "user-agent": f"{self.ctx.name}-service"}
+        headers = {
+            "traceparent": trace.traceparent,
+            "x-request-id": trace.request_id,
+            "user-agent": self.ctx.spec.deployment,
+        }
         if synthetic:
             headers["x-synthetic"] = "true"
         try:
-            response = await self.http.request(method, self.ctx.peers[service] + path, headers=headers, json=json, params=params)
+            url = self.ctx.peers[service] + path
+            response = await self.http.request(method, url, headers=headers, json=json, params=params)
         except httpx.TimeoutException:
             raise PeerError(service, f"{method} {path} timed out") from None
         except httpx.TransportError as exc:

@@ -107,7 +107,7 @@ class Stack:
             parts = self.parts[ctx.name] = SERVICE_BUILDERS[ctx.name](ctx)
             routes += parts.routes
             if set(parts.subscriptions) != set(ctx.spec.consumes):
-                raise RuntimeError(f"{ctx.name} consumes {sorted(parts.subscriptions)}, its spec says {ctx.spec.consumes}")
+                raise RuntimeError(f"{ctx.name} consumes {sorted(parts.subscriptions)}; its spec: {ctx.spec.consumes}")
             for topic, handler in parts.subscriptions.items():
                 self.bus.subscribe(ctx, topic, handler, parts.paused)
         app: Any = Starlette(routes=routes, exception_handlers=json_exception_handlers())

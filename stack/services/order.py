@@ -57,9 +57,8 @@ def build(ctx: ServiceContext) -> ServiceParts:
         claims: dict[str, Any], lines: list[Line], trace: TraceContext, synthetic: bool
     ) -> Order | JSONResponse:
         """Price the lines and hold their stock; the new order, or the error to answer."""
-        priced = await peers.call(
-            "product", "GET", "/internal/products", trace, params=[("sku", line.sku) for line in lines], synthetic=synthetic
-        )
+        skus = [("sku", line.sku) for line in lines]
+        priced = await peers.call("product", "GET", "/internal/products", trace, params=skus, synthetic=synthetic)
         catalogue = priced.json()
         if catalogue["missing"]:
             return error(422, "unknown_sku", skus=catalogue["missing"])

@@ -38,6 +38,7 @@ from .parts import ServiceParts, bus_of, store_of
 SANDBOX_PREFIX = "tok_sandbox_"
 DECLINED_TOKENS = ("tok_sandbox_decline",)
 CARD_PROVIDER_LATENCY_SECONDS = (0.005, 0.03)
+PAYMENT_BODY = 'expected {"order_id": str, "amount_cents": int > 0, "currency": "EUR", "card_token": "tok_..."}'
 
 
 def _payment_request(body: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -128,11 +129,7 @@ def build(ctx: ServiceContext) -> ServiceParts:
         body = await json_body(request)
         fields = _payment_request(body)
         if body is None or fields is None:
-            return error(
-                422,
-                "invalid_body",
-                detail='expected {"order_id": str, "amount_cents": int > 0, "currency": "EUR", "card_token": "tok_..."}',
-            )
+            return error(422, "invalid_body", detail=PAYMENT_BODY)
         scope, fingerprint = (claims["sub"], key), body_fingerprint(body)
         async with data.key_locks[scope]:
             seen = data.idempotency.get(scope)

@@ -79,9 +79,11 @@ class Shop:
         assert placed.status_code == 201, placed.text
         return placed.json()
 
-    def pay(self, buyer: Buyer, order: dict[str, Any], token: str = "tok_sandbox_visa", **override: Any) -> httpx.Response:
-        body = {"order_id": order["id"], "amount_cents": order["total_cents"], "currency": order["currency"]}
-        body |= {"card_token": token, **override}
+    def pay(
+        self, buyer: Buyer, order: dict[str, Any], token: str = "tok_sandbox_visa", **override: Any
+    ) -> httpx.Response:
+        body = {"order_id": order["id"], "amount_cents": order["total_cents"], "currency": order["currency"],
+                "card_token": token, **override}
         headers = {**buyer.auth, "Idempotency-Key": str(uuid.uuid4())}
         return self.http.post("/api/payments", headers=headers, json=body)
 
@@ -317,10 +319,12 @@ def test_payment_confirms_the_order_and_notifies_the_buyer_once(shop: Shop, buye
     assert confirmed["payment_id"] == payment["id"]
     assert shop.reservation(order["reservation_id"])["status"] == "confirmed"
     assert shop.stock(sku) == {**held, "reserved": held["reserved"] - 2}
-    messages = poll(lambda: shop.outbox(buyer.email), bool, timeout=ASYNC_TIMEOUT, interval=0.05, what="a message")
+    poll(lambda: shop.outbox(buyer.email), bool, timeout=ASYNC_TIMEOUT, interval=0.05, what="the confirmation")
     shop.wait_quiet()
     messages = shop.outbox(buyer.email)
-    assert [(m["template"], m["order_id"], m["to"]) for m in messages] == [("order_confirmed", order["id"], buyer.email)]
+    assert [(m["template"], m["order_id"], m["to"]) for m in messages] == [
+        ("order_confirmed", order["id"], buyer.email)
+    ]
     assert set(messages[0]) == {"id", "to", "template", "subject", "order_id", "sent_at"}
     datetime.fromisoformat(messages[0]["sent_at"])
 
@@ -363,7 +367,8 @@ def test_refund_is_idempotent_and_only_for_captured_payments(shop: Shop, buyer: 
     payment = shop.pay(buyer, shop.new_order(buyer)).json()
     for _ in range(2):
         refund = shop.http.post(f"/api/payments/{payment['id']}/refund", headers=buyer.auth)
-        assert refund.status_code == 200 and (refund.json()["id"], refund.json()["status"]) == (payment["id"], "refunded")
+        assert refund.status_code == 200
+        assert (refund.json()["id"], refund.json()["status"]) == (payment["id"], "refunded")
     declined = shop.pay(buyer, shop.new_order(buyer), token="tok_sandbox_decline").json()
     assert shop.http.post(f"/api/payments/{declined['id']}/refund", headers=buyer.auth).status_code == 409
 
