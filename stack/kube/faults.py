@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from .meta import Obj
 from .runtime import on_loop
-from .seed import CANARY_SERVICES, REGISTRY, SERVICES, workload_name
+from .seed import CANARY_SERVICES, SERVICES, workload_name
 
 if TYPE_CHECKING:
     from .world import World
@@ -239,4 +239,4 @@ class Faults:
         return "rolled back"
 
 
-__all__ = ["FAULTS", "FaultError", "Faults", "REGISTRY"]
+__all__ = ["FAULTS", "FaultError", "Faults"]
