@@ -155,9 +155,12 @@ def test_each_deployment_has_a_revision_history(apps: client.AppsV1Api, core: cl
         cs = pod.status.container_statuses[0]
         assert cs.ready and cs.restart_count == 0 and cs.state.running is not None
         assert pod.metadata.owner_references[0].name == current.metadata.name
+        assert core.read_namespaced_pod(pod.metadata.name, NS).status.pod_ip == pod.status.pod_ip
 
 
 def test_payment_runs_as_a_healthy_argo_rollout(custom: client.CustomObjectsApi, apps: client.AppsV1Api) -> None:
+    listed = custom.list_namespaced_custom_object("argoproj.io", "v1alpha1", NS, "rollouts")
+    assert listed["kind"] == "RolloutList" and [r["metadata"]["name"] for r in listed["items"]] == ["payment-service"]
     ro = rollout(custom)
     steps = ro["spec"]["strategy"]["canary"]["steps"]
     assert [s["setWeight"] for s in steps if "setWeight" in s] == [5, 20, 50, 100]
