@@ -76,6 +76,11 @@ class Thresholds:
     """Limits the checks enforce."""
 
     health_latency_seconds: float = 1.0
+    order_confirmation_seconds: float = 15.0
+    notification_delivery_seconds: float = 30.0
+    search_lag_seconds: float = 60.0
+    token_min_ttl_seconds: int = 60
+    token_max_ttl_seconds: int = 86400
 
 
 @dataclass(frozen=True)
@@ -133,6 +138,17 @@ class SyntheticConfig:
     email: Secret | None = None
     password: Secret | None = None
     email_domain: str = "synthetic.polyshop.test"
+    expired_token: Secret | None = None
+    skus: list[str] = field(default_factory=list)
+    card_token: str = "tok_sandbox_visa"
+    decline_card_token: str = "tok_sandbox_decline"
+
+
+@dataclass(frozen=True)
+class BrowserConfig:
+    """The storefront checks' browser."""
+
+    timeout_seconds: float = 10.0
 
 
 @dataclass(frozen=True)
@@ -163,6 +179,7 @@ class EnvConfig:
     prometheus: PrometheusConfig = field(default_factory=PrometheusConfig)
     rollback: RollbackConfig = field(default_factory=RollbackConfig)
     synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
+    browser: BrowserConfig = field(default_factory=BrowserConfig)
     source: str = ""
 
     @property
@@ -310,6 +327,12 @@ def _validate(config: EnvConfig) -> EnvConfig:
         raise ctx.error("gateway.url", "is required unless environment.local_stack = true")
     if config.rollback.mode not in ROLLBACK_MODES:
         raise ctx.error("rollback.mode", f"must be one of {', '.join(ROLLBACK_MODES)}, got {config.rollback.mode!r}")
+    synthetic = config.synthetic
+    if (synthetic.email is None) != (synthetic.password is None):
+        raise ctx.error("synthetic", "email and password go together: set both, or neither to provision an account")
+    for token in (synthetic.card_token, synthetic.decline_card_token):
+        if not token.startswith("tok_sandbox_"):
+            raise ctx.error("synthetic", f"card tokens must be sandbox tokens (tok_sandbox_*), got {token!r}")
     for key in ("connect_timeout_seconds", "read_timeout_seconds"):
         if getattr(config.http, key) <= 0:
             raise ctx.error(f"http.{key}", "must be greater than 0")

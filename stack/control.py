@@ -49,8 +49,35 @@ def control_app(stack: "Stack") -> Starlette:
             await stack.reconcile(name)
         return JSONResponse({"active": stack.faults.active})
 
+    async def expired_token(request: Request) -> JSONResponse:
+        """A genuinely signed token of a user that expired a minute ago (checks of token expiry need one)."""
+        email = request.query_params.get("email", "").strip().lower()
+        user = stack.store.auth.users.get(email)
+        if user is None:
+            return JSONResponse({"error": f"no user {email!r}"}, status_code=404)
+        token = stack.shared["signer"].issue(user.id, user.email, -60)
+        return JSONResponse({"access_token": token, "token_type": "Bearer", "expires_in": -60})
+
+    async def leftovers(request: Request) -> JSONResponse:
+        """Synthetic data a check run left behind: what a clean run must leave empty."""
+        store = stack.store
+        synthetic_orders = {o.id: o for o in store.orders.orders.values() if o.synthetic}
+        return JSONResponse(
+            {
+                "held_reservations": sorted(
+                    r.id for r in store.inventory.reservations.values() if r.status == "held" and r.order_id in synthetic_orders
+                ),
+                "unrefunded_payments": sorted(
+                    p.id for p in store.payments.payments.values() if p.synthetic and p.status == "succeeded"
+                ),
+                "open_orders": sorted(o.id for o in synthetic_orders.values() if o.status != "cancelled"),
+            }
+        )
+
     return Starlette(
         routes=[
+            Route("/leftovers", leftovers, methods=["GET"]),
+            Route("/tokens/expired", expired_token, methods=["GET"]),
             Route("/", describe),
             Route("/events", events, methods=["GET"]),
             Route("/faults", list_faults, methods=["GET"]),
