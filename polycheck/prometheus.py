@@ -14,12 +14,15 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Any, Union
+from typing import TYPE_CHECKING, Any, Union
 from urllib.parse import urlencode
 
 import httpx
 
 from .redact import redact_text
+
+if TYPE_CHECKING:
+    from .config import PrometheusConfig
 
 Moment = Union[datetime, float, int]
 Duration = Union[str, float, int, timedelta]
@@ -195,8 +198,8 @@ class PrometheusClient:
         )
 
     @classmethod
-    def from_config(cls, config: Any, **kwargs: Any) -> "PrometheusClient":
-        """From a `polycheck.config.PrometheusConfig` (url, grafana_url, query_timeout_seconds)."""
+    def from_config(cls, config: "PrometheusConfig", **kwargs: Any) -> "PrometheusClient":
+        """From the environment's `[prometheus]` table (url, grafana_url, query_timeout_seconds)."""
         return cls(config.url, config.query_timeout_seconds, config.grafana_url, **kwargs)
 
     def close(self) -> None:

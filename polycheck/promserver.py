@@ -37,7 +37,6 @@ from .prometheus import (
     format_duration,
     format_labels,
     format_value,
-    parse_duration,
 )
 
 START_TIMEOUT_SECONDS = 20.0
@@ -140,7 +139,6 @@ class LocalPrometheus:
         if reason:
             raise LocalPrometheusError(reason)
         interval = format_duration(scrape_interval)
-        parse_duration(interval)
         workdir = Path(tempfile.mkdtemp(prefix="polycheck-prometheus-"))
         config = workdir / "prometheus.yml"
         config.write_text(json.dumps(_scrape_config(targets, interval), indent=2))  # JSON is YAML

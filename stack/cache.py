@@ -1,8 +1,8 @@
 """A simulated Redis cache with TTLs; reading an entry past its TTL is a `redis_ttl_violations_total`.
 
-Healthy, an expired entry is evicted on read (a miss). The `ttl_violations` fault stands for a broken
-expiry: entries are written with a TTL of `ttl_seconds` that is never enforced, so every read of one
-that has outlived it is served stale and counted.
+Healthy, an expired entry is evicted on read (a miss). The `ttl_violations` fault stands for broken
+expiry: entries are judged by a TTL of `ttl_seconds` (default 0) that is never enforced, so each read
+of an entry older than that is served stale and counted; the counter grows with traffic.
 """
 
 from __future__ import annotations
@@ -17,26 +17,26 @@ from .context import ServiceContext
 @dataclass
 class _Entry:
     value: Any
-    expires_at: float
+    written_at: float
+    ttl: float
 
 
 class TtlCache:
-    """One service's cache; keys are strings, values any JSON-able data."""
+    """One service's cache; keys are strings, values any JSON-able data (None is never cached)."""
 
     def __init__(self, ctx: ServiceContext, clock: Callable[[], float] = time.monotonic) -> None:
         self.ctx, self.clock = ctx, clock
         self._entries: dict[str, _Entry] = {}
 
-    def _fault(self) -> dict[str, Any] | None:
-        return self.ctx.faults.get(self.ctx.name, "ttl_violations")
-
     def get(self, key: str) -> Any | None:
         entry = self._entries.get(key)
         if entry is None:
             return None
-        if self.clock() < entry.expires_at:
+        fault = self.ctx.faults.get(self.ctx.name, "ttl_violations")
+        ttl = fault["ttl_seconds"] if fault else entry.ttl
+        if self.clock() - entry.written_at < ttl:
             return entry.value
-        if self._fault() is None:
+        if fault is None:
             del self._entries[key]
             return None
         if self.ctx.metrics.ttl_violations is not None:
@@ -44,8 +44,8 @@ class TtlCache:
         return entry.value
 
     def set(self, key: str, value: Any, ttl: float) -> None:
-        fault = self._fault()
-        self._entries[key] = _Entry(value, self.clock() + (fault["ttl_seconds"] if fault else ttl))
+        if value is not None:
+            self._entries[key] = _Entry(value, self.clock(), ttl)
 
     def get_or_load(self, key: str, ttl: float, load: Callable[[], Any]) -> Any:
         """The cached value, or `load()` stored for `ttl` seconds."""

@@ -107,7 +107,7 @@ FAULT_KINDS: dict[str, tuple[str, Callable[[dict[str, Any]], dict[str, Any]]]] =
         lambda p: {"connections": int(_number(p, "connections", DB_POOL_SIZE, 1, DB_POOL_SIZE))},
     ),
     "ttl_violations": (
-        "cache entries get a TTL of 'ttl_seconds' that is never enforced; stale reads are counted",
+        "cache expiry breaks: entries older than 'ttl_seconds' are served stale and counted",
         lambda p: {"ttl_seconds": _number(p, "ttl_seconds", 0.0, 0.0, 3600.0)},
     ),
 }
@@ -197,7 +197,11 @@ class FaultBoard:
             self._notify(name)
 
     def get(self, service: str, kind: str) -> dict[str, Any] | None:
+        """The fault's parameters while it is set (an empty dict for a fault without any), else None."""
         return self.active.get(service, {}).get(kind)
+
+    def is_set(self, service: str, kind: str) -> bool:
+        return kind in self.active.get(service, {})
 
     def matching(self, service: str, kind: str, path: str) -> dict[str, Any] | None:
         """The fault of this kind if it applies to a request for this path."""

@@ -27,7 +27,7 @@ def health_routes(ctx: ServiceContext) -> list[Route]:
         return JSONResponse({"status": "alive", "service": ctx.name})
 
     async def ready(request: Request) -> JSONResponse:
-        if ctx.faults.get(ctx.name, "not_ready"):
+        if ctx.faults.is_set(ctx.name, "not_ready"):
             return JSONResponse({"status": "not_ready", "service": ctx.name}, status_code=503)
         return JSONResponse({"status": "ready", "service": ctx.name})
 

@@ -15,8 +15,9 @@ from .context import ServiceContext
 SYNTHETIC_DOMAIN = "@synthetic.polyshop.test"
 
 
-def error(status: int, code: str, **details: Any) -> JSONResponse:
-    return JSONResponse({"error": code, **details}, status_code=status)
+def error(status_code: int, code: str, /, **details: Any) -> JSONResponse:
+    """A JSON error answer `{"error": code, ...details}` (a detail may be named `status`)."""
+    return JSONResponse({"error": code, **details}, status_code=status_code)
 
 
 async def json_body(request: Request) -> dict[str, Any] | None:

@@ -55,7 +55,9 @@ class HttpServer:
         return self._task is not None and not self._task.done()
 
     async def start(self) -> None:
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        # proto IPPROTO_TCP, so that asyncio sets TCP_NODELAY on accepted connections; with proto 0 it does
+        # not, and Nagle holds each response body until the client's delayed ACK (~40 ms per request).
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((self.host, self.port))
         self.port = sock.getsockname()[1]

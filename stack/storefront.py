@@ -175,7 +175,7 @@ def storefront_routes(ctx: ServiceContext) -> list[Route]:
         return HTMLResponse(_PAGE.format(title="Products", page="products", body=PRODUCTS_BODY), headers=NO_STORE)
 
     async def script(request: Request) -> Response:
-        broken = ctx.faults.get(ctx.name, "broken_storefront") is not None
+        broken = ctx.faults.is_set(ctx.name, "broken_storefront")
         return Response(storefront_script(broken), media_type="text/javascript", headers=NO_STORE)
 
     return [

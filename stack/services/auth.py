@@ -43,11 +43,11 @@ def build(ctx: ServiceContext) -> ServiceParts:
         if creds is None:
             return error(422, "invalid_body", detail='expected {"email": str, "password": str}')
         user = data.users.get(creds[0])
-        if ctx.faults.get(ctx.name, "reject_logins") or user is None or not secrets.compare_digest(
+        if ctx.faults.is_set(ctx.name, "reject_logins") or user is None or not secrets.compare_digest(
             user.password.encode(), creds[1].encode()
         ):
             return error(401, "invalid_credentials")
-        ttl = 0 if ctx.faults.get(ctx.name, "expire_tokens") else TOKEN_TTL_SECONDS
+        ttl = 0 if ctx.faults.is_set(ctx.name, "expire_tokens") else TOKEN_TTL_SECONDS
         token = ctx.shared["signer"].issue(user.id, user.email, ttl)
         return JSONResponse({"access_token": token, "token_type": "Bearer", "expires_in": ttl})
 

@@ -134,7 +134,7 @@ def build(ctx: ServiceContext) -> ServiceParts:
         reason = body.get("reason", "cancelled")
         if reason not in RELEASE_REASONS:
             return error(422, "invalid_body", detail=f"reason must be one of {', '.join(RELEASE_REASONS)}")
-        if reason == "cancelled" and ctx.faults.get(ctx.name, "leak_on_cancel"):
+        if reason == "cancelled" and ctx.faults.is_set(ctx.name, "leak_on_cancel"):
             return JSONResponse(reservation.as_json())  # the bug: acknowledged, never applied
         if release(data, reservation):
             publish_released(reservation, reason, trace_of(request.scope))
@@ -149,7 +149,7 @@ def build(ctx: ServiceContext) -> ServiceParts:
         if reservation is None:
             return
         if event.type == "order.paid":
-            if ctx.faults.get(ctx.name, "no_confirm"):
+            if ctx.faults.is_set(ctx.name, "no_confirm"):
                 return
             if confirm(data, reservation) or reservation.status == "confirmed":
                 body = {"reservation_id": reservation.id, "order_id": reservation.order_id}

@@ -42,7 +42,7 @@ def build(ctx: ServiceContext) -> ServiceParts:
         """Render and send once per de-duplication key; synthetic recipients go to the outbox."""
         if dedup_key in data.sent_keys:
             return
-        if ctx.faults.get(ctx.name, "drop"):
+        if ctx.faults.is_set(ctx.name, "drop"):
             data.dropped += 1  # the bug: accepted, never delivered
             return
         subject = TEMPLATES[template].format(order_id=order_id)

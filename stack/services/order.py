@@ -105,7 +105,7 @@ def build(ctx: ServiceContext) -> ServiceParts:
         scope, fingerprint = (claims["sub"], key), body_fingerprint(body)
         async with data.key_locks[scope]:
             seen = data.idempotency.get(scope)
-            if seen is not None and not ctx.faults.get(ctx.name, "ignore_idempotency"):
+            if seen is not None and not ctx.faults.is_set(ctx.name, "ignore_idempotency"):
                 if seen[1] != fingerprint:
                     return error(422, "idempotency_key_reused", detail="this key was used with a different body")
                 return JSONResponse(data.orders[seen[0]].as_json(), status_code=200)
@@ -197,7 +197,7 @@ def build(ctx: ServiceContext) -> ServiceParts:
         order = data.orders.get(str(event.data.get("order_id")))
         if order is None or event.type != "reservation.confirmed" or order.status != "paid":
             return
-        if ctx.faults.get(ctx.name, "stuck_paid"):
+        if ctx.faults.is_set(ctx.name, "stuck_paid"):
             return  # the bug: the confirmation is consumed and lost
         move(order, "confirmed")
         publish(

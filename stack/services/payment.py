@@ -102,7 +102,7 @@ def build(ctx: ServiceContext) -> ServiceParts:
         if order["id"] in data.by_order:  # another key paid it meanwhile
             return error(409, "order_not_payable", status=order["status"], payment_id=data.by_order[order["id"]])
         token = fields["card_token"]
-        declined = ctx.faults.get(ctx.name, "decline_all") is not None or token in DECLINED_TOKENS
+        declined = ctx.faults.is_set(ctx.name, "decline_all") or token in DECLINED_TOKENS
         payment = Payment(
             id=f"pay_{secrets.token_hex(8)}",
             order_id=order["id"],

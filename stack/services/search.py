@@ -61,7 +61,7 @@ def build(ctx: ServiceContext) -> ServiceParts:
     buffered_since: dict[str, float] = {}  # product id -> when the change was published
 
     def stalled() -> bool:
-        return ctx.faults.get(ctx.name, "index_stalled") is not None
+        return ctx.faults.is_set(ctx.name, "index_stalled")
 
     def lag_seconds(now: float) -> float:
         subscription = bus.subscription(ctx.name, "products")
@@ -78,7 +78,7 @@ def build(ctx: ServiceContext) -> ServiceParts:
         if not q or len(q) > MAX_QUERY_LENGTH or not 1 <= limit <= 100:
             return error(422, "invalid_query", detail=f"q is 1..{MAX_QUERY_LENGTH} characters, limit 1..100")
         query_terms = terms(q)
-        if not query_terms or ctx.faults.get(ctx.name, "empty_results"):
+        if not query_terms or ctx.faults.is_set(ctx.name, "empty_results"):
             return JSONResponse({"items": [], "total": 0})
         key = f"search:{data.generation}:{limit}:{' '.join(query_terms)}"
         return JSONResponse(cache.get_or_load(key, RESULT_CACHE_TTL_SECONDS, lambda: search(data, query_terms, limit)))

@@ -1,0 +1,26 @@
+"""A Kubernetes API server simulator for the local PolyShop stack.
+
+The official `kubernetes` Python client and a real `kubectl` talk to it over HTTP through a generated kubeconfig:
+
+    sim = KubeSimulator()
+    server = HttpServer(sim.app, "127.0.0.1")      # stack.runtime.HttpServer, inside the stack's event loop
+    await server.start(); await sim.start()
+    write_kubeconfig(path, server.url, token=sim.token)
+    sim.crashloop_rollout("order")                  # faults: see stack.kube.faults.FAULTS
+    sim.reset()                                     # back to the seed
+
+Modules: meta (resource types, Status errors, hashes), store (objects, resourceVersion, watch fan-out),
+patches (JSON, merge and strategic merge patch), defaults (defaulting, validation), pods (kubelet and ReplicaSet
+controller), controller (Deployment controller), rollouts (Argo Rollouts canary controller), tables
+(server-side printing), discovery, api (the Starlette app), seed, faults, kubeconfig, simulator.
+"""
+
+from .cluster import Settings
+from .faults import FAULTS, FaultError
+from .kubeconfig import DEFAULT_CONTEXT, DEFAULT_TOKEN, kubeconfig_dict, write_kubeconfig
+from .simulator import KubeSimulator
+
+__all__ = [
+    "DEFAULT_CONTEXT", "DEFAULT_TOKEN", "FAULTS", "FaultError", "KubeSimulator", "Settings", "kubeconfig_dict",
+    "write_kubeconfig",
+]

@@ -1,0 +1,166 @@
+"""The Kubernetes API simulator as a real `kubectl` sees it (runbook Step 3 and Section 4), through a kubeconfig.
+
+kubectl is whatever `kubectl` is on PATH: on the project's machines, the Google Cloud SDK's dispatcher, which
+asks the server's /version and runs its bundled kubectl of the matching minor version (1.33 here).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import time
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from polycheck.polling import poll
+from stack.kube import KubeSimulator
+from stack.kube.testing import SimulatorThread
+
+KUBECTL = shutil.which("kubectl")
+pytestmark = pytest.mark.skipif(KUBECTL is None, reason="kubectl is not installed")
+
+
+class Kubectl:
+    def __init__(self, kubeconfig: Path, cache: Path) -> None:
+        self.base = [KUBECTL or "kubectl", "--kubeconfig", str(kubeconfig), "--cache-dir", str(cache)]
+
+    def __call__(self, *args: str, ok: bool = True, env: dict[str, str] | None = None,
+                 timeout: float = 30) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run([*self.base, *args], capture_output=True, text=True, timeout=timeout,
+                                env={**os.environ, **(env or {})}, stdin=subprocess.DEVNULL)
+        if ok:
+            assert result.returncode == 0, f"kubectl {' '.join(args)} failed: {result.stdout}{result.stderr}"
+        return result
+
+    def jsonpath(self, *args: str, path: str) -> str:
+        return self(*args, "-o", f"jsonpath={path}").stdout
+
+
+@pytest.fixture(scope="module")
+def kube() -> Iterator[SimulatorThread]:
+    with SimulatorThread(KubeSimulator()) as running:
+        yield running
+
+
+@pytest.fixture(autouse=True)
+def seeded(kube: SimulatorThread) -> Iterator[None]:
+    kube.sim.reset()
+    yield
+    kube.sim.reset()
+
+
+@pytest.fixture(scope="module")
+def kubectl(kube: SimulatorThread, tmp_path_factory: pytest.TempPathFactory) -> Kubectl:
+    home = tmp_path_factory.mktemp("kubectl")
+    return Kubectl(kube.write_kubeconfig(home / "config"), home / "cache")
+
+
+def patches_sent(kube: SimulatorThread, since: int) -> list[tuple[str, str, str]]:
+    return [r for r in list(kube.sim.api.requests)[since:] if r[0] == "PATCH"]
+
+
+def test_kubectl_talks_to_the_simulator(kubectl: Kubectl) -> None:
+    version = json.loads(kubectl("version", "-o", "json").stdout)
+    assert version["serverVersion"]["gitVersion"] == "v1.33.1"
+    deployments = kubectl("get", "deploy").stdout.splitlines()
+    assert deployments[0].split() == ["NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE"]
+    rows = {line.split()[0]: line.split()[1:] for line in deployments[1:]}
+    assert sorted(rows) == sorted(f"{s}-service" for s in
+                                  ("auth", "product", "inventory", "order", "notification", "search", "gateway"))
+    assert all(row[:3] == ["2/2", "2", "2"] for row in rows.values())
+    pods = kubectl("get", "pods", "--no-headers").stdout.splitlines()
+    assert len(pods) == 16 and all(line.split()[1:3] == ["1/1", "Running"] for line in pods)
+    rollouts = kubectl("get", "rollouts.argoproj.io").stdout.splitlines()
+    assert rollouts[0].split() == ["NAME", "DESIRED", "CURRENT", "UP-TO-DATE", "AVAILABLE", "AGE"]
+    assert rollouts[1].split()[:5] == ["payment-service", "2", "2", "2", "2"]
+    assert kubectl.jsonpath("get", "ro", "payment-service", path="{.status.phase}") == "Healthy"
+
+
+def test_set_image_rollout_status_history_and_undo(kube: SimulatorThread, kubectl: Kubectl) -> None:
+    """Runbook Step 3 and Section 4 Option A, end to end."""
+    assert "successfully rolled out" in kubectl("rollout", "status", "deploy/order-service", "--timeout=20s").stdout
+    image = "registry.polyshop.example/order-service:1.3.1"
+    assert "image updated" in kubectl("set", "image", "deploy/order-service", f"order-service={image}").stdout
+    status = kubectl("rollout", "status", "deploy/order-service", "--timeout=20s").stdout
+    assert "Waiting for deployment \"order-service\" rollout to finish" in status
+    assert status.rstrip().endswith('deployment "order-service" successfully rolled out')
+    history = kubectl("rollout", "history", "deploy/order-service").stdout.split()
+    assert history[history.index("CHANGE-CAUSE") + 1:] == ["1", "<none>", "2", "<none>", "3", "<none>"]
+
+    before = len(kube.sim.api.requests)
+    assert "rolled back" in kubectl("rollout", "undo", "deploy/order-service").stdout
+    assert [r[2] for r in patches_sent(kube, before)] == ["application/json-patch+json"]
+    assert "successfully rolled out" in kubectl("rollout", "status", "deploy/order-service", "--timeout=20s").stdout
+    assert kubectl.jsonpath("get", "deploy", "order-service",
+                            path="{.spec.template.spec.containers[0].image}").endswith(":1.3.0")
+    history = kubectl("rollout", "history", "deploy/order-service").stdout.split()
+    assert history[history.index("CHANGE-CAUSE") + 1:] == ["1", "<none>", "3", "<none>", "4", "<none>"]
+
+
+def test_crashloop_rollout_fails_rollout_status_and_undo_heals_it(kube: SimulatorThread, kubectl: Kubectl) -> None:
+    kube.sim.crashloop_rollout("inventory")
+    started = time.monotonic()
+    failed = kubectl("rollout", "status", "deploy/inventory-service", "--timeout=20s", ok=False)
+    assert failed.returncode == 1 and time.monotonic() - started < 15
+    assert 'deployment "inventory-service" exceeded its progress deadline' in failed.stderr
+    pods = kubectl("get", "pods", "-l", "app.kubernetes.io/name=inventory-service", "--no-headers").stdout
+    assert "CrashLoopBackOff" in pods
+    assert "Traceback" in kubectl("logs", next(line.split()[0] for line in pods.splitlines()
+                                               if "CrashLoopBackOff" in line), "--previous").stdout
+    kubectl("rollout", "undo", "deploy/inventory-service")
+    assert "successfully rolled out" in kubectl("rollout", "status", "deploy/inventory-service",
+                                                "--timeout=20s").stdout
+    poll(lambda: kubectl("get", "pods", "-l", "app.kubernetes.io/name=inventory-service", "--no-headers").stdout,
+         lambda out: "CrashLoopBackOff" not in out and len(out.splitlines()) == 2, timeout=10,
+         what="crash-looping pod gone")
+
+
+def test_image_pull_failure_shows_in_get_pods(kube: SimulatorThread, kubectl: Kubectl) -> None:
+    kube.sim.image_pull_failure("auth")
+    out = poll(lambda: kubectl("get", "pods", "-l", "app.kubernetes.io/name=auth-service", "--no-headers").stdout,
+               lambda text: "ImagePullBackOff" in text or "ErrImagePull" in text, timeout=10, interval=0.05,
+               what="a pod failing to pull")
+    assert len(out.splitlines()) == 3
+
+
+def test_watch_list_client_gets_initial_events_and_a_bookmark(kube: SimulatorThread, kubectl: Kubectl) -> None:
+    """Recent kubectl (client-go WatchListClient) watches with sendInitialEvents and waits for the bookmark."""
+    kube.sim.set_image("gateway", "1.3.1")
+    before = len(kube.sim.api.requests)
+    done = kubectl("rollout", "status", "deploy/gateway-service", "--timeout=20s",
+                   env={"KUBE_FEATURE_WatchListClient": "true"})
+    assert "successfully rolled out" in done.stdout
+    watches = [r[1] for r in list(kube.sim.api.requests)[before:] if "watch=true" in r[1]]
+    assert watches and "sendInitialEvents=true" in watches[0]
+
+
+def test_scale_describe_and_events(kubectl: Kubectl) -> None:
+    kubectl("scale", "deploy/search-service", "--replicas=3")
+    kubectl("rollout", "status", "deploy/search-service", "--timeout=20s")
+    assert kubectl.jsonpath("get", "deploy", "search-service", path="{.status.readyReplicas}") == "3"
+    described = kubectl("describe", "deploy", "search-service").stdout
+    assert "Progressing    True    NewReplicaSetAvailable" in described
+    assert "Scaled up replica set search-service-" in described and "from 2 to 3" in described
+
+
+def test_argo_rollout_canary_abort_through_kubectl_patches(kubectl: Kubectl) -> None:
+    """What `kubectl argo rollouts set image` and `... abort` send, done with plain kubectl."""
+    refused = kubectl("patch", "rollout", "payment-service", "-p", '{"spec":{"paused":true}}', ok=False)
+    assert refused.returncode == 1 and "UnsupportedMediaType" in refused.stderr + refused.stdout or \
+        "unknown format" in refused.stderr
+    image = "registry.polyshop.example/payment-service:1.3.1"
+    kubectl("patch", "rollout", "payment-service", "--type=json",
+            "-p", json.dumps([{"op": "replace", "path": "/spec/template/spec/containers/0/image", "value": image}]))
+    poll(lambda: kubectl.jsonpath("get", "ro", "payment-service", path="{.status.phase}"), lambda p: p == "Paused",
+         timeout=10, what="canary paused at a step")
+    assert kubectl.jsonpath("get", "ro", "payment-service", path="{.status.canary.weights.canary.weight}") == "5"
+    kubectl("patch", "rollout", "payment-service", "--subresource=status", "--type=merge",
+            "-p", '{"status":{"abort":true}}')
+    poll(lambda: kubectl.jsonpath("get", "ro", "payment-service", path="{.status.phase}"),
+         lambda p: p == "Degraded", timeout=10, what="aborted canary degraded")
+    message = kubectl.jsonpath("get", "ro", "payment-service", path="{.status.message}")
+    assert message.startswith("RolloutAborted: Rollout aborted update to revision 3")
