@@ -7,4 +7,5 @@ pytest_plugins = [
     "fixtures.synthetic",
     "fixtures.orders",
     "fixtures.browser",
+    "fixtures.kubernetes",
 ]

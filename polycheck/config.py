@@ -101,6 +101,7 @@ class ServiceConfig:
     deployment: str = ""
     metric_families: list[str] | None = None
     gateway_probe: GatewayProbe | None = None
+    workload: str = "deployment"  # "deployment", or "rollout" for an Argo Rollouts canary
 
 
 @dataclass(frozen=True)
@@ -124,11 +125,36 @@ class PrometheusConfig:
 
 
 @dataclass(frozen=True)
+class ServiceRollback:
+    """A service's own rollback actions, replacing the default list."""
+
+    actions: list[str]
+
+
+@dataclass(frozen=True)
 class RollbackConfig:
     """What happens when a check marked for rollback fails for good."""
 
     mode: str = "dry-run"
     actions: list[str] = field(default_factory=list)
+    services: dict[str, ServiceRollback] = field(default_factory=dict)
+    webhook_url: Secret | None = None
+    command: list[str] = field(default_factory=list)
+    timeout_seconds: float = 15.0
+    audit_log: str = "reports/rollback-log.jsonl"
+
+    def actions_for(self, service: str) -> list[str]:
+        own = self.services.get(service)
+        return list(own.actions) if own is not None else list(self.actions)
+
+
+@dataclass(frozen=True)
+class EscalationConfig:
+    """Runbook Section 9: who is told, and for which services' failures even without a rollback."""
+
+    webhooks: list[Secret] = field(default_factory=list)
+    on_failure_of: list[str] = field(default_factory=lambda: ["payment", "order"])
+    timeout_seconds: float = 10.0
 
 
 @dataclass(frozen=True)
@@ -178,6 +204,7 @@ class EnvConfig:
     kubernetes: KubernetesConfig = field(default_factory=KubernetesConfig)
     prometheus: PrometheusConfig = field(default_factory=PrometheusConfig)
     rollback: RollbackConfig = field(default_factory=RollbackConfig)
+    escalation: EscalationConfig = field(default_factory=EscalationConfig)
     synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
     browser: BrowserConfig = field(default_factory=BrowserConfig)
     source: str = ""
@@ -210,8 +237,15 @@ class EnvConfig:
         }
         return dataclasses.replace(self, gateway=Gateway(url=gateway), services=updated)
 
+    def with_kubeconfig(self, path: str, context: str) -> "EnvConfig":
+        """The same configuration pointed at a kubeconfig (the local stack's Kubernetes simulator)."""
+        kube = dataclasses.replace(self.kubernetes, kubeconfig=path, context=context, in_cluster=False)
+        return dataclasses.replace(self, kubernetes=kube)
+
 
 ROLLBACK_MODES = ("auto", "dry-run", "off")
+ROLLBACK_ACTIONS = ("kubernetes-undo", "kubernetes-set-image", "argo-abort", "argo-undo", "webhook", "command")
+WORKLOADS = ("deployment", "rollout")
 
 
 def available_envs(env_dir: Path) -> list[str]:
@@ -325,6 +359,23 @@ def _validate(config: EnvConfig) -> EnvConfig:
             raise ctx.error(f"services.{name}.gateway_probe.path", "must start with '/'")
     if not config.environment.local_stack and not config.gateway.url:
         raise ctx.error("gateway.url", "is required unless environment.local_stack = true")
+    for name, svc in config.services.items():
+        if svc.workload not in WORKLOADS:
+            raise ctx.error(f"services.{name}.workload", f"must be one of {', '.join(WORKLOADS)}, got {svc.workload!r}")
+    rollback = config.rollback
+    for where, actions in [("rollback.actions", rollback.actions)] + [
+        (f"rollback.services.{name}.actions", own.actions) for name, own in rollback.services.items()
+    ]:
+        unknown = [a for a in actions if a not in ROLLBACK_ACTIONS]
+        if unknown:
+            raise ctx.error(where, f"unknown action {', '.join(map(repr, unknown))}; valid: {', '.join(ROLLBACK_ACTIONS)}")
+        if "webhook" in actions and rollback.webhook_url is None:
+            raise ctx.error(where, "the webhook action needs rollback.webhook_url")
+        if "command" in actions and not rollback.command:
+            raise ctx.error(where, "the command action needs rollback.command (an argv list)")
+    for name in rollback.services:
+        if name not in config.services:
+            raise ctx.error(f"rollback.services.{name}", f"is not a configured service ({', '.join(config.services)})")
     if config.rollback.mode not in ROLLBACK_MODES:
         raise ctx.error("rollback.mode", f"must be one of {', '.join(ROLLBACK_MODES)}, got {config.rollback.mode!r}")
     synthetic = config.synthetic

@@ -10,6 +10,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from .faults import FAULT_KINDS, FaultError
+from .kube import FaultError as KubeFaultError
 
 if TYPE_CHECKING:
     from .runtime import Stack
@@ -74,8 +75,36 @@ def control_app(stack: "Stack") -> Starlette:
             }
         )
 
+    def simulator() -> Any:
+        return getattr(stack, "kube", None)
+
+    async def kube_fault(request: Request) -> JSONResponse:
+        """Inject a Kubernetes fault (stack.kube.faults.FAULTS) into the simulator, e.g. PUT /kube/faults/order/crashloop."""
+        sim = simulator()
+        if sim is None:
+            return JSONResponse({"error": "this stack runs no Kubernetes simulator"}, status_code=404)
+        params: Any = await request.json() if await request.body() else {}
+        try:
+            obj = sim.inject(request.path_params["kind"], request.path_params["service"], **params)
+        except KubeFaultError as exc:
+            return JSONResponse({"error": str(exc)}, status_code=422)
+        return JSONResponse({"applied": request.path_params["kind"], "object": obj.get("metadata", {}).get("name")})
+
+    async def kube_reset(request: Request) -> JSONResponse:
+        sim = simulator()
+        if sim is not None:
+            sim.reset()
+        return JSONResponse({"reset": sim is not None})
+
+    async def kube_summary(request: Request) -> JSONResponse:
+        sim = simulator()
+        return JSONResponse(sim.summary() if sim is not None else {})
+
     return Starlette(
         routes=[
+            Route("/kube/faults/{service}/{kind}", kube_fault, methods=["PUT", "POST"]),
+            Route("/kube/faults", kube_reset, methods=["DELETE"]),
+            Route("/kube", kube_summary, methods=["GET"]),
             Route("/leftovers", leftovers, methods=["GET"]),
             Route("/tokens/expired", expired_token, methods=["GET"]),
             Route("/", describe),

@@ -10,7 +10,7 @@ from polycheck.config import EnvConfig
 from polycheck.flow import describe_order, step, wait_for
 from polycheck.shop import Account, ShopApi
 
-pytestmark = [pytest.mark.smoke, pytest.mark.synthetic]
+pytestmark = [pytest.mark.smoke, pytest.mark.synthetic, pytest.mark.rollback("notification")]
 
 
 def test_test_email_reaches_the_outbox(shop: ShopApi, synthetic_account: Account, env_config: EnvConfig) -> None:

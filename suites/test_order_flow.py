@@ -10,7 +10,7 @@ from polycheck.config import EnvConfig
 from polycheck.flow import describe_order, step, wait_for
 from polycheck.shop import new_idempotency_key
 
-pytestmark = [pytest.mark.smoke, pytest.mark.synthetic]
+pytestmark = [pytest.mark.smoke, pytest.mark.synthetic, pytest.mark.rollback("order")]
 QTY = 2
 
 

@@ -11,7 +11,7 @@ from polycheck.config import EnvConfig
 from polycheck.flow import step
 from polycheck.shop import Account
 
-pytestmark = [pytest.mark.smoke, pytest.mark.synthetic, pytest.mark.browser]
+pytestmark = [pytest.mark.smoke, pytest.mark.synthetic, pytest.mark.rollback("gateway"), pytest.mark.browser]
 
 
 def sign_in(page: Any, gateway: str, account: Account) -> None:
