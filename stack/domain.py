@@ -228,6 +228,7 @@ class NotificationData:
 class SearchData:
     documents: dict[str, SearchDocument] = field(default_factory=dict)  # by product id
     buffer: dict[str, SearchDocument] = field(default_factory=dict)  # consumed, not yet refreshed into the index
+    buffered_since: dict[str, float] = field(default_factory=dict)  # product id -> when its change was published
     last_indexed_at: float | None = None
     generation: int = 0  # bumped by every refresh that changed the index
 

@@ -139,8 +139,7 @@ class Stack:
             task.cancel()
         await asyncio.gather(*self._workers, return_exceptions=True)
         await self.bus.stop()
-        for server in [*self.servers.values(), self.control]:
-            await server.stop()
+        await asyncio.gather(*(server.stop() for server in [*self.servers.values(), self.control]))
         for close in self.shared["closers"]:
             await close()
 

@@ -21,12 +21,12 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response, Strea
 from starlette.routing import Route
 
 from . import discovery
-from .defaults import default_deployment, default_rollout, validate_workload
 from .meta import INITIAL_EVENTS_END, RESOURCES, ApiError, Obj, ResourceType, rfc3339, selector_string
 from .patches import APPLY_PATCH, apply_patch
 from .selectors import field_selector, label_selector
 from .store import Watcher, filtered_event
 from .tables import partial_metadata, to_table
+from .world import World
 
 if TYPE_CHECKING:
     from . import KubeSimulator
@@ -348,13 +348,7 @@ class KubeApi:
 
     def _prepare(self, rt: ResourceType, obj: Obj, old: Obj | None) -> Obj:
         """Defaulting and validation for a new state of a workload."""
-        if rt.plural == "deployments":
-            obj = default_deployment(obj)
-            validate_workload(rt, obj, old)
-        elif rt.plural == "rollouts":
-            obj = default_rollout(obj)
-            validate_workload(rt, obj, old)
-        return obj
+        return World.prepare(rt.plural, obj, old) if rt.plural in ("deployments", "rollouts") else obj
 
     def _create(self, target: _Target, data: Any, dry_run: bool) -> Obj:
         rt = target.rt

@@ -20,6 +20,7 @@ class Settings:
       default 600 s progress deadline passes in 3 s and a 30 s canary pause in 0.15 s.
     min_backoff: real seconds a back-off lasts at least (keeps restart counts readable at small time scales).
     nodes: node names pods are scheduled on; node_cpu / node_memory_gi: each node's allocatable resources.
+    watch_history: changes kept for watches resuming from a resourceVersion (older ones get 410 Expired).
     """
 
     pod_ready_delay: float = 0.3
@@ -29,6 +30,7 @@ class Settings:
     nodes: tuple[str, ...] = ("polyshop-node-1", "polyshop-node-2", "polyshop-node-3")
     node_cpu: float = 4.0
     node_memory_gi: float = 16.0
+    watch_history: int = 20000
 
     def scaled(self, simulated_seconds: float) -> float:
         return simulated_seconds * self.time_scale
@@ -45,5 +47,5 @@ class Cluster:
 
     def __post_init__(self) -> None:
         self.scheduler = Scheduler(self.clock)
-        self.store = Store(self.names)
+        self.store = Store(self.names, history=self.settings.watch_history)
         self.recorder = Recorder(self.store, self.clock)

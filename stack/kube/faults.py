@@ -13,6 +13,7 @@ import copy
 from typing import TYPE_CHECKING, Any, Callable
 
 from .meta import Obj
+from .runtime import on_loop
 from .seed import CANARY_SERVICES, REGISTRY, SERVICES, workload_name
 
 if TYPE_CHECKING:
@@ -43,6 +44,9 @@ class Faults:
     world: "World"
     namespace: str
     registry: str
+
+    def _owner_loop(self) -> tuple[Any, int | None]:  # provided by KubeSimulator
+        raise NotImplementedError
 
     # -- helpers ---------------------------------------------------------------------------------
 
@@ -87,6 +91,7 @@ class Faults:
 
     # -- the faults ------------------------------------------------------------------------------
 
+    @on_loop
     def set_image(self, service: str, image: str) -> Obj:
         """Roll out another image, as `kubectl set image deploy/<svc>-service <svc>-service=<image>` does.
 
@@ -101,6 +106,7 @@ class Faults:
 
         return self._change_template(service, change)
 
+    @on_loop
     def crashloop_rollout(self, service: str, tag: str = "1.3.1-crashloop") -> Obj:
         """Roll out an image that exits 1 at start-up: its pods go CrashLoopBackOff with restartCount climbing,
         the rollout never completes (the old pods keep serving, maxUnavailable 0), and after progressDeadlineSeconds
@@ -110,6 +116,7 @@ class Faults:
             raise FaultError(f"a crash-looping image needs 'crashloop' in its tag, got {tag!r}")
         return self.set_image(service, tag)
 
+    @on_loop
     def image_pull_failure(self, service: str, tag: str = "1.3.1-nonexistent") -> Obj:
         """Roll out an image tag the registry does not have: the new pods stay Pending with ErrImagePull, then
         ImagePullBackOff, and the rollout times out like a crash loop does."""
@@ -117,6 +124,7 @@ class Faults:
             raise FaultError(f"an unpullable image needs 'nonexistent' in its tag, got {tag!r}")
         return self.set_image(service, tag)
 
+    @on_loop
     def stuck_rollout(self, service: str, tag: str = "1.3.1", cpu: str = "64") -> Obj:
         """Roll out a new image whose container requests more CPU (`cpu`, default 64 cores) than any node has:
         the new pod stays Pending (PodScheduled False, reason Unschedulable, FailedScheduling events), so
@@ -130,6 +138,7 @@ class Faults:
 
         return self._change_template(service, change)
 
+    @on_loop
     def remove_probes(self, service: str) -> Obj:
         """Roll out the pod template without readiness and liveness probes (runbook Section 8). The rollout
         completes; the pods are Ready as soon as they run."""
@@ -139,6 +148,7 @@ class Faults:
 
         return self._change_template(service, change)
 
+    @on_loop
     def recreate_strategy(self, service: str) -> Obj:
         """Switch a Deployment to `strategy: {type: Recreate}` (no rolling updates, runbook Section 8). The pod
         template is unchanged, so no new ReplicaSet; the next template change kills every pod before starting
@@ -150,6 +160,7 @@ class Faults:
 
         return self.world.change_spec("deployments", self.namespace, name, change)
 
+    @on_loop
     def abort_canary(self, service: str = "payment", tag: str = "1.3.1", at_weight: int = 20) -> Obj:
         """Start a canary of the Rollout to `tag` and, once its traffic weight reaches `at_weight`, abort it the way
         `kubectl argo rollouts abort` does (merge patch `{"status":{"abort":true}}` on /status): all traffic back
@@ -170,6 +181,7 @@ class Faults:
         self._when(("abort", name), reached, abort)
         return self.world.store.must_get("rollouts", ns, name)
 
+    @on_loop
     def degrade_canary(self, service: str = "payment", tag: str = "1.3.1-crashloop") -> Obj:
         """Start a canary whose pods crash-loop: the first step's canary pod never becomes available, and after
         progressDeadlineSeconds the Rollout shows Progressing False ProgressDeadlineExceeded, phase Degraded."""
@@ -192,6 +204,7 @@ class Faults:
 
     # -- repairs ---------------------------------------------------------------------------------
 
+    @on_loop
     def rollout_undo(self, service: str, to_revision: int = 0) -> str:
         """What `kubectl rollout undo` (or `kubectl argo rollouts undo`) does: put the pod template of the previous
         (or the given) revision back. Returns kubectl's message."""

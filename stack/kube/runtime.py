@@ -3,10 +3,38 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import functools
 import heapq
 import itertools
+import threading
 import time
-from typing import Any, Callable, Hashable
+from typing import Any, Callable, Hashable, TypeVar
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def on_loop(fn: F) -> F:
+    """Run a method of an object with `_owner_loop() -> (loop, thread id)` on that loop's thread, waiting for the
+    result, when called from another thread while the loop runs; otherwise call it directly."""
+
+    @functools.wraps(fn)
+    def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
+        loop, thread = self._owner_loop()
+        if loop is None or not loop.is_running() or threading.get_ident() == thread:
+            return fn(self, *args, **kwargs)
+        future: concurrent.futures.Future[Any] = concurrent.futures.Future()
+
+        def run() -> None:
+            try:
+                future.set_result(fn(self, *args, **kwargs))
+            except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
+                future.set_exception(exc)
+
+        loop.call_soon_threadsafe(run)
+        return future.result(timeout=30)
+
+    return wrapper  # type: ignore[return-value]
 
 
 class Clock:

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import copy
-import functools
 import threading
-from typing import Any, Callable, TypeVar
+from typing import Any
 
 from .api import KubeApi
 from .cluster import Settings
@@ -15,34 +13,10 @@ from .faults import FAULTS, FaultError, Faults
 from .kubeconfig import DEFAULT_TOKEN
 from .meta import Obj
 from .pods import container_log
+from .runtime import on_loop
 from .seed import NAMESPACE, PREVIOUS_VERSION, REGISTRY, VERSION, seed
 from .tables import pod_status_reason
 from .world import World
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def on_loop(fn: F) -> F:
-    """Run the method on the simulator's event loop thread (waiting for it) when called from another thread."""
-
-    @functools.wraps(fn)
-    def wrapper(self: "KubeSimulator", *args: Any, **kwargs: Any) -> Any:
-        loop = self.world.cluster.scheduler.loop
-        if loop is None or not loop.is_running() or threading.get_ident() == self._loop_thread:
-            return fn(self, *args, **kwargs)
-        future: concurrent.futures.Future[Any] = concurrent.futures.Future()
-
-        def run() -> None:
-            try:
-                future.set_result(fn(self, *args, **kwargs))
-            except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
-                future.set_exception(exc)
-
-        loop.call_soon_threadsafe(run)
-        return future.result(timeout=30)
-
-    return wrapper  # type: ignore[return-value]
-
 
 class KubeSimulator(Faults):
     """A Kubernetes API server with the PolyShop workloads, for the official client and kubectl over HTTP.
@@ -93,6 +67,9 @@ class KubeSimulator(Faults):
     @property
     def kubelet(self):  # noqa: ANN201
         return self.world.kubelet
+
+    def _owner_loop(self) -> tuple[asyncio.AbstractEventLoop | None, int | None]:
+        return self.world.cluster.scheduler.loop, self._loop_thread
 
     def _bind_loop(self) -> None:
         scheduler = self.world.cluster.scheduler

@@ -18,7 +18,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from ..context import ServiceContext
-from ..domain import Line, Order
+from ..domain import Line, Order, OrderStatus
 from ..events import Event
 from ..http_util import (
     bearer_claims,
@@ -46,8 +46,8 @@ def build(ctx: ServiceContext) -> ServiceParts:
         body = {"order_id": order.id, "reservation_id": order.reservation_id, "payment_id": order.payment_id, **extra}
         bus.publish("orders", type_, order.id, body, trace)
 
-    def move(order: Order, status: str) -> None:
-        order.status, order.updated_at = status, time.time()  # type: ignore[assignment]
+    def move(order: Order, status: OrderStatus) -> None:
+        order.status, order.updated_at = status, time.time()
 
     def own_order(request: Request, claims: dict[str, Any]) -> Order | None:
         order = data.orders.get(request.path_params["order_id"])

@@ -58,14 +58,13 @@ def build(ctx: ServiceContext) -> ServiceParts:
     data = store_of(ctx).search
     bus = bus_of(ctx)
     cache = TtlCache(ctx)
-    buffered_since: dict[str, float] = {}  # product id -> when the change was published
 
     def stalled() -> bool:
         return ctx.faults.is_set(ctx.name, "index_stalled")
 
     def lag_seconds(now: float) -> float:
         subscription = bus.subscription(ctx.name, "products")
-        oldest = [data.last_indexed_at or now, *buffered_since.values()]
+        oldest = [data.last_indexed_at or now, *data.buffered_since.values()]
         pending = subscription.oldest_pending_published_at() if subscription else None
         if pending is not None:
             oldest.append(pending)
@@ -101,7 +100,7 @@ def build(ctx: ServiceContext) -> ServiceParts:
             data.buffer[product["id"]] = SearchDocument(
                 product["id"], product["sku"], name, frozenset(terms(name) + terms(product["sku"]))
             )
-            buffered_since.setdefault(product["id"], event.published_at)
+            data.buffered_since.setdefault(product["id"], event.published_at)
 
     async def indexer() -> None:
         """Refresh buffered documents into the index, as a search engine's refresh interval does."""
@@ -110,7 +109,7 @@ def build(ctx: ServiceContext) -> ServiceParts:
                 if data.buffer:
                     data.documents.update(data.buffer)
                     data.buffer.clear()
-                    buffered_since.clear()
+                    data.buffered_since.clear()
                     data.generation += 1
                 data.last_indexed_at = time.time()
             await asyncio.sleep(INDEX_REFRESH_SECONDS)

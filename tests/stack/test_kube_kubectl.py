@@ -150,8 +150,8 @@ def test_scale_describe_and_events(kubectl: Kubectl) -> None:
 def test_argo_rollout_canary_abort_through_kubectl_patches(kubectl: Kubectl) -> None:
     """What `kubectl argo rollouts set image` and `... abort` send, done with plain kubectl."""
     refused = kubectl("patch", "rollout", "payment-service", "-p", '{"spec":{"paused":true}}', ok=False)
-    assert refused.returncode == 1 and "UnsupportedMediaType" in refused.stderr + refused.stdout or \
-        "unknown format" in refused.stderr
+    assert refused.returncode == 1
+    assert "strategic-merge-patch+json is not supported by argoproj.io/v1alpha1, Kind=Rollout" in refused.stderr
     image = "registry.polyshop.example/payment-service:1.3.1"
     kubectl("patch", "rollout", "payment-service", "--type=json",
             "-p", json.dumps([{"op": "replace", "path": "/spec/template/spec/containers/0/image", "value": image}]))

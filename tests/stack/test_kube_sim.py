@@ -12,7 +12,7 @@ from kubernetes import client, config, watch
 from kubernetes.client.exceptions import ApiException
 
 from polycheck.polling import poll
-from stack.kube import KubeSimulator, kubeconfig_dict
+from stack.kube import KubeSimulator, Settings, kubeconfig_dict
 from stack.kube.testing import SimulatorThread
 
 NS = "polyshop"
@@ -358,18 +358,20 @@ def test_watch_list_ends_initial_events_with_a_bookmark(http: httpx.Client) -> N
     assert refused.status_code == 422 and refused.json()["reason"] == "Invalid"
 
 
-def test_watch_from_a_too_old_resource_version_is_gone(kube: SimulatorThread, http: httpx.Client) -> None:
-    store = kube.sim.store
-    for _ in range(3):
-        kube.sim.set_image("notification", "1.3.1")
-        kube.sim.set_image("notification", "1.3.0")
-    with http.stream("GET", f"/api/v1/namespaces/{NS}/pods",
-                     params={"watch": "true", "resourceVersion": "5", "timeoutSeconds": "1"}) as stream:
-        events = [json.loads(line) for line in stream.iter_lines() if line]
-    if len(store._log) < store._log.maxlen:  # the log still reaches back: a replay, not an error
-        assert all(e["type"] in ("ADDED", "MODIFIED", "DELETED") for e in events)
-    else:
-        assert events[0]["type"] == "ERROR" and events[0]["object"]["code"] == 410
+def test_watch_from_a_too_old_resource_version_is_gone() -> None:
+    sim = KubeSimulator(settings=Settings(watch_history=20))
+    with SimulatorThread(sim) as small, httpx.Client(base_url=small.url, timeout=10) as http:
+        rv = http.get(f"/api/v1/namespaces/{NS}/pods").json()["metadata"]["resourceVersion"]
+        with http.stream("GET", f"/api/v1/namespaces/{NS}/pods",
+                         params={"watch": "true", "resourceVersion": rv, "timeoutSeconds": "1"}) as stream:
+            assert [line for line in stream.iter_lines() if line] == []  # nothing happened since
+        sim.set_image("notification", "1.3.1")
+        poll(lambda: sim.store.resource_version, lambda v: v > int(rv) + 25, timeout=10, what="25 changes")
+        with http.stream("GET", f"/api/v1/namespaces/{NS}/pods",
+                         params={"watch": "true", "resourceVersion": rv, "timeoutSeconds": "1"}) as stream:
+            events = [json.loads(line) for line in stream.iter_lines() if line]
+    assert [e["type"] for e in events] == ["ERROR"]
+    assert (events[0]["object"]["code"], events[0]["object"]["reason"]) == (410, "Expired")
 
 
 # -- Argo Rollouts ----------------------------------------------------------------------------------------
