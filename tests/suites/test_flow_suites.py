@@ -101,10 +101,15 @@ def run_flows(stack: StackControl, *extra: str) -> SuiteRun:
 NOTHING_LEFT = {"held_reservations": [], "unrefunded_payments": [], "open_orders": []}
 
 
-def leftovers(stack: StackControl) -> dict[str, Any]:
-    """What synthetic data is left once the (asynchronous) releases have settled; polls up to 5 s for nothing left."""
-    def read() -> dict[str, Any]:
-        return httpx.get(f"{stack.stack.info.control}/leftovers", timeout=10).json()
+def read_leftovers(stack: StackControl) -> dict[str, list[str]]:
+    return httpx.get(f"{stack.stack.info.control}/leftovers", timeout=10).json()
+
+
+def new_leftovers(stack: StackControl, before: dict[str, list[str]]) -> dict[str, list[str]]:
+    """Synthetic data left since `before`, once the (asynchronous) releases settled; polls up to 5 s for none."""
+    def read() -> dict[str, list[str]]:
+        now = read_leftovers(stack)
+        return {kind: sorted(set(ids) - set(before.get(kind, []))) for kind, ids in now.items()}
 
     try:
         return poll(read, lambda left: left == NOTHING_LEFT, timeout=5, what="no synthetic leftovers")
@@ -119,15 +124,17 @@ def test_healthy_stack_passes_every_flow(stack: StackControl) -> None:
 
 
 def test_healthy_flows_pass_under_xdist_and_leave_nothing_behind(stack: StackControl) -> None:
+    before = read_leftovers(stack)
     run = run_flows(stack, "-n", "2")
     assert run.returncode == 0, run.describe()
     assert run.ids("passed") == ALL, run.describe()
-    left = leftovers(stack)
+    left = new_leftovers(stack, before)
     assert left == NOTHING_LEFT, left
 
 
 @pytest.mark.parametrize("fault", FAULTS, ids=lambda f: f"{f.kind}-{f.service}")
 def test_flow_fault_fails_exactly_its_checks(stack: StackControl, fault: FlowFault) -> None:
+    before = read_leftovers(stack)
     stack.set_fault(fault.service, fault.kind, **fault.params)
     if fault.kind == "index_stalled":  # let the lag outgrow the 2 s threshold before the run
         poll(lambda: httpx.get(f"{stack.stack.info.services['search']}/api/search/status", timeout=5).json()["lag_seconds"],
@@ -139,7 +146,7 @@ def test_flow_fault_fails_exactly_its_checks(stack: StackControl, fault: FlowFau
         message = run.cases[check].message
         assert re.search(evidence, message, re.DOTALL), f"{check}: {message!r}\n does not match {evidence!r}"
     stack.clear()
-    left = leftovers(stack)
+    left = new_leftovers(stack, before)
     if fault.kind != "leak_on_cancel":  # that fault is exactly stock not coming back
         assert left == NOTHING_LEFT, left
 
