@@ -4,4 +4,8 @@ pytest_plugins = [
     "polycheck.plugin",
     "fixtures.environment",
     "fixtures.http",
+    "fixtures.synthetic",
+    "fixtures.orders",
+    "fixtures.browser",
+    "fixtures.kubernetes",
 ]

@@ -53,7 +53,9 @@ def main() -> int:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("POLYCHECK_", "PYTEST_"))}
     rows = []
     print(f"machine: {os.cpu_count()} cores; each scenario {args.repeat} runs\n")
-    rows.append(scenario("health smoke, starts its own stack (make smoke)", ["-m", "smoke", "suites/test_health.py"], args.repeat, env, 0))
+    rows.append(scenario("full smoke (all suites), starts its own stack", ["-m", "smoke"], args.repeat, env, 0))
+    rows.append(scenario("full smoke (all suites), -n auto, starts its own stack", ["-m", "smoke", "-n", "auto"], args.repeat, env, 0))
+    rows.append(scenario("health smoke, starts its own stack", ["-m", "smoke", "suites/test_health.py"], args.repeat, env, 0))
     rows.append(scenario("health smoke, -n auto, starts its own stack", ["-m", "smoke", "suites/test_health.py", "-n", "auto"], args.repeat, env, 0))
 
     stack = LocalStack.start(cwd=REPO)
@@ -71,6 +73,21 @@ def main() -> int:
         rows.append(scenario("health smoke, order hanging (read timeout 2 s)", ["-m", "smoke", "suites/test_health.py"], args.repeat, shared, 1))
         rows.append(scenario("health smoke, order hanging, -n auto", ["-m", "smoke", "suites/test_health.py", "-n", "auto"], args.repeat, shared, 1))
         control.delete("/faults")
+        rows.append(scenario("one browser check (cold browser)", ["suites/test_storefront.py", "-k", "signs_in"], args.repeat, shared, 0))
+        delays = []
+        for _ in range(args.repeat):
+            control.delete("/kube/faults")
+            control.put("/kube/faults/order/crashloop", json={})
+            log = Path(tempfile.mkdtemp()) / "rollback.jsonl"
+            timed(["-m", "smoke", "suites/test_rollout.py", "-k", "order", f"--rollback-log={log}"], shared)
+            records = [json.loads(line) for line in log.read_text().splitlines()]
+            undo = next(r for r in records if r["step"] == "kubernetes-undo" and r["outcome"] == "done")
+            delays.append(undo["seconds_after_failure"])
+        control.delete("/kube/faults")
+        row = {"scenario": "marked check failed -> rollback applied on the API server", "min": min(delays),
+               "median": statistics.median(delays), "max": max(delays), "runs": args.repeat}
+        print(f"{row['scenario']:58} min {row['min']*1000:6.1f} ms median {row['median']*1000:6.1f} ms max {row['max']*1000:6.1f} ms")
+        rows.append(row)
     finally:
         stack.stop()
     started = time.perf_counter()

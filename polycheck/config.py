@@ -76,6 +76,11 @@ class Thresholds:
     """Limits the checks enforce."""
 
     health_latency_seconds: float = 1.0
+    order_confirmation_seconds: float = 15.0
+    notification_delivery_seconds: float = 30.0
+    search_lag_seconds: float = 60.0
+    token_min_ttl_seconds: int = 60
+    token_max_ttl_seconds: int = 86400
 
 
 @dataclass(frozen=True)
@@ -96,6 +101,7 @@ class ServiceConfig:
     deployment: str = ""
     metric_families: list[str] | None = None
     gateway_probe: GatewayProbe | None = None
+    workload: str = "deployment"  # "deployment", or "rollout" for an Argo Rollouts canary
 
 
 @dataclass(frozen=True)
@@ -119,11 +125,36 @@ class PrometheusConfig:
 
 
 @dataclass(frozen=True)
+class ServiceRollback:
+    """A service's own rollback actions, replacing the default list."""
+
+    actions: list[str]
+
+
+@dataclass(frozen=True)
 class RollbackConfig:
     """What happens when a check marked for rollback fails for good."""
 
     mode: str = "dry-run"
     actions: list[str] = field(default_factory=list)
+    services: dict[str, ServiceRollback] = field(default_factory=dict)
+    webhook_url: Secret | None = None
+    command: list[str] = field(default_factory=list)
+    timeout_seconds: float = 15.0
+    audit_log: str = "reports/rollback-log.jsonl"
+
+    def actions_for(self, service: str) -> list[str]:
+        own = self.services.get(service)
+        return list(own.actions) if own is not None else list(self.actions)
+
+
+@dataclass(frozen=True)
+class EscalationConfig:
+    """Runbook Section 9: who is told, and for which services' failures even without a rollback."""
+
+    webhooks: list[Secret] = field(default_factory=list)
+    on_failure_of: list[str] = field(default_factory=lambda: ["payment", "order"])
+    timeout_seconds: float = 10.0
 
 
 @dataclass(frozen=True)
@@ -133,6 +164,17 @@ class SyntheticConfig:
     email: Secret | None = None
     password: Secret | None = None
     email_domain: str = "synthetic.polyshop.test"
+    expired_token: Secret | None = None
+    skus: list[str] = field(default_factory=list)
+    card_token: str = "tok_sandbox_visa"
+    decline_card_token: str = "tok_sandbox_decline"
+
+
+@dataclass(frozen=True)
+class BrowserConfig:
+    """The storefront checks' browser."""
+
+    timeout_seconds: float = 10.0
 
 
 @dataclass(frozen=True)
@@ -162,7 +204,9 @@ class EnvConfig:
     kubernetes: KubernetesConfig = field(default_factory=KubernetesConfig)
     prometheus: PrometheusConfig = field(default_factory=PrometheusConfig)
     rollback: RollbackConfig = field(default_factory=RollbackConfig)
+    escalation: EscalationConfig = field(default_factory=EscalationConfig)
     synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
+    browser: BrowserConfig = field(default_factory=BrowserConfig)
     source: str = ""
 
     @property
@@ -193,8 +237,15 @@ class EnvConfig:
         }
         return dataclasses.replace(self, gateway=Gateway(url=gateway), services=updated)
 
+    def with_kubeconfig(self, path: str, context: str) -> "EnvConfig":
+        """The same configuration pointed at a kubeconfig (the local stack's Kubernetes simulator)."""
+        kube = dataclasses.replace(self.kubernetes, kubeconfig=path, context=context, in_cluster=False)
+        return dataclasses.replace(self, kubernetes=kube)
+
 
 ROLLBACK_MODES = ("auto", "dry-run", "off")
+ROLLBACK_ACTIONS = ("kubernetes-undo", "kubernetes-set-image", "argo-abort", "argo-undo", "webhook", "command")
+WORKLOADS = ("deployment", "rollout")
 
 
 def available_envs(env_dir: Path) -> list[str]:
@@ -308,8 +359,31 @@ def _validate(config: EnvConfig) -> EnvConfig:
             raise ctx.error(f"services.{name}.gateway_probe.path", "must start with '/'")
     if not config.environment.local_stack and not config.gateway.url:
         raise ctx.error("gateway.url", "is required unless environment.local_stack = true")
+    for name, svc in config.services.items():
+        if svc.workload not in WORKLOADS:
+            raise ctx.error(f"services.{name}.workload", f"must be one of {', '.join(WORKLOADS)}, got {svc.workload!r}")
+    rollback = config.rollback
+    for where, actions in [("rollback.actions", rollback.actions)] + [
+        (f"rollback.services.{name}.actions", own.actions) for name, own in rollback.services.items()
+    ]:
+        unknown = [a for a in actions if a not in ROLLBACK_ACTIONS]
+        if unknown:
+            raise ctx.error(where, f"unknown action {', '.join(map(repr, unknown))}; valid: {', '.join(ROLLBACK_ACTIONS)}")
+        if "webhook" in actions and rollback.webhook_url is None:
+            raise ctx.error(where, "the webhook action needs rollback.webhook_url")
+        if "command" in actions and not rollback.command:
+            raise ctx.error(where, "the command action needs rollback.command (an argv list)")
+    for name in rollback.services:
+        if name not in config.services:
+            raise ctx.error(f"rollback.services.{name}", f"is not a configured service ({', '.join(config.services)})")
     if config.rollback.mode not in ROLLBACK_MODES:
         raise ctx.error("rollback.mode", f"must be one of {', '.join(ROLLBACK_MODES)}, got {config.rollback.mode!r}")
+    synthetic = config.synthetic
+    if (synthetic.email is None) != (synthetic.password is None):
+        raise ctx.error("synthetic", "email and password go together: set both, or neither to provision an account")
+    for token in (synthetic.card_token, synthetic.decline_card_token):
+        if not token.startswith("tok_sandbox_"):
+            raise ctx.error("synthetic", f"card tokens must be sandbox tokens (tok_sandbox_*), got {token!r}")
     for key in ("connect_timeout_seconds", "read_timeout_seconds"):
         if getattr(config.http, key) <= 0:
             raise ctx.error(f"http.{key}", "must be greater than 0")

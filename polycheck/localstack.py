@@ -28,11 +28,15 @@ class StackInfo:
     gateway: str
     services: dict[str, str]
     control: str
+    kubeconfig: str = ""
+    kube_context: str = ""
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> "StackInfo":
         try:
-            return cls(int(data["pid"]), data["gateway"], dict(data["services"]), data["control"])
+            kube = data.get("kubernetes") or {}
+            return cls(int(data["pid"]), data["gateway"], dict(data["services"]), data["control"],
+                       kube.get("kubeconfig", ""), kube.get("context", ""))
         except (KeyError, TypeError, ValueError) as exc:
             raise LocalStackError(f"not a local stack description ({exc}): {data!r}") from None
 
@@ -44,7 +48,8 @@ class StackInfo:
             raise LocalStackError(f"cannot read the local stack file {path}: {exc}") from None
 
     def to_json(self) -> dict[str, Any]:
-        return {"pid": self.pid, "gateway": self.gateway, "services": self.services, "control": self.control}
+        return {"pid": self.pid, "gateway": self.gateway, "services": self.services, "control": self.control,
+                "kubernetes": {"kubeconfig": self.kubeconfig, "context": self.kube_context}}
 
 
 class LocalStack:

@@ -31,6 +31,26 @@ def add_options(parser: pytest.Parser) -> None:
         help="use the already running local stack described by PATH (`python -m stack --ready-file PATH`) "
         "instead of starting one (default: $POLYCHECK_STACK_FILE)",
     )
+    group.addoption(
+        "--rollback",
+        dest="polycheck_rollback",
+        choices=("auto", "dry-run", "off"),
+        help="what a failing check marked for rollback does: act (auto), only log what it would do (dry-run), "
+        "or nothing (off); default: the env's rollback.mode",
+    )
+    group.addoption(
+        "--rollback-log",
+        dest="polycheck_rollback_log",
+        metavar="PATH",
+        help="audit log of rollback decisions and outcomes (JSON lines; default: the env's rollback.audit_log)",
+    )
+    group.addoption(
+        "--canary-step",
+        dest="polycheck_canary_step",
+        type=int,
+        metavar="PERCENT",
+        help="the canary weight this run gates (Argo Rollouts analysis): checks expect the canary at this weight",
+    )
     parser.addini("polycheck_env", "default environment when --env is not given", default="")
     parser.addini("polycheck_env_dir", "folder of the environment files, relative to the rootdir", default="envs")
     parser.addini("polycheck_contracts_dir", "folder of the contract files, relative to the rootdir", default="contracts")

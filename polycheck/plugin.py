@@ -17,6 +17,7 @@ from . import options
 from .config import ConfigError, load_env
 from .contract import MetricsContract
 from .localstack import LocalStack, LocalStackError, StackInfo
+from .rollback.hooks import RollbackPlugin
 from .run import RUN_STATE, RunState, run_state
 
 WORKER_STACK = "polycheck_stack"
@@ -48,8 +49,11 @@ def pytest_configure(config: pytest.Config) -> None:
         contract=contract,
         run_id=workerinput.get(WORKER_RUN_ID) or uuid.uuid4().hex[:12],
         release_version=config.getoption("polycheck_release_version"),
+        rollback_mode=config.getoption("polycheck_rollback") or env_config.rollback.mode,
+        canary_step=config.getoption("polycheck_canary_step"),
     )
     config.stash[RUN_STATE] = state
+    config.pluginmanager.register(RollbackPlugin(config), "polycheck-rollback")
     if WORKER_STACK in workerinput:
         _use_stack(state, StackInfo.from_json(json.loads(workerinput[WORKER_STACK])))
     elif env_config.environment.local_stack and options.stack_file(config):
@@ -70,6 +74,8 @@ def _default_report_paths(config: pytest.Config) -> None:
 def _use_stack(state: RunState, info: StackInfo) -> None:
     state.stack_info = info
     state.config = state.config.with_urls(info.gateway, info.services)
+    if info.kubeconfig:
+        state.config = state.config.with_kubeconfig(info.kubeconfig, info.kube_context)
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
@@ -105,6 +111,8 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
         lines.append(f"polycheck: using the local PolyShop stack of pid {state.stack_info.pid}, gateway {cfg.gateway.url}")
     if state.release_version:
         lines.append(f"polycheck: release under check {state.release_version}")
+    actions = {name: cfg.rollback.actions_for(name) for name in cfg.service_names}
+    lines.append(f"polycheck: rollback {state.rollback_mode}; actions {sorted({a for acts in actions.values() for a in acts}) or 'none'}")
     return lines
 
 

@@ -17,6 +17,8 @@ class RunState:
     contract: MetricsContract
     run_id: str
     release_version: str | None = None
+    rollback_mode: str = "dry-run"
+    canary_step: int | None = None
     stack: LocalStack | None = None
     stack_info: StackInfo | None = None
 

@@ -8,9 +8,11 @@ import json
 import os
 import signal
 import sys
+import tempfile
 from pathlib import Path
 
-from .runtime import Stack
+from .kube import DEFAULT_CONTEXT, KubeSimulator, write_kubeconfig
+from .runtime import HttpServer, Stack
 
 
 def _write_atomically(path: Path, text: str) -> None:
@@ -28,8 +30,16 @@ async def _watch_parent(parent_pid: int, stop: asyncio.Event) -> None:
 
 async def run(args: argparse.Namespace) -> None:
     stack = Stack(host=args.host)
+    sim = KubeSimulator()
+    kube_server = HttpServer(sim.app, args.host)
+    await kube_server.start()
+    await sim.start()
+    workdir = Path(args.ready_file).parent if args.ready_file else Path(tempfile.mkdtemp(prefix="polyshop-kube-"))
+    kubeconfig = write_kubeconfig(workdir / "kubeconfig", kube_server.url, token=sim.token)
+    stack.kube = sim  # the control API's /kube/... routes drive it
     await stack.start()
     info = stack.describe()
+    info["kubernetes"] = {"url": kube_server.url, "kubeconfig": str(kubeconfig), "context": DEFAULT_CONTEXT}
     if args.ready_file:
         _write_atomically(Path(args.ready_file), json.dumps(info))
     starts_log = os.environ.get("POLYSHOP_STACK_STARTS")
@@ -46,6 +56,8 @@ async def run(args: argparse.Namespace) -> None:
     if watcher:
         watcher.cancel()
     await stack.stop()
+    await sim.stop()
+    await kube_server.stop()
 
 
 def main(argv: list[str] | None = None) -> int:

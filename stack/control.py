@@ -10,6 +10,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from .faults import FAULT_KINDS, FaultError
+from .kube import FaultError as KubeFaultError
 
 if TYPE_CHECKING:
     from .runtime import Stack
@@ -49,8 +50,63 @@ def control_app(stack: "Stack") -> Starlette:
             await stack.reconcile(name)
         return JSONResponse({"active": stack.faults.active})
 
+    async def expired_token(request: Request) -> JSONResponse:
+        """A genuinely signed token of a user that expired a minute ago (checks of token expiry need one)."""
+        email = request.query_params.get("email", "").strip().lower()
+        user = stack.store.auth.users.get(email)
+        if user is None:
+            return JSONResponse({"error": f"no user {email!r}"}, status_code=404)
+        token = stack.shared["signer"].issue(user.id, user.email, -60)
+        return JSONResponse({"access_token": token, "token_type": "Bearer", "expires_in": -60})
+
+    async def leftovers(request: Request) -> JSONResponse:
+        """Synthetic data a check run left behind: what a clean run must leave empty."""
+        store = stack.store
+        synthetic_orders = {o.id: o for o in store.orders.orders.values() if o.synthetic}
+        return JSONResponse(
+            {
+                "held_reservations": sorted(
+                    r.id for r in store.inventory.reservations.values() if r.status == "held" and r.order_id in synthetic_orders
+                ),
+                "unrefunded_payments": sorted(
+                    p.id for p in store.payments.payments.values() if p.synthetic and p.status == "succeeded"
+                ),
+                "open_orders": sorted(o.id for o in synthetic_orders.values() if o.status != "cancelled"),
+            }
+        )
+
+    def simulator() -> Any:
+        return getattr(stack, "kube", None)
+
+    async def kube_fault(request: Request) -> JSONResponse:
+        """Inject a Kubernetes fault (stack.kube.faults.FAULTS) into the simulator, e.g. PUT /kube/faults/order/crashloop."""
+        sim = simulator()
+        if sim is None:
+            return JSONResponse({"error": "this stack runs no Kubernetes simulator"}, status_code=404)
+        params: Any = await request.json() if await request.body() else {}
+        try:
+            obj = sim.inject(request.path_params["kind"], request.path_params["service"], **params)
+        except KubeFaultError as exc:
+            return JSONResponse({"error": str(exc)}, status_code=422)
+        return JSONResponse({"applied": request.path_params["kind"], "object": obj.get("metadata", {}).get("name")})
+
+    async def kube_reset(request: Request) -> JSONResponse:
+        sim = simulator()
+        if sim is not None:
+            sim.reset()
+        return JSONResponse({"reset": sim is not None})
+
+    async def kube_summary(request: Request) -> JSONResponse:
+        sim = simulator()
+        return JSONResponse(sim.summary() if sim is not None else {})
+
     return Starlette(
         routes=[
+            Route("/kube/faults/{service}/{kind}", kube_fault, methods=["PUT", "POST"]),
+            Route("/kube/faults", kube_reset, methods=["DELETE"]),
+            Route("/kube", kube_summary, methods=["GET"]),
+            Route("/leftovers", leftovers, methods=["GET"]),
+            Route("/tokens/expired", expired_token, methods=["GET"]),
             Route("/", describe),
             Route("/events", events, methods=["GET"]),
             Route("/faults", list_faults, methods=["GET"]),

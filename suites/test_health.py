@@ -18,11 +18,13 @@ from polycheck.http import ServiceClient
 pytestmark = [pytest.mark.smoke, pytest.mark.synthetic]
 
 
+@pytest.mark.rollback
 def test_health_reports_ok(service: str, service_client: ServiceClient, env_config: EnvConfig) -> None:
     """Runbook Step 4 `/health`: 200, status ok, its own name and a semantic version, within the latency budget."""
     expect_health_ok(service_client, service, within=env_config.thresholds.health_latency_seconds)
 
 
+@pytest.mark.rollback
 def test_runs_the_release_version(
     service: str, service_client: ServiceClient, env_config: EnvConfig, cli_release_version: str | None
 ) -> None:
@@ -34,16 +36,19 @@ def test_runs_the_release_version(
     expect_release_version(service_client, service, expected, source=source)
 
 
+@pytest.mark.rollback
 def test_liveness_probe_answers(service_client: ServiceClient, env_config: EnvConfig) -> None:
     """Runbook Section 8 liveness probe: /health/live is 200."""
     expect_probe_ok(service_client, "/health/live", "liveness", within=env_config.thresholds.health_latency_seconds)
 
 
+@pytest.mark.rollback
 def test_readiness_probe_answers(service_client: ServiceClient, env_config: EnvConfig) -> None:
     """Runbook Section 8 readiness probe: /health/ready is 200, so the pod takes traffic."""
     expect_probe_ok(service_client, "/health/ready", "readiness", within=env_config.thresholds.health_latency_seconds)
 
 
+@pytest.mark.rollback
 def test_metrics_expose_contract_families(
     service: str, service_client: ServiceClient, env_config: EnvConfig, metrics_contract: MetricsContract
 ) -> None:

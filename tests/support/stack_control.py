@@ -26,9 +26,15 @@ class StackControl:
         return response.json()
 
     def clear(self) -> None:
+        """No HTTP fault, and the Kubernetes simulator back to its seed."""
         response = self._http.delete("/faults")
         assert response.status_code == 200, response.text
         assert response.json()["active"] == {}
+        assert self._http.delete("/kube/faults").status_code == 200
+
+    def kube_fault(self, service: str, kind: str, **params: Any) -> None:
+        response = self._http.put(f"/kube/faults/{service}/{kind}", json=params)
+        assert response.status_code == 200, f"could not inject {kind} on {service}: {response.text}"
 
     def active(self) -> dict[str, Any]:
         return self._http.get("/faults").json()["active"]

@@ -107,7 +107,7 @@ def test_a_missing_plain_variable_is_named_at_load(tmp_path: Path) -> None:
 
 
 def test_secrets_are_read_only_when_needed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    text = MINIMAL + '[synthetic]\npassword = "${SYNTH_PW}"\n'
+    text = MINIMAL + '[synthetic]\nemail = "probe@synthetic.polyshop.test"\npassword = "${SYNTH_PW}"\n'
     monkeypatch.delenv("SYNTH_PW", raising=False)
     config = load_env("test", write_env(tmp_path, text))  # loads although the variable is unset
     secret = config.synthetic.password

@@ -1,0 +1,42 @@
+"""Runbook Step 4 "Auth login test" in a real browser, and "Product listing" as a customer sees it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from playwright.sync_api import expect
+
+from polycheck.config import EnvConfig
+from polycheck.flow import step
+from polycheck.shop import Account
+
+pytestmark = [pytest.mark.smoke, pytest.mark.synthetic, pytest.mark.rollback("gateway"), pytest.mark.browser]
+
+
+def sign_in(page: Any, gateway: str, account: Account) -> None:
+    page.goto(f"{gateway.rstrip('/')}/login")
+    page.get_by_test_id("email").fill(account.email)
+    page.get_by_test_id("password").fill(account.password)
+    page.get_by_test_id("submit").click()
+
+
+def test_customer_signs_in_and_sees_products(storefront: Any, synthetic_account: Account, env_config: EnvConfig) -> None:
+    """Runbook Step 4: sign in through /login, land on /products with products and the user's email."""
+    with step(f"sign in at {env_config.gateway.url}/login as {synthetic_account.email}"):
+        sign_in(storefront, env_config.gateway.url, synthetic_account)
+    with step("the products page lists at least one product"):
+        expect(storefront.get_by_test_id("product").first).to_be_visible()
+    with step("the products page shows the signed-in user's email"):
+        expect(storefront.get_by_test_id("user-email")).to_have_text(synthetic_account.email)
+    assert not storefront.polycheck_errors, f"the storefront's script raised: {storefront.polycheck_errors}"
+
+
+def test_wrong_password_shows_an_error(storefront: Any, synthetic_account: Account, env_config: EnvConfig) -> None:
+    """Runbook Step 4: a wrong password shows the login error, not the products."""
+    wrong = Account(synthetic_account.email, synthetic_account.password + "-wrong")
+    with step("sign in with a wrong password"):
+        sign_in(storefront, env_config.gateway.url, wrong)
+    with step("the login page shows the login error"):
+        expect(storefront.get_by_test_id("login-error")).to_be_visible()
+    assert storefront.get_by_test_id("product").count() == 0, "products are listed after a failed sign-in"

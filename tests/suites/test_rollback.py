@@ -1,0 +1,181 @@
+"""Rollback hooks end to end over real HTTP: a failing marked check rolls its service back at once, once per run."""
+
+from __future__ import annotations
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+from kubernetes import client as k8s
+from kubernetes import config as k8s_config
+
+from tests.support.stack_control import StackControl
+from tests.support.suite_runner import REPO, run_suites
+
+ROLLOUT = "suites/test_rollout.py"
+ORDER_ROLLOUT_CHECKS = {
+    "test_rollout_is_complete[order]", "test_pods_are_healthy[order]", "test_runs_the_release_image[order]",
+}
+
+
+def audit(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def apps(stack: StackControl) -> k8s.AppsV1Api:
+    info = json.loads(stack.stack_file.read_text())
+    api = k8s_config.new_client_from_config(config_file=info["kubernetes"]["kubeconfig"], context=info["kubernetes"]["context"])
+    return k8s.AppsV1Api(api)
+
+
+def image_of(stack: StackControl, deployment: str) -> str:
+    return apps(stack).read_namespaced_deployment(deployment, "polyshop").spec.template.spec.containers[0].image
+
+
+def rollout_status(stack: StackControl, name: str) -> dict[str, Any]:
+    info = json.loads(stack.stack_file.read_text())
+    api = k8s_config.new_client_from_config(config_file=info["kubernetes"]["kubeconfig"], context=info["kubernetes"]["context"])
+    return k8s.CustomObjectsApi(api).get_namespaced_custom_object("argoproj.io", "v1alpha1", "polyshop", "rollouts", name)["status"]
+
+
+@pytest.fixture
+def receiver() -> Iterator[list[dict[str, Any]]]:
+    """A local webhook receiver that records every JSON payload POSTed to it."""
+    received: list[dict[str, Any]] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802
+            body = self.rfile.read(int(self.headers.get("content-length", 0)))
+            received.append({"path": self.path, **json.loads(body)})
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    received.append({"url": f"http://127.0.0.1:{server.server_port}"})
+    yield received
+    server.shutdown()
+    server.server_close()
+
+
+def env_with(tmp_path: Path, replacements: dict[str, str]) -> Path:
+    """A copy of envs/local.toml with some lines changed, in its own env dir."""
+    text = (REPO / "envs" / "local.toml").read_text()
+    for old, new in replacements.items():
+        assert old in text, f"{old!r} not in envs/local.toml"
+        text = text.replace(old, new)
+    (tmp_path / "local.toml").write_text(text)
+    return tmp_path
+
+
+def test_crashloop_rolls_order_back_once_and_a_second_run_passes(stack: StackControl, tmp_path: Path) -> None:
+    log = tmp_path / "rollback.jsonl"
+    stack.kube_fault("order", "crashloop")
+    assert image_of(stack, "order-service").endswith("1.3.1-crashloop")
+    run = run_suites("-m", "smoke", ROLLOUT, f"--rollback-log={log}", stack_file=stack.stack_file)
+    assert run.returncode == 1, run.describe()
+    assert run.failed and run.failed <= ORDER_ROLLOUT_CHECKS, run.describe()
+    assert {c for c in run.failed} >= {"test_rollout_is_complete[order]"}, run.describe()
+    records = audit(log)
+    decisions = [r for r in records if r["step"] == "decision" and r["outcome"] == "auto"]
+    assert [d["service"] for d in decisions] == ["order"], records
+    undo = [r for r in records if r["step"] == "kubernetes-undo"]
+    assert len(undo) == 1 and undo[0]["outcome"] == "done", records
+    assert "1.3.0" in undo[0]["detail"], undo
+    assert all(r["outcome"] == "skipped" for r in records if r["step"] == "decision" and r not in decisions)
+    assert image_of(stack, "order-service").endswith(":1.3.0")
+    assert "ROLLED BACK order" in run.output
+    again = run_suites("-m", "smoke", ROLLOUT, f"--rollback-log={log}", stack_file=stack.stack_file)
+    assert again.returncode == 0, again.describe()
+
+
+def test_dry_run_logs_exactly_what_it_would_do_and_changes_nothing(stack: StackControl, tmp_path: Path) -> None:
+    log = tmp_path / "rollback.jsonl"
+    stack.kube_fault("order", "crashloop")
+    run = run_suites("-m", "smoke", ROLLOUT, "-k", "order", "--rollback", "dry-run", f"--rollback-log={log}", stack_file=stack.stack_file)
+    assert run.returncode == 1, run.describe()
+    planned = [r for r in audit(log) if r["step"] == "kubernetes-undo"]
+    assert len(planned) == 1 and planned[0]["outcome"] == "planned", audit(log)
+    assert "would kubectl rollout undo deploy/order-service -n polyshop" in planned[0]["detail"]
+    assert "1.3.1-crashloop" in planned[0]["detail"] and "1.3.0" in planned[0]["detail"]
+    assert image_of(stack, "order-service").endswith("1.3.1-crashloop")
+
+
+def test_off_fires_nothing(stack: StackControl, tmp_path: Path) -> None:
+    log = tmp_path / "rollback.jsonl"
+    stack.kube_fault("order", "crashloop")
+    run = run_suites("-m", "smoke", ROLLOUT, "-k", "order", "--rollback", "off", f"--rollback-log={log}", stack_file=stack.stack_file)
+    assert run.returncode == 1, run.describe()
+    assert [r["outcome"] for r in audit(log) if r["step"] == "decision"][0] == "off"
+    assert not [r for r in audit(log) if r["step"] == "kubernetes-undo"]
+    assert image_of(stack, "order-service").endswith("1.3.1-crashloop")
+
+
+def test_set_image_puts_back_the_previous_version(stack: StackControl, tmp_path: Path) -> None:
+    log = tmp_path / "rollback.jsonl"
+    env_dir = env_with(tmp_path, {'actions = ["kubernetes-undo"]': 'actions = ["kubernetes-set-image"]'})
+    stack.kube_fault("order", "image-pull")
+    run = run_suites("-m", "smoke", ROLLOUT, "-k", "order", f"--env-dir={env_dir}", f"--rollback-log={log}", stack_file=stack.stack_file)
+    assert run.returncode == 1, run.describe()
+    done = [r for r in audit(log) if r["step"] == "kubernetes-set-image"]
+    assert len(done) == 1 and done[0]["outcome"] == "done", audit(log)
+    assert "order-service=registry.polyshop.example/order-service:1.3.0" in done[0]["detail"]
+    assert image_of(stack, "order-service").endswith(":1.3.0")
+
+
+def test_degraded_canary_is_aborted(stack: StackControl, tmp_path: Path) -> None:
+    log = tmp_path / "rollback.jsonl"
+    stack.kube_fault("payment", "canary-degraded")
+    run = run_suites("-m", "smoke", ROLLOUT, "-k", "payment", f"--rollback-log={log}", stack_file=stack.stack_file)
+    assert run.returncode == 1, run.describe()
+    assert "test_rollout_is_complete[payment]" in run.failed, run.describe()
+    aborted = [r for r in audit(log) if r["step"] == "argo-abort"]
+    assert len(aborted) == 1 and aborted[0]["outcome"] == "done", audit(log)
+    assert rollout_status(stack, "payment-service").get("abort") is True
+
+
+def test_webhook_and_escalation_receive_the_payload(stack: StackControl, tmp_path: Path, receiver: list[dict[str, Any]]) -> None:
+    url = receiver[0]["url"]
+    log = tmp_path / "rollback.jsonl"
+    env_dir = env_with(tmp_path, {
+        'actions = ["kubernetes-undo"]\n': f'actions = ["webhook", "kubernetes-undo"]\nwebhook_url = "{url}/rollback"\n',
+        'on_failure_of = ["payment", "order"]': f'on_failure_of = ["payment", "order"]\nwebhooks = ["{url}/oncall", "{url}/sre-lead"]',
+    })
+    stack.kube_fault("order", "crashloop")
+    run = run_suites("-m", "smoke", ROLLOUT, "-k", "order", f"--env-dir={env_dir}", f"--rollback-log={log}",
+                     "--release-version", "1.3.0", stack_file=stack.stack_file)
+    assert run.returncode == 1, run.describe()
+    posts = receiver[1:]
+    assert [p["path"] for p in posts] == ["/rollback", "/oncall", "/sre-lead"], posts
+    rollback = posts[0]
+    assert rollback["event"] == "rollback" and rollback["service"] == "order" and rollback["release"] == "1.3.0"
+    assert rollback["check"].startswith("suites/test_rollout.py::") and rollback["run_id"] and rollback["reason"]
+    assert posts[1]["event"] == "escalation" and "rollback fired" in posts[1]["why"]
+    assert image_of(stack, "order-service").endswith(":1.3.0")
+
+
+def test_a_failing_rollback_is_loud_and_never_hides_the_check(stack: StackControl, tmp_path: Path) -> None:
+    log = tmp_path / "rollback.jsonl"
+    env_dir = env_with(tmp_path, {'actions = ["kubernetes-undo"]\n': 'actions = ["command"]\ncommand = ["false"]\n'})
+    stack.kube_fault("order", "crashloop")
+    run = run_suites("-m", "smoke", ROLLOUT, "-k", "order", f"--env-dir={env_dir}", f"--rollback-log={log}", stack_file=stack.stack_file)
+    assert run.returncode == 1 and "test_rollout_is_complete[order]" in run.failed, run.describe()
+    failed = [r for r in audit(log) if r["step"] == "command"]
+    assert failed and failed[0]["outcome"] == "failed" and "exited 1" in failed[0]["detail"]
+    assert "ROLLBACK FAILED order" in run.output
+
+
+def test_rollback_fires_once_per_service_under_xdist(stack: StackControl, tmp_path: Path) -> None:
+    log = tmp_path / "rollback.jsonl"
+    stack.kube_fault("order", "crashloop")
+    run = run_suites("-m", "smoke", ROLLOUT, "-n", "2", f"--rollback-log={log}", stack_file=stack.stack_file)
+    assert run.returncode == 1, run.describe()
+    fired = [r for r in audit(log) if r["step"] == "kubernetes-undo"]
+    assert len(fired) == 1 and fired[0]["service"] == "order", audit(log)
