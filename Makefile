@@ -19,7 +19,7 @@ smoke: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/lint-imports --config pyproject.toml
-	$(BIN)/pytest -c tests/pytest.ini tests -n 2 $(ARGS)
+	$(BIN)/pytest -c tests/pytest.ini tests -n 2 --dist loadfile $(ARGS)
 
 test-stress: $(STAMP)
 	$(BIN)/pytest -c tests/pytest.ini tests -m stress $(ARGS)

@@ -8,4 +8,5 @@ pytest_plugins = [
     "fixtures.orders",
     "fixtures.browser",
     "fixtures.kubernetes",
+    "fixtures.prometheus",
 ]

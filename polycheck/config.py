@@ -122,6 +122,10 @@ class PrometheusConfig:
     url: str = ""
     grafana_url: str = ""
     query_timeout_seconds: float = 5.0
+    window: str = "5m"  # the rate window of post-deploy validation
+    data_timeout_seconds: float = 30.0  # how long a run waits for a fresh (local) Prometheus to have data
+    queries: dict[str, str] = field(default_factory=dict)  # check key -> PromQL template overriding the default
+    thresholds: dict[str, float] = field(default_factory=dict)  # check key -> limit overriding the default
 
 
 @dataclass(frozen=True)

@@ -45,6 +45,13 @@ def add_options(parser: pytest.Parser) -> None:
         help="audit log of rollback decisions and outcomes (JSON lines; default: the env's rollback.audit_log)",
     )
     group.addoption(
+        "--since",
+        dest="polycheck_since",
+        metavar="TIME",
+        help="the deploy time post-deploy windows start at (ISO-8601, e.g. 2026-11-27T09:30:00Z); "
+        "default: when the service's current ReplicaSet was created",
+    )
+    group.addoption(
         "--canary-step",
         dest="polycheck_canary_step",
         type=int,

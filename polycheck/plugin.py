@@ -6,6 +6,7 @@ what they need through `workerinput`.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import uuid
 from pathlib import Path
@@ -17,11 +18,13 @@ from . import options
 from .config import ConfigError, load_env
 from .contract import MetricsContract
 from .localstack import LocalStack, LocalStackError, StackInfo
+from .promserver import LocalPrometheus, LocalPrometheusError
 from .rollback.hooks import RollbackPlugin
 from .run import RUN_STATE, RunState, run_state
 
 WORKER_STACK = "polycheck_stack"
 WORKER_RUN_ID = "polycheck_run_id"
+WORKER_PROMETHEUS = "polycheck_prometheus"
 
 pytest_plugins = ["polycheck.reporting"]
 
@@ -54,6 +57,8 @@ def pytest_configure(config: pytest.Config) -> None:
     )
     config.stash[RUN_STATE] = state
     config.pluginmanager.register(RollbackPlugin(config), "polycheck-rollback")
+    if workerinput.get(WORKER_PROMETHEUS):
+        _use_prometheus(state, workerinput[WORKER_PROMETHEUS])
     if WORKER_STACK in workerinput:
         _use_stack(state, StackInfo.from_json(json.loads(workerinput[WORKER_STACK])))
     elif env_config.environment.local_stack and options.stack_file(config):
@@ -82,15 +87,34 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     """Start the local stack once, on the controller (or the only process), before any worker starts."""
     config = session.config
     state = run_state(config)
-    if is_xdist_worker(config) or state.stack_info is not None or not state.config.environment.local_stack:
+    if is_xdist_worker(config) or not state.config.environment.local_stack:
         return
     if config.option.collectonly or config.option.help:
         return
+    if state.stack_info is None:
+        try:
+            state.stack = LocalStack.start(cwd=config.rootpath)
+        except LocalStackError as exc:
+            raise pytest.UsageError(f"polycheck: could not start the local PolyShop stack: {exc}") from None
+        _use_stack(state, state.stack.info)
+    if not state.config.prometheus.url:
+        _start_local_prometheus(state)
+
+
+def _start_local_prometheus(state: RunState) -> None:
+    """For a local run: a real Prometheus scraping the local stack every second, if the machine has one."""
+    if LocalPrometheus.available() is not None or state.stack_info is None:
+        return
     try:
-        state.stack = LocalStack.start(cwd=config.rootpath)
-    except LocalStackError as exc:
-        raise pytest.UsageError(f"polycheck: could not start the local PolyShop stack: {exc}") from None
-    _use_stack(state, state.stack.info)
+        state.prometheus = LocalPrometheus.start(state.stack_info.services, scrape_interval="1s")
+    except LocalPrometheusError as exc:
+        raise pytest.UsageError(f"polycheck: could not start the local Prometheus: {exc}") from None
+    _use_prometheus(state, state.prometheus.url)
+
+
+def _use_prometheus(state: RunState, url: str) -> None:
+    state.prometheus_url = url
+    state.config = dataclasses.replace(state.config, prometheus=dataclasses.replace(state.config.prometheus, url=url))
 
 
 def pytest_configure_node(node: Any) -> None:
@@ -99,6 +123,8 @@ def pytest_configure_node(node: Any) -> None:
     node.workerinput[WORKER_RUN_ID] = state.run_id
     if state.stack_info is not None:
         node.workerinput[WORKER_STACK] = json.dumps(state.stack_info.to_json())
+    if state.prometheus_url:
+        node.workerinput[WORKER_PROMETHEUS] = state.prometheus_url
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
@@ -109,6 +135,8 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
         lines.append(f"polycheck: local PolyShop stack started (pid {state.stack.info.pid}), gateway {cfg.gateway.url}")
     elif state.stack_info is not None:
         lines.append(f"polycheck: using the local PolyShop stack of pid {state.stack_info.pid}, gateway {cfg.gateway.url}")
+    if state.prometheus is not None:
+        lines.append(f"polycheck: local Prometheus {state.prometheus.url} scraping the stack every 1 s")
     if state.release_version:
         lines.append(f"polycheck: release under check {state.release_version}")
     actions = {name: cfg.rollback.actions_for(name) for name in cfg.service_names}
@@ -118,6 +146,9 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
 
 def pytest_unconfigure(config: pytest.Config) -> None:
     state = config.stash.get(RUN_STATE, None)
+    if state is not None and state.prometheus is not None:
+        state.prometheus.stop()
+        state.prometheus = None
     if state is not None and state.stack is not None:
         state.stack.stop()
         state.stack = None

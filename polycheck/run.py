@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 
@@ -19,6 +20,8 @@ class RunState:
     release_version: str | None = None
     rollback_mode: str = "dry-run"
     canary_step: int | None = None
+    prometheus: Any = None  # a LocalPrometheus started for a local run
+    prometheus_url: str = ""
     stack: LocalStack | None = None
     stack_info: StackInfo | None = None
 

@@ -1,0 +1,35 @@
+"""Runbook Section 6 post-deploy validation and Section 4 rollback triggers, read from Prometheus."""
+
+from __future__ import annotations
+
+import pytest
+
+from fixtures.prometheus import deployed_at
+from polycheck import promql
+from polycheck.config import EnvConfig
+from polycheck.prometheus import PrometheusClient, PrometheusError, parse_duration
+from polycheck.failures import check_failed
+
+pytestmark = [pytest.mark.postdeploy]
+
+
+def test_metric_within_runbook_limit(
+    metric_check: tuple[str, str], prometheus: PrometheusClient, env_config: EnvConfig, deploy_times: dict[str, float]
+) -> None:
+    """Runbook Sections 4 and 6: 5xx ratio, p99 latency, DB pool saturation, Kafka lag and errors, Redis TTL violations within limits."""
+    service, key = metric_check
+    settings = env_config.prometheus
+    check = promql.CHECKS[key]
+    if key in settings.queries:
+        check = promql.Check(check.key, check.title, settings.queries[key], check.threshold, check.comparison, check.rule,
+                             check.unit, check.window, check.absent_ok)
+    window = settings.window
+    try:
+        verdict = check.evaluate(
+            prometheus, service, window=window, threshold=settings.thresholds.get(key),
+            deployed_at=deployed_at(deploy_times, service, parse_duration(window)),
+            deployment=env_config.deployment_of(service),
+        )
+    except PrometheusError as exc:
+        check_failed(f"{service} {check.title}: {exc}")
+    verdict.require()

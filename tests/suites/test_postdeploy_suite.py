@@ -1,0 +1,125 @@
+"""Post-deploy validation against a real Prometheus scraping the local stack: healthy passes; each metric fault is caught by its check."""
+
+from __future__ import annotations
+
+import json
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import httpx
+import pytest
+
+from polycheck.prometheus import PrometheusClient
+from polycheck.promserver import LocalPrometheus, wait_for_data
+from tests.support.stack_control import StackControl
+from tests.support.suite_runner import REPO, run_suites
+
+SUITE = "suites/test_post_deploy.py"
+
+
+@pytest.fixture(scope="module")
+def prometheus(local_stack: Any) -> Iterator[LocalPrometheus]:
+    reason = LocalPrometheus.available()
+    if reason:
+        pytest.skip(reason)
+    server = LocalPrometheus.start(local_stack.info.services, scrape_interval="1s")
+    with server.client() as client:
+        wait_for_data(client, "sum(rate(http_requests_total[15s]))", timeout=30)
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def env_dir(tmp_path: Path, prometheus: LocalPrometheus) -> Path:
+    """envs/local.toml pointed at the module's Prometheus, so its history spans the fault."""
+    text = (REPO / "envs" / "local.toml").read_text().replace('[prometheus]\n', f'[prometheus]\nurl = "{prometheus.url}"\n')
+    (tmp_path / "local.toml").write_text(text)
+    return tmp_path
+
+
+def until_query(prometheus: LocalPrometheus, promql: str, holds: Callable[[float], bool], timeout: float = 20) -> None:
+    with PrometheusClient(prometheus.url, 5) as client:
+        from polycheck.polling import poll
+        poll(lambda: [s.value for s in client.query(promql, allow_empty=True)], lambda v: bool(v) and holds(max(v)),
+             timeout=timeout, what=f"{promql} to show the fault")
+
+
+SETTLED = [  # no earlier fault left in the 15 s windows the checks read
+    'sum(rate(http_requests_total{status=~"5.."}[15s]))',
+    'max(histogram_quantile(0.99, sum by (le, service) (rate(http_request_duration_seconds_bucket[15s]))) > 2.5)',
+    'max(max_over_time(db_pool_connections_in_use[15s]) / on(service) db_pool_connections_max > 0.9)',
+    'max(kafka_consumergroup_lag > 1000)',
+]
+
+
+def settle(prometheus: LocalPrometheus) -> None:
+    """Poll until none of the earlier cases' faults is still inside the checks' windows."""
+    from polycheck.polling import poll
+    with PrometheusClient(prometheus.url, 5) as client:
+        def dirty() -> list[str]:
+            return [q for q in SETTLED if any(s.value > 0 for s in client.query(q, allow_empty=True))]
+        poll(dirty, lambda found: not found, timeout=40, what="metric windows clear of earlier faults")
+
+
+def run(stack: StackControl, env_dir: Path, log: Path) -> Any:
+    return run_suites("-m", "postdeploy", SUITE, f"--env-dir={env_dir}", f"--rollback-log={log}", stack_file=stack.stack_file)
+
+
+def test_healthy_stack_passes_post_deploy_validation(stack: StackControl, env_dir: Path, tmp_path: Path, prometheus: LocalPrometheus) -> None:
+    settle(prometheus)
+    result = run(stack, env_dir, tmp_path / "log.jsonl")
+    assert result.returncode == 0, result.describe()
+    assert len(result.ids("passed")) >= 20 and not result.failed, result.describe()
+
+
+def traffic(url: str, count: int, workers: int = 8) -> None:
+    with ThreadPoolExecutor(workers) as pool:
+        list(pool.map(lambda _: httpx.get(url, timeout=10), range(count)))
+
+
+@pytest.mark.parametrize(
+    "service, kind, params, expected, evidence, promql, drive",
+    [
+        ("order", "errors", {"ratio": 0.5, "paths": ["/api/"]}, "error_rate[order]", r"order 5xx ratio .* is above 0\.05",
+         'sum(rate(http_requests_total{service="order",status=~"5.."}[15s]))', "/api/orders/x"),
+        ("search", "slow", {"seconds": 3.0, "paths": ["/api/"]}, "p99_latency[search]", r"search p99 latency .* is above 2\.5",
+         'histogram_quantile(0.99, sum by (le) (rate(http_request_duration_seconds_bucket{service="search"}[15s])))', "/api/search/status"),
+        ("order", "db_saturation", {}, "db_pool_saturation[order]", r"order DB pool saturation .* is above 0\.9",
+         'db_pool_connections_in_use{service="order"}', ""),
+        ("inventory", "consumer_lag", {"lag": 50000}, "kafka_consumer_lag[inventory]", r"inventory Kafka consumer lag .* is above 1000",
+         'kafka_consumergroup_lag{consumergroup="inventory-service"}', ""),
+        ("product", "ttl_violations", {}, "redis_ttl_violations[product]", r"product Redis TTL violations .* is above 0",
+         'redis_ttl_violations_total{service="product"}', "/api/products?limit=5"),
+    ],
+    ids=["5xx-order", "latency-search", "db-saturation-order", "lag-inventory", "ttl-product"],
+)
+def test_metric_fault_is_caught_by_its_check_only(
+    stack: StackControl, env_dir: Path, tmp_path: Path, prometheus: LocalPrometheus,
+    service: str, kind: str, params: dict[str, Any], expected: str, evidence: str, promql: str, drive: str,
+) -> None:
+    settle(prometheus)
+    stack.set_fault(service, kind, **params)
+    if drive:
+        traffic(stack.stack.info.services[service] + drive, 40)
+    until_query(prometheus, promql, lambda v: v > 0)
+    log = tmp_path / "log.jsonl"
+    result = run(stack, env_dir, log)
+    assert result.failed == {f"test_metric_within_runbook_limit[{expected}]"}, result.describe()
+    import re
+    message = result.cases[f"test_metric_within_runbook_limit[{expected}]"].message
+    assert re.search(evidence, message), message
+    assert "query:" in message and "graph:" in message, message
+    records = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+    if expected.split("[")[0] in ("error_rate", "p99_latency", "db_pool_saturation"):
+        assert any(r["step"] == "decision" and r["service"] == service for r in records), records
+
+
+def test_prometheus_down_is_a_clear_failure_not_a_hang(stack: StackControl, tmp_path: Path) -> None:
+    text = (REPO / "envs" / "local.toml").read_text().replace('[prometheus]\n', '[prometheus]\nurl = "http://127.0.0.1:9"\n')
+    (tmp_path / "local.toml").write_text(text)
+    result = run_suites("-m", "postdeploy", SUITE, f"--env-dir={tmp_path}", f"--rollback-log={tmp_path / 'log'}", stack_file=stack.stack_file)
+    assert result.returncode == 1 and result.failed, result.describe()
+    assert result.seconds < 60, result.describe()
+    any_case = next(iter(result.cases.values()))
+    assert "127.0.0.1:9" in any_case.message, any_case.message
