@@ -54,6 +54,8 @@ def main() -> int:
     rows = []
     print(f"machine: {os.cpu_count()} cores; each scenario {args.repeat} runs\n")
     rows.append(scenario("full smoke (all suites), starts its own stack", ["-m", "smoke"], args.repeat, env, 0))
+    rows.append(scenario("full smoke without the Prometheus checks", ["-m", "smoke and not postdeploy"], args.repeat, env, 0))
+    rows.append(scenario("post-deploy validation alone (-m postdeploy)", ["-m", "postdeploy"], args.repeat, env, 0))
     rows.append(scenario("full smoke (all suites), -n auto, starts its own stack", ["-m", "smoke", "-n", "auto"], args.repeat, env, 0))
     rows.append(scenario("health smoke, starts its own stack", ["-m", "smoke", "suites/test_health.py"], args.repeat, env, 0))
     rows.append(scenario("health smoke, -n auto, starts its own stack", ["-m", "smoke", "suites/test_health.py", "-n", "auto"], args.repeat, env, 0))

@@ -126,6 +126,9 @@ class PrometheusConfig:
     data_timeout_seconds: float = 30.0  # how long a run waits for a fresh (local) Prometheus to have data
     queries: dict[str, str] = field(default_factory=dict)  # check key -> PromQL template overriding the default
     thresholds: dict[str, float] = field(default_factory=dict)  # check key -> limit overriding the default
+    canary_window: str = "1m"  # the rate window of the canary gate
+    canary_margin: float = 0.01  # how much worse than the stable version the canary's 5xx ratio may be
+    pod_hash_label: str = "rollouts_pod_template_hash"  # the label a pod's template hash has in Prometheus
 
 
 @dataclass(frozen=True)

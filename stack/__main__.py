@@ -11,6 +11,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from .canary import CanaryRouter
 from .kube import DEFAULT_CONTEXT, KubeSimulator, write_kubeconfig
 from .runtime import HttpServer, Stack
 
@@ -37,6 +38,7 @@ async def run(args: argparse.Namespace) -> None:
     workdir = Path(args.ready_file).parent if args.ready_file else Path(tempfile.mkdtemp(prefix="polyshop-kube-"))
     kubeconfig = write_kubeconfig(workdir / "kubeconfig", kube_server.url, token=sim.token)
     stack.kube = sim  # the control API's /kube/... routes drive it
+    stack.shared["canary"] = CanaryRouter(sim)  # splits a Rollout's traffic between stable and canary pods
     await stack.start()
     info = stack.describe()
     info["kubernetes"] = {"url": kube_server.url, "kubeconfig": str(kubeconfig), "context": DEFAULT_CONTEXT}

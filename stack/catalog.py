@@ -20,6 +20,7 @@ class ServiceSpec:
     dependencies: tuple[str, ...]
     families: tuple[str, ...] = field(default=COMMON_FAMILIES)
     consumes: tuple[str, ...] = ()
+    canary: bool = False  # released as an Argo Rollout: requests are labelled with the pod hash that served them
 
     @property
     def deployment(self) -> str:
@@ -43,7 +44,7 @@ SERVICES: dict[str, ServiceSpec] = {
             COMMON_FAMILIES + DB_FAMILIES + KAFKA_FAMILIES,
             consumes=("payments", "inventory"),
         ),
-        ServiceSpec("payment", ("postgres", "kafka", "card-provider"), COMMON_FAMILIES + DB_FAMILIES),
+        ServiceSpec("payment", ("postgres", "kafka", "card-provider"), COMMON_FAMILIES + DB_FAMILIES, canary=True),
         ServiceSpec(
             "notification", ("kafka", "smtp"), COMMON_FAMILIES + KAFKA_FAMILIES, consumes=("orders", "notifications")
         ),

@@ -59,11 +59,12 @@ FAULT_KINDS: dict[str, tuple[str, Callable[[dict[str, Any]], dict[str, Any]]]] =
         lambda p: {"seconds": _number(p, "seconds", 1.5, 0.0, 120.0), "paths": _paths(p)},
     ),
     "errors": (
-        "a 'ratio' of requests under 'paths' answer 'status' (default 500)",
+        "a 'ratio' of requests under 'paths' answer 'status' (default 500); 'pods': all, or only the canary's",
         lambda p: {
             "ratio": _number(p, "ratio", 1.0, 0.0, 1.0),
             "status": int(_number(p, "status", 500, 500, 599)),
             "paths": _paths(p),
+            "pods": _text(p, "pods", "all", ("all", "canary")),
         },
     ),
     "health": (

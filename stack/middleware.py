@@ -57,6 +57,9 @@ class ServiceMiddleware:
         scope["polyshop.trace"] = trace
         started = time.perf_counter()
         status = 500
+        router = self.ctx.shared.get("canary")
+        pod = router.pod_for(self.ctx.name) if router is not None and self.ctx.spec.canary else None
+        scope["polyshop.pod"] = pod
 
         async def send_with_headers(message: dict[str, Any]) -> None:
             nonlocal status
@@ -74,7 +77,9 @@ class ServiceMiddleware:
         finally:
             route = scope.get("route")
             template = getattr(route, "path", None) or "unmatched"
-            self.ctx.metrics.observe(template, scope["method"], status, time.perf_counter() - started)
+            self.ctx.metrics.observe(
+                template, scope["method"], status, time.perf_counter() - started, pod.pod_hash if pod else ""
+            )
 
     async def _apply_faults(self, scope: dict[str, Any], send: Any) -> bool:
         """Apply the faults set for this service; True when the fault already answered."""
@@ -85,6 +90,9 @@ class ServiceMiddleware:
         if slow:
             await asyncio.sleep(slow["seconds"])
         errors = faults.matching(name, "errors", path)
+        pod = scope.get("polyshop.pod")
+        if errors and errors["pods"] == "canary" and not (pod and pod.canary):
+            errors = None
         if errors and faults.should_fail(name, errors["ratio"]):
             body = json.dumps({"error": "internal_error", "service": name}).encode()
             await send(

@@ -10,6 +10,8 @@ from .catalog import DB_FAMILIES, KAFKA_FAMILIES, REDIS_FAMILIES, ServiceSpec
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 DB_POOL_SIZE = 20
+# what Prometheus's Kubernetes pod discovery relabels an Argo Rollout pod's hash to
+POD_HASH_LABEL = "rollouts_pod_template_hash"
 
 disable_created_metrics()
 
@@ -35,7 +37,10 @@ class ServiceMetrics:
             spec=spec,
             registry=registry,
             requests=Counter(
-                "http_requests", "HTTP requests served.", ("service", "route", "method", "status"), registry=registry
+                "http_requests",
+                "HTTP requests served.",
+                ("service", "route", "method", "status") + ((POD_HASH_LABEL,) if spec.canary else ()),
+                registry=registry,
             ),
             duration=Histogram(
                 "http_request_duration_seconds",
@@ -70,8 +75,9 @@ class ServiceMetrics:
             metrics.ttl_violations.labels(spec.name)
         return metrics
 
-    def observe(self, route: str, method: str, status: int, seconds: float) -> None:
-        self.requests.labels(self.spec.name, route, method, str(status)).inc()
+    def observe(self, route: str, method: str, status: int, seconds: float, pod_hash: str = "") -> None:
+        labels = (self.spec.name, route, method, str(status)) + ((pod_hash or "unknown",) if self.spec.canary else ())
+        self.requests.labels(*labels).inc()
         self.duration.labels(self.spec.name, route).observe(seconds)
 
     def exposition(self, drop_family: str | None = None) -> bytes:

@@ -5,44 +5,18 @@ from __future__ import annotations
 import json
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import httpx
 import pytest
 
 from polycheck.prometheus import PrometheusClient
-from polycheck.promserver import LocalPrometheus, wait_for_data
+from polycheck.promserver import LocalPrometheus
 from tests.support.stack_control import StackControl
 from tests.support.suite_runner import REPO, run_suites
+from tests.support.prometheus_wait import until_query
 
 SUITE = "suites/test_post_deploy.py"
-
-
-@pytest.fixture(scope="module")
-def prometheus(local_stack: Any) -> Iterator[LocalPrometheus]:
-    reason = LocalPrometheus.available()
-    if reason:
-        pytest.skip(reason)
-    server = LocalPrometheus.start(local_stack.info.services, scrape_interval="1s")
-    with server.client() as client:
-        wait_for_data(client, "sum(rate(http_requests_total[15s]))", timeout=30)
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def env_dir(tmp_path: Path, prometheus: LocalPrometheus) -> Path:
-    """envs/local.toml pointed at the module's Prometheus, so its history spans the fault."""
-    text = (REPO / "envs" / "local.toml").read_text().replace('[prometheus]\n', f'[prometheus]\nurl = "{prometheus.url}"\n')
-    (tmp_path / "local.toml").write_text(text)
-    return tmp_path
-
-
-def until_query(prometheus: LocalPrometheus, promql: str, holds: Callable[[float], bool], timeout: float = 20) -> None:
-    with PrometheusClient(prometheus.url, 5) as client:
-        from polycheck.polling import poll
-        poll(lambda: [s.value for s in client.query(promql, allow_empty=True)], lambda v: bool(v) and holds(max(v)),
-             timeout=timeout, what=f"{promql} to show the fault")
 
 
 SETTLED = [  # no earlier fault left in the 15 s windows the checks read

@@ -1,0 +1,37 @@
+"""Runbook Section 2.3: the Argo Rollouts analysis of a canary step (`pytest -m canary --canary-step 20`)."""
+
+from __future__ import annotations
+
+import pytest
+
+from polycheck.canary import CanaryPods, judge_canary
+from polycheck.config import EnvConfig
+from polycheck.failures import check_failed
+from polycheck.kube import Kube, KubeNotFound, KubeUnavailable
+from polycheck.prometheus import PrometheusClient, PrometheusError
+from polycheck.promql import CANARY_ERROR_RATE
+
+pytestmark = [pytest.mark.canary]
+
+
+def test_canary_error_rate_within_limit(
+    canary_service: str, kube: Kube, prometheus: PrometheusClient, env_config: EnvConfig, pytestconfig: pytest.Config
+) -> None:
+    """Runbook Section 2.3: the canary's 5xx ratio is ≤ 2% and no worse than the stable version's; else abort the canary."""
+    name, settings = env_config.deployment_of(canary_service), env_config.prometheus
+    try:
+        pods = CanaryPods.of(kube.rollout(name))
+    except (KubeUnavailable, KubeNotFound) as exc:
+        check_failed(f"{canary_service}: cannot read rollout {name}: {exc}")
+    if not pods.in_progress:
+        pytest.skip(f"no canary of {name} in progress (stable = current = {pods.stable})")
+    step = pytestconfig.getoption("polycheck_canary_step")
+    if step is not None and pods.weight != step:
+        check_failed(f"rollout {name}: the canary carries {pods.weight}% of the traffic, but this analysis gates the {step}% step")
+    try:
+        judge_canary(
+            prometheus, canary_service, pods, label=settings.pod_hash_label, window=settings.canary_window,
+            threshold=settings.thresholds.get("canary_error_rate", CANARY_ERROR_RATE.threshold), margin=settings.canary_margin,
+        )
+    except PrometheusError as exc:
+        check_failed(f"{canary_service} canary gate: {exc}")

@@ -1,0 +1,31 @@
+"""Fixtures of the suite-level self-tests that read a real Prometheus."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+
+from polycheck.promserver import LocalPrometheus, wait_for_data
+from tests.support.suite_runner import REPO
+
+
+@pytest.fixture(scope="module")
+def prometheus(local_stack: Any) -> Iterator[LocalPrometheus]:
+    reason = LocalPrometheus.available()
+    if reason:
+        pytest.skip(reason)
+    server = LocalPrometheus.start(local_stack.info.services, scrape_interval="1s")
+    with server.client() as client:
+        wait_for_data(client, "sum(rate(http_requests_total[15s]))", timeout=30)
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def env_dir(tmp_path: Path, prometheus: LocalPrometheus) -> Path:
+    """envs/local.toml pointed at the module's Prometheus, so its history spans the fault."""
+    text = (REPO / "envs" / "local.toml").read_text().replace('[prometheus]\n', f'[prometheus]\nurl = "{prometheus.url}"\n')
+    (tmp_path / "local.toml").write_text(text)
+    return tmp_path
