@@ -15,6 +15,7 @@ from ..config import EnvConfig, MissingSecretError
 from ..kube import Kube
 from ..redact import redact_text
 from .actions import PLANNERS, ActionContext, RollbackActionError
+from .allure_report import report_rollback
 
 Notify = Callable[[str, bool], None]  # (line, is_bad)
 
@@ -33,6 +34,8 @@ class RollbackEngine:
     fired: dict[str, float] = field(default_factory=dict)  # service -> when the rollback was requested
     escalated: set[str] = field(default_factory=set)
     records: list[dict[str, Any]] = field(default_factory=list)
+    allure_dir: Path | None = None  # also write each rollback as an Allure result there
+    _reported: set[str] = field(default_factory=set)
     failed_at: float | None = None  # when the check that triggered the current decision failed (epoch seconds)
     _kube: Kube | None = None
 
@@ -47,6 +50,13 @@ class RollbackEngine:
 
     # -- rollback -----------------------------------------------------------------------------------
     def rollback(self, service: str, check: str, reason: str) -> None:
+        first = len(self.records)
+        self._rollback(service, check, reason)
+        if self.allure_dir is not None and service not in self._reported:
+            self._reported.add(service)
+            report_rollback(self.allure_dir, service, check, [r for r in self.records[first:] if r["service"] == service])
+
+    def _rollback(self, service: str, check: str, reason: str) -> None:
         if service in self.fired:
             self._audit(service, check, "decision", "skipped", f"{service} was already rolled back in this run")
             return

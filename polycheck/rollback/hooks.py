@@ -36,6 +36,7 @@ def engine_for(config: pytest.Config) -> RollbackEngine | None:
             audit_path=audit if audit.is_absolute() else config.rootpath / audit,
             kube_factory=lambda: Kube.connect(run_state(config).config.kubernetes),
             notify=notify,
+            allure_dir=Path(config.option.allure_report_dir) if getattr(config.option, "allure_report_dir", None) else None,
         )
         config.stash[ENGINE] = engine
     return engine

@@ -92,6 +92,12 @@ def test_crashloop_rolls_order_back_once_and_a_second_run_passes(stack: StackCon
     assert all(r["outcome"] == "skipped" for r in records if r["step"] == "decision" and r not in decisions)
     assert image_of(stack, "order-service").endswith(":1.3.0")
     assert "ROLLED BACK order" in run.output
+    assert run.allure_dir is not None
+    reported = [json.loads(p.read_text()) for p in run.allure_dir.glob("*-result.json")]
+    rollbacks = [r for r in reported if r["name"] == "rollback of order"]
+    assert len(rollbacks) == 1 and rollbacks[0]["status"] == "failed", rollbacks
+    assert "kubernetes-undo: done" in rollbacks[0]["statusDetails"]["trace"]
+    assert (run.allure_dir / rollbacks[0]["attachments"][0]["source"]).exists()
     again = run_suites("-m", "smoke", ROLLOUT, f"--rollback-log={log}", stack_file=stack.stack_file)
     assert again.returncode == 0, again.describe()
 
