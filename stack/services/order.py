@@ -53,6 +53,14 @@ def build(ctx: ServiceContext) -> ServiceParts:
         order = data.orders.get(request.path_params["order_id"])
         return order if order is not None and order.user_id == claims["sub"] else None
 
+    def owned_order(request: Request) -> Order | JSONResponse:
+        """The signed-in user's order named in the path, or the 401/404 answer to give instead."""
+        claims = bearer_claims(ctx, request)
+        if claims is None:
+            return unauthorized()
+        found = own_order(request, claims)
+        return found if found is not None else error(404, "not_found", detail="no such order")
+
     async def place(
         claims: dict[str, Any], lines: list[Line], trace: TraceContext, synthetic: bool
     ) -> Order | JSONResponse:
@@ -122,21 +130,15 @@ def build(ctx: ServiceContext) -> ServiceParts:
             return JSONResponse(placed.as_json(), status_code=201)
 
     async def get_order(request: Request) -> JSONResponse:
-        claims = bearer_claims(ctx, request)
-        if claims is None:
-            return unauthorized()
-        order = own_order(request, claims)
-        if order is None:
-            return error(404, "not_found", detail="no such order")
+        order = owned_order(request)
+        if isinstance(order, JSONResponse):
+            return order
         return JSONResponse(order.as_json())
 
     async def cancel_order(request: Request) -> JSONResponse:
-        claims = bearer_claims(ctx, request)
-        if claims is None:
-            return unauthorized()
-        order = own_order(request, claims)
-        if order is None:
-            return error(404, "not_found", detail="no such order")
+        order = owned_order(request)
+        if isinstance(order, JSONResponse):
+            return order
         if order.status == "cancelled":
             return JSONResponse(order.as_json())
         trace = trace_of(request.scope)

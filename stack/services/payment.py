@@ -150,22 +150,24 @@ def build(ctx: ServiceContext) -> ServiceParts:
         payment = data.payments.get(request.path_params["payment_id"])
         return payment if payment is not None and payment.user_id == claims["sub"] else None
 
-    async def get_payment(request: Request) -> JSONResponse:
+    def owned_payment(request: Request) -> Payment | JSONResponse:
+        """The signed-in user's payment named in the path, or the 401/404 answer to give instead."""
         claims = bearer_claims(ctx, request)
         if claims is None:
             return unauthorized()
-        payment = own_payment(request, claims)
-        if payment is None:
-            return error(404, "not_found", detail="no such payment")
+        found = own_payment(request, claims)
+        return found if found is not None else error(404, "not_found", detail="no such payment")
+
+    async def get_payment(request: Request) -> JSONResponse:
+        payment = owned_payment(request)
+        if isinstance(payment, JSONResponse):
+            return payment
         return JSONResponse(payment.as_json())
 
     async def refund_payment(request: Request) -> JSONResponse:
-        claims = bearer_claims(ctx, request)
-        if claims is None:
-            return unauthorized()
-        payment = own_payment(request, claims)
-        if payment is None:
-            return error(404, "not_found", detail="no such payment")
+        payment = owned_payment(request)
+        if isinstance(payment, JSONResponse):
+            return payment
         if payment.status == "declined":
             return error(409, "not_refundable", detail="a declined payment captured nothing", status=payment.status)
         refund(payment, trace_of(request.scope))
