@@ -124,8 +124,9 @@ def test_failing_checks_attach_their_http_exchanges_to_allure(stack: StackContro
     assert run.failed == {"test_health_reports_ok[inventory]"}, run.describe()
     assert run.allure_dir is not None
     results = [json.loads(p.read_text()) for p in Path(run.allure_dir).glob("*-result.json")]
-    failed = [r for r in results if r["status"] == "failed"]
+    failed = [r for r in results if r["status"] == "failed" and not r["name"].startswith("rollback of ")]
     assert [r["name"] for r in failed] == ["test_health_reports_ok[inventory]"]
+    assert [r["name"] for r in results if r["name"].startswith("rollback of ")] == ["rollback of inventory"]
     attachments = failed[0].get("attachments", [])
     assert len(attachments) == 1 and "GET " in attachments[0]["name"] and "-> HTTP 200" in attachments[0]["name"]
     text = (Path(run.allure_dir) / attachments[0]["source"]).read_text()
