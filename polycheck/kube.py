@@ -6,6 +6,7 @@ a timeout, and an unreachable cluster is a `KubeUnavailable` that names the cont
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,7 +44,7 @@ class Kube:
     @classmethod
     def connect(cls, settings: KubernetesConfig, timeout: float = 10.0) -> "Kube":
         try:
-            if settings.in_cluster:
+            if settings.in_cluster or running_in_cluster_without_kubeconfig(settings):
                 configuration = k8s.Configuration()
                 k8s_config.load_incluster_config(client_configuration=configuration)
                 return cls(k8s.ApiClient(configuration), settings.namespace, "in-cluster service account", timeout)
@@ -119,6 +120,13 @@ class Kube:
             f"patch rollout {name} status", self.custom.patch_namespaced_custom_object_status,
             ARGO_GROUP, ARGO_VERSION, self.namespace, ARGO_PLURAL, name, body,
         )
+
+
+def running_in_cluster_without_kubeconfig(settings: KubernetesConfig, environ: Any = None) -> bool:
+    """Inside a pod (the CronJob, the Argo analysis Job) with no kubeconfig to read: use the service account."""
+    environ = os.environ if environ is None else environ
+    kubeconfig = settings.kubeconfig or environ.get("KUBECONFIG") or os.path.expanduser("~/.kube/config")
+    return bool(environ.get("KUBERNETES_SERVICE_HOST")) and not os.path.exists(kubeconfig.split(os.pathsep)[0])
 
 
 def describe(settings: KubernetesConfig) -> str:

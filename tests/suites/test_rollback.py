@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import threading
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
@@ -185,3 +186,21 @@ def test_rollback_fires_once_per_service_under_xdist(stack: StackControl, tmp_pa
     assert run.returncode == 1, run.describe()
     fired = [r for r in audit(log) if r["step"] == "kubernetes-undo"]
     assert len(fired) == 1 and fired[0]["service"] == "order", audit(log)
+
+
+def test_unreachable_cluster_is_a_clear_failure_naming_the_context(stack: StackControl, tmp_path: Path) -> None:
+    """No cluster reachable: every rollout check fails quickly, naming the context and kubeconfig, no traceback."""
+    info = json.loads(stack.stack_file.read_text())
+    kubeconfig = Path(info["kubernetes"]["kubeconfig"]).read_text()
+    dead = tmp_path / "dead-kubeconfig"
+    dead.write_text(re.sub(r"server: \S+", "server: http://127.0.0.1:9", kubeconfig))
+    assert "127.0.0.1:9\n" in dead.read_text()
+    info["kubernetes"]["kubeconfig"] = str(dead)
+    stack_file = tmp_path / "stack.json"
+    stack_file.write_text(json.dumps(info))
+    run = run_suites("-m", "smoke", ROLLOUT, "--rollback", "off", f"--rollback-log={tmp_path / 'log'}", stack_file=stack_file)
+    assert run.returncode == 1 and run.cases and not run.ids("passed"), run.describe()
+    for name, case in run.cases.items():
+        assert "unreachable" in case.message and "context polyshop-local" in case.message and str(dead) in case.message, (name, case.message)
+        assert "Traceback" not in case.message
+    assert run.seconds < 90, run.describe()
