@@ -23,9 +23,10 @@ def check_failed_so_far(item: pytest.Item) -> bool:
     return any(r.failed for r in reports.values())
 
 
-def attach_file(name: str, path: str, extension: str, kind: str) -> None:
+def attach_file(name: str, path: str, extension: str) -> None:
+    """Attach a file Allure has no type for (e.g. a Playwright trace zip), keeping its extension."""
     if allure is not None:
-        allure.attach.file(path, name=name, attachment_type=getattr(allure.attachment_type, kind), extension=extension)
+        allure.attach.file(path, name=name, extension=extension)
 
 
 def attach_bytes(name: str, data: bytes, kind: str) -> None:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, TypeVar
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -36,6 +37,23 @@ def bearer_claims(ctx: ServiceContext, request: Request) -> dict[str, Any] | Non
     if scheme.lower() != "bearer" or not token:
         return None
     return ctx.shared["signer"].verify(token.strip())
+
+
+T = TypeVar("T")
+
+
+def owned_by_caller(ctx: ServiceContext, request: Request, records: Mapping[str, T], key: str, what: str) -> T | JSONResponse:
+    """The record named by path parameter `key` if it belongs to the bearer's user, else the 401/404 answer to give.
+
+    Another user's record is 404, not 403: its existence is nobody else's business (polyshop-api.md).
+    """
+    claims = bearer_claims(ctx, request)
+    if claims is None:
+        return unauthorized()
+    found = records.get(request.path_params[key])
+    if found is None or getattr(found, "user_id", None) != claims["sub"]:
+        return error(404, "not_found", detail=f"no such {what}")
+    return found
 
 
 def unauthorized() -> JSONResponse:

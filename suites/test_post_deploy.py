@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from fixtures.prometheus import deployed_at
@@ -21,8 +23,7 @@ def test_metric_within_runbook_limit(
     settings = env_config.prometheus
     check = promql.CHECKS[key]
     if key in settings.queries:
-        check = promql.Check(check.key, check.title, settings.queries[key], check.threshold, check.comparison, check.rule,
-                             check.unit, check.window, check.absent_ok)
+        check = dataclasses.replace(check, template=settings.queries[key])
     window = settings.window
     try:
         verdict = check.evaluate(

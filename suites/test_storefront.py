@@ -21,7 +21,9 @@ def sign_in(page: Any, gateway: str, account: Account) -> None:
     page.get_by_test_id("submit").click()
 
 
-def test_customer_signs_in_and_sees_products(storefront: Any, synthetic_account: Account, env_config: EnvConfig) -> None:
+def test_customer_signs_in_and_sees_products(
+    storefront: Any, page_errors: list[str], synthetic_account: Account, env_config: EnvConfig
+) -> None:
     """Runbook Step 4: sign in through /login, land on /products with products and the user's email."""
     with step(f"sign in at {env_config.gateway.url}/login as {synthetic_account.email}"):
         sign_in(storefront, env_config.gateway.url, synthetic_account)
@@ -29,7 +31,7 @@ def test_customer_signs_in_and_sees_products(storefront: Any, synthetic_account:
         expect(storefront.get_by_test_id("product").first).to_be_visible()
     with step("the products page shows the signed-in user's email"):
         expect(storefront.get_by_test_id("user-email")).to_have_text(synthetic_account.email)
-    assert not storefront.polycheck_errors, f"the storefront's script raised: {storefront.polycheck_errors}"
+    assert not page_errors, f"the storefront's script raised: {page_errors}"
 
 
 def test_wrong_password_shows_an_error(storefront: Any, synthetic_account: Account, env_config: EnvConfig) -> None:

@@ -15,9 +15,9 @@ def rollback_target(item: pytest.Item) -> str | None:
     if marker is None:
         return None
     named = marker.args[0] if marker.args else marker.kwargs.get("service")
-    params = getattr(getattr(item, "callspec", None), "params", {})
-    if named and named not in ("param", "parametrised"):
+    if named:
         return str(named)
+    params = getattr(getattr(item, "callspec", None), "params", {})
     for name in PARAM_NAMES:
         if name in params:
             return str(params[name])

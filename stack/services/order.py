@@ -29,6 +29,7 @@ from ..http_util import (
     is_synthetic_request,
     json_body,
     missing_idempotency_key,
+    owned_by_caller,
     unauthorized,
 )
 from ..middleware import TraceContext, trace_of
@@ -49,17 +50,9 @@ def build(ctx: ServiceContext) -> ServiceParts:
     def move(order: Order, status: OrderStatus) -> None:
         order.status, order.updated_at = status, time.time()
 
-    def own_order(request: Request, claims: dict[str, Any]) -> Order | None:
-        order = data.orders.get(request.path_params["order_id"])
-        return order if order is not None and order.user_id == claims["sub"] else None
-
     def owned_order(request: Request) -> Order | JSONResponse:
         """The signed-in user's order named in the path, or the 401/404 answer to give instead."""
-        claims = bearer_claims(ctx, request)
-        if claims is None:
-            return unauthorized()
-        found = own_order(request, claims)
-        return found if found is not None else error(404, "not_found", detail="no such order")
+        return owned_by_caller(ctx, request, data.orders, "order_id", "order")
 
     async def place(
         claims: dict[str, Any], lines: list[Line], trace: TraceContext, synthetic: bool

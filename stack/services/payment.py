@@ -28,6 +28,7 @@ from ..http_util import (
     is_synthetic_request,
     json_body,
     missing_idempotency_key,
+    owned_by_caller,
     positive_int,
     unauthorized,
 )
@@ -146,17 +147,9 @@ def build(ctx: ServiceContext) -> ServiceParts:
             data.idempotency[scope] = (charged.id, fingerprint)
             return JSONResponse(charged.as_json(), status_code=201)
 
-    def own_payment(request: Request, claims: dict[str, Any]) -> Payment | None:
-        payment = data.payments.get(request.path_params["payment_id"])
-        return payment if payment is not None and payment.user_id == claims["sub"] else None
-
     def owned_payment(request: Request) -> Payment | JSONResponse:
         """The signed-in user's payment named in the path, or the 401/404 answer to give instead."""
-        claims = bearer_claims(ctx, request)
-        if claims is None:
-            return unauthorized()
-        found = own_payment(request, claims)
-        return found if found is not None else error(404, "not_found", detail="no such payment")
+        return owned_by_caller(ctx, request, data.payments, "payment_id", "payment")
 
     async def get_payment(request: Request) -> JSONResponse:
         payment = owned_payment(request)

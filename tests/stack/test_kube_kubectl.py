@@ -12,16 +12,14 @@ import shutil
 import subprocess
 import time
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
 from polycheck.polling import poll
-from stack.kube import KubeSimulator
 from stack.kube.testing import SimulatorThread
 
 KUBECTL = shutil.which("kubectl")
-pytestmark = pytest.mark.skipif(KUBECTL is None, reason="kubectl is not installed")
+pytestmark = [pytest.mark.skipif(KUBECTL is None, reason="kubectl is not installed"), pytest.mark.usefixtures("seeded")]
 
 
 class Kubectl:
@@ -38,19 +36,6 @@ class Kubectl:
 
     def jsonpath(self, *args: str, path: str) -> str:
         return self(*args, "-o", f"jsonpath={path}").stdout
-
-
-@pytest.fixture(scope="module")
-def kube() -> Iterator[SimulatorThread]:
-    with SimulatorThread(KubeSimulator()) as running:
-        yield running
-
-
-@pytest.fixture(autouse=True)
-def seeded(kube: SimulatorThread) -> Iterator[None]:
-    kube.sim.reset()
-    yield
-    kube.sim.reset()
 
 
 @pytest.fixture(scope="module")

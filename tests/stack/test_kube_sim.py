@@ -18,18 +18,7 @@ from stack.kube.testing import SimulatorThread
 NS = "polyshop"
 DEPLOYMENTS = ["auth", "product", "inventory", "order", "notification", "search", "gateway"]
 
-
-@pytest.fixture(scope="module")
-def kube() -> Iterator[SimulatorThread]:
-    with SimulatorThread(KubeSimulator()) as running:
-        yield running
-
-
-@pytest.fixture(autouse=True)
-def seeded(kube: SimulatorThread) -> Iterator[None]:
-    kube.sim.reset()
-    yield
-    kube.sim.reset()
+pytestmark = pytest.mark.usefixtures("seeded")
 
 
 @pytest.fixture(scope="module")
