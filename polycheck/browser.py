@@ -6,6 +6,13 @@ import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Callable
+
+from .failures import CheckFailure
+
+if TYPE_CHECKING:
+    from .flow import Diagnosis
+    from .shop import Account, ShopApi
 
 SYSTEM_CHROMIUM = ("/usr/bin/chromium", "/usr/bin/chromium-browser")
 CHROMIUM_FLAGS = ("--no-sandbox", "--disable-background-networking", "--disable-component-update", "--disable-gpu")
@@ -33,3 +40,23 @@ def choose_chromium(bundled_path: str | None, environ: dict[str, str] | os._Envi
 
 def in_ci(environ: dict[str, str] | os._Environ[str] = os.environ) -> bool:
     return environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def diagnose_storefront(
+    failures: list[tuple[str, str]], shop: "ShopApi | None" = None, account: "Account | None" = None
+) -> Callable[[], "Diagnosis | None"]:
+    """Who broke a storefront step: a service whose API call from the page failed or answered 5xx; else, when the
+    synthetic account cannot sign in through the API either, auth; else nothing (the storefront itself)."""
+
+    def diagnose() -> "Diagnosis | None":
+        if failures:
+            service, what = failures[0]
+            return service, f"the page's request {what}" + (f" (and {len(failures) - 1} more)" if len(failures) > 1 else "")
+        if shop is not None and account is not None:
+            try:
+                shop.signed_in(shop.login(account)["access_token"]).me()
+            except CheckFailure as exc:  # the API cannot sign in either: its culprit (auth), not the storefront
+                return (exc.culprits or ("auth",))[0], f"signing in through the API fails too: {str(exc.msg).splitlines()[0]}"
+        return None
+
+    return diagnose

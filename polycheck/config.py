@@ -102,6 +102,7 @@ class ServiceConfig:
     metric_families: list[str] | None = None
     gateway_probe: GatewayProbe | None = None
     workload: str = "deployment"  # "deployment", or "rollout" for an Argo Rollouts canary
+    routes: list[str] | None = None  # gateway path prefixes answered by this service (default: the contract's)
 
 
 @dataclass(frozen=True)
@@ -175,6 +176,9 @@ class SyntheticConfig:
     skus: list[str] = field(default_factory=list)
     card_token: str = "tok_sandbox_visa"
     decline_card_token: str = "tok_sandbox_decline"
+    # a second synthetic account, for "another user's data is not readable"; provisioned per run when not set
+    other_email: Secret | None = None
+    other_password: Secret | None = None
 
 
 @dataclass(frozen=True)
@@ -237,6 +241,13 @@ class EnvConfig:
         """The version the service must run: --release-version, else the service's pin, else the env's."""
         return cli_version or self.service(name).version or self.environment.release_version or None
 
+    def gateway_routes(self) -> dict[str, tuple[str, ...]]:
+        """Service -> the gateway path prefixes it answers: services.NAME.routes, else the contract's routes."""
+        return {
+            name: tuple(svc.routes if svc.routes is not None else CONTRACT_ROUTES.get(name, ()))
+            for name, svc in self.services.items()
+        }
+
     def with_urls(self, gateway: str, services: dict[str, str]) -> "EnvConfig":
         """The same configuration pointed at the given URLs (the local stack's)."""
         updated = {
@@ -250,6 +261,16 @@ class EnvConfig:
         return dataclasses.replace(self, kubernetes=kube)
 
 
+# polyshop-api.md "Gateway": the /api/... prefixes the gateway routes to each service.
+CONTRACT_ROUTES: dict[str, tuple[str, ...]] = {
+    "auth": ("/api/auth/",),
+    "product": ("/api/products",),
+    "inventory": ("/api/inventory/",),
+    "order": ("/api/orders",),
+    "payment": ("/api/payments",),
+    "notification": ("/api/notifications/",),
+    "search": ("/api/search",),
+}
 ROLLBACK_MODES = ("auto", "dry-run", "off")
 ROLLBACK_ACTIONS = ("kubernetes-undo", "kubernetes-set-image", "argo-abort", "argo-undo", "webhook", "command")
 WORKLOADS = ("deployment", "rollout")
@@ -386,6 +407,8 @@ def _validate(config: EnvConfig) -> EnvConfig:
     if config.rollback.mode not in ROLLBACK_MODES:
         raise ctx.error("rollback.mode", f"must be one of {', '.join(ROLLBACK_MODES)}, got {config.rollback.mode!r}")
     synthetic = config.synthetic
+    if (synthetic.other_email is None) != (synthetic.other_password is None):
+        raise ctx.error("synthetic", "other_email and other_password go together: set both, or neither to provision one")
     if (synthetic.email is None) != (synthetic.password is None):
         raise ctx.error("synthetic", "email and password go together: set both, or neither to provision an account")
     for token in (synthetic.card_token, synthetic.decline_card_token):

@@ -1,13 +1,51 @@
-"""How a check fails: with a message an on-call can act on, and no library traceback."""
+"""How a check fails: with a message an on-call can act on, the service the evidence blames, and no traceback.
+
+A failure is one of three things, and only the first can roll anything back:
+
+- failed: the service the evidence names (its culprit) broke the contract;
+- blocked: the check could not do its own work because another service (the culprit) is broken;
+  that is decided by the plugin from the check's subjects, not here;
+- inconclusive: the checker itself could not measure (no network, Prometheus or the Kubernetes API
+  down, a secret missing); it says nothing about the release.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import NoReturn
 
 import pytest
 
+Failed = pytest.fail.Exception
 
-def check_failed(message: str) -> NoReturn:
-    """Fail the current check with `message` alone (pytest prints no traceback for it)."""
+
+class CheckFailure(Failed):  # type: ignore[misc, valid-type]
+    """A check's failure with its evidence: the culprit service(s), or inconclusive when nothing was measured."""
+
+    def __init__(self, message: str, *, culprits: Iterable[str] = (), inconclusive: bool = False,
+                 escalation: str | None = None) -> None:
+        super().__init__(message, pytrace=False)
+        self.culprits: tuple[str, ...] = tuple(dict.fromkeys(c for c in culprits if c))
+        self.inconclusive = inconclusive
+        self.escalation = escalation  # a runbook Section 9 reason this failure escalates for at once
+
+
+def check_failed(message: str, *, culprit: str | None = None, culprits: Iterable[str] = (), escalation: str | None = None) -> NoReturn:
+    """Fail the current check with `message` alone, blaming `culprit` (or `culprits`) when the evidence names one."""
     __tracebackhide__ = True
-    pytest.fail(message, pytrace=False)
+    blamed = ([culprit] if culprit else []) + list(culprits)
+    raise CheckFailure(message, culprits=blamed, escalation=escalation)
+
+
+def inconclusive(message: str) -> NoReturn:
+    """The checker could not measure: not a verdict on the release, never a rollback."""
+    __tracebackhide__ = True
+    raise CheckFailure(f"inconclusive: {message}", inconclusive=True)
+
+
+def culprits_of(exc: BaseException | None) -> tuple[str, ...]:
+    return exc.culprits if isinstance(exc, CheckFailure) else ()
+
+
+def is_inconclusive(exc: BaseException | None) -> bool:
+    return isinstance(exc, CheckFailure) and exc.inconclusive

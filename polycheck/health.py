@@ -106,17 +106,21 @@ def expect_gateway_route(gateway: ServiceClient, service: str, probe: GatewayPro
     __tracebackhide__ = True
     response, exchange = gateway.send(probe.method, probe.path)
     if response is None:
-        check_failed(f"{exchange.line}: the gateway did not answer for {service}: {exchange.error}\n  ({exchange.ids})")
+        check_failed(f"{exchange.line}: the gateway did not answer for {service}: {exchange.error}\n  ({exchange.ids})",
+                     culprit=gateway.blame_unanswered(exchange))
     if response.status_code not in probe.expect_status:
         wanted = " or ".join(map(str, probe.expect_status))
         hint = " (the gateway could not reach the service)" if response.status_code in (502, 503, 504) else ""
+        culprit, evidence = gateway.blame_answer(exchange, probe.expect_status)
         check_failed(
             f"{exchange.line}: routed to {service}, expected HTTP {wanted}, got {response.status_code}{hint}: "
-            f"{exchange.preview()}\n  ({exchange.ids})"
+            f"{exchange.preview()}{evidence}\n  ({exchange.ids})",
+            culprit=culprit,
         )
     if exchange.elapsed > within:
         check_failed(
             f"{exchange.line}: routed to {service}, answered in {exchange.elapsed:.2f} s, over the {within:g} s budget\n"
-            f"  ({exchange.ids})"
+            f"  ({exchange.ids})",
+            culprit=exchange.answered_by,
         )
 

@@ -6,10 +6,11 @@ import json
 import time
 from collections.abc import Collection
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NoReturn
 
 import httpx
 
+from .attribution import GATEWAY, UPSTREAM_FAILURES, Routes, ServiceBoard
 from .failures import check_failed
 from .redact import redact_data, redact_headers, redact_text
 from .tracing import CheckTrace
@@ -34,10 +35,13 @@ class Exchange:
     response_body: str = ""
     elapsed: float = 0.0
     error: str | None = None
+    answered_by: str = ""  # the service the request reached (the routed one, through the gateway)
+    timed_out: bool = False
 
     @property
     def line(self) -> str:
-        return f"[{self.service}] {self.method} {self.url}"
+        via = f" (gateway -> {self.answered_by})" if self.service == GATEWAY and self.answered_by != GATEWAY else ""
+        return f"[{self.service}]{via} {self.method} {self.url}"
 
     @property
     def ids(self) -> str:
@@ -94,6 +98,9 @@ class ServiceClient:
         trace: CheckTrace,
         log: ExchangeLog,
         headers: dict[str, str] | None = None,
+        routes: Routes | None = None,
+        direct_urls: dict[str, str] | None = None,
+        board: ServiceBoard | None = None,
     ) -> None:
         if not base_url:
             raise ValueError(f"no URL configured for service {service!r}")
@@ -102,6 +109,9 @@ class ServiceClient:
         self.timeout = timeout
         self.trace = trace
         self.log = log
+        self.routes = routes  # set for the gateway: which service each path reaches
+        self.direct_urls = direct_urls or {}  # the services' own URLs, to tell a gateway fault from a service's
+        self.board = board or ServiceBoard()
         self._client = httpx.Client(
             base_url=self.base_url, timeout=timeout, headers={**SYNTHETIC_HEADERS, **(headers or {})}
         )
@@ -131,21 +141,70 @@ class ServiceClient:
         __tracebackhide__ = True
         response, exchange = self.send(method, path, json_body=json_body, params=params, headers=headers)
         if response is None:
-            check_failed(f"{exchange.line}: {exchange.error}\n  ({exchange.ids})")
+            self.fail_unanswered(exchange)
         if expect is not None:
             allowed = {expect} if isinstance(expect, int) else set(expect)
             if response.status_code not in allowed:
                 wanted = " or ".join(str(s) for s in sorted(allowed))
+                culprit, why = self.blame_answer(exchange, allowed, params=params, headers=headers)
                 check_failed(
-                    f"{exchange.line}: expected HTTP {wanted}, got {response.status_code}: {exchange.preview()}\n"
-                    f"  ({exchange.ids})"
+                    f"{exchange.line}: expected HTTP {wanted}, got {response.status_code}: {exchange.preview()}{why}\n"
+                    f"  ({exchange.ids})",
+                    culprit=culprit,
                 )
         if within is not None and exchange.elapsed > within:
             check_failed(
                 f"{exchange.line}: answered in {exchange.elapsed:.2f} s, over the {within:g} s {budget_name}\n"
-                f"  ({exchange.ids})"
+                f"  ({exchange.ids})",
+                culprit=exchange.answered_by,
             )
         return response
+
+    def fail_unanswered(self, exchange: Exchange) -> NoReturn:
+        """Fail the check for a request that got no answer, blaming who did not answer."""
+        __tracebackhide__ = True
+        check_failed(f"{exchange.line}: {exchange.error}\n  ({exchange.ids})", culprit=self.blame_unanswered(exchange))
+
+    def blame_unanswered(self, exchange: Exchange) -> str:
+        """No answer: the gateway when it could not be connected to; else the service the request reached."""
+        if self.board.hanging(self.service) is not None:
+            return self.service  # the gateway itself hangs
+        if self.service == GATEWAY and not exchange.timed_out:
+            return GATEWAY  # no connection to the gateway itself
+        return exchange.answered_by
+
+    def blame_answer(
+        self, exchange: Exchange, allowed: Collection[int], *, params: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> tuple[str, str]:
+        """(culprit, evidence) for an answer off the contract. Through the gateway the routed service answered, unless:
+        a 502/504 while the service itself is live (the gateway cannot reach a healthy upstream), or a wrong 2xx/4xx
+        that the service, asked the same read-only request directly, does not give (the gateway misroutes).
+        A 500/503 passes through from the service: intermittent errors must never be pinned on the gateway."""
+        routed = exchange.answered_by
+        if self.service != GATEWAY or routed == GATEWAY or routed not in self.direct_urls:
+            return routed, ""
+        status = exchange.status or 0
+        if status in (500, 503) or (status not in UPSTREAM_FAILURES and exchange.method != "GET"):
+            return routed, ""
+        path = exchange.url.split(self.base_url, 1)[-1].split("?", 1)[0]
+        upstream = status in UPSTREAM_FAILURES
+        direct = ServiceClient(routed, self.direct_urls[routed], timeout=self.timeout, trace=self.trace, log=self.log,
+                               board=self.board)
+        with direct:
+            if upstream:
+                answer, seen = direct.send("GET", "/health/live")
+                right = answer is not None and answer.status_code == 200
+            else:
+                answer, seen = direct.send("GET", path, params=params, headers=headers)
+                right = answer is not None and answer.status_code in allowed
+        said = seen.error if answer is None else f"HTTP {answer.status_code}"
+        if right and upstream:
+            return GATEWAY, f"\n  yet {routed} itself is live ({seen.line} answered {said}, {seen.ids}): the gateway cannot reach it"
+        if right:
+            return GATEWAY, (f"\n  the same request straight to {routed} answered {said} ({seen.ids}): "
+                             f"the gateway does not pass {path} to {routed} as it should")
+        return routed, f"\n  {routed} itself, asked directly, answers {said} too"
 
     def get(self, path: str, **kwargs: Any) -> httpx.Response:
         __tracebackhide__ = True
@@ -166,6 +225,7 @@ class ServiceClient:
     ) -> tuple[httpx.Response | None, Exchange]:
         """Send one request and record it; never fails the check (for callers that judge the answer themselves)."""
         traceparent, request_id = self.trace.new_span()
+        answered_by = (self.routes.service_for(path) or GATEWAY) if self.routes is not None else self.service
         sent_headers = {**(headers or {}), "traceparent": traceparent, "X-Request-ID": request_id}
         request = self._client.build_request(method, path, json=json_body, params=params, headers=sent_headers)
         exchange = Exchange(
@@ -176,13 +236,23 @@ class ServiceClient:
             request_body=json.dumps(redact_data(json_body)) if json_body is not None else None,
             request_id=request_id,
             trace_id=self.trace.trace_id,
+            answered_by=answered_by,
         )
+        hanging = self.board.hanging(self.service) or self.board.hanging(answered_by)
+        if hanging is not None:
+            exchange.timed_out = True
+            exchange.error = f"not sent: {self.service if self.board.hanging(self.service) else answered_by} is hanging ({hanging})"
+            self.log.add(exchange)
+            return None, exchange
         started = time.perf_counter()
         try:
             response = self._client.send(request)
         except httpx.HTTPError as exc:
             exchange.elapsed = time.perf_counter() - started
             exchange.error = _describe_error(exc, self.timeout)
+            if isinstance(exc, httpx.ReadTimeout):
+                exchange.timed_out = True
+                self.board.mark_hanging(answered_by, f"{method} {exchange.url} {exchange.error}, {exchange.ids}")
             self.log.add(exchange)
             return None, exchange
         exchange.elapsed = time.perf_counter() - started
@@ -202,7 +272,8 @@ class ServiceClient:
             exchange = exchange_of(response)
             check_failed(
                 f"{exchange.line}: expected a JSON body, got {response.headers.get('content-type', 'no content-type')}: "
-                f"{exchange.preview()}\n  ({exchange.ids})"
+                f"{exchange.preview()}\n  ({exchange.ids})",
+                culprit=exchange.answered_by,
             )
 
 

@@ -52,6 +52,13 @@ def add_options(parser: pytest.Parser) -> None:
         "default: when the service's current ReplicaSet was created",
     )
     group.addoption(
+        "--released",
+        dest="polycheck_released",
+        metavar="SERVICES",
+        help="the services this release changed, comma-separated (e.g. order,payment): only they may be rolled back; "
+        "default: read from Kubernetes (revision since --since, or image tag = --release-version), else every service",
+    )
+    group.addoption(
         "--canary-step",
         dest="polycheck_canary_step",
         type=int,

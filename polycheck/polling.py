@@ -18,6 +18,10 @@ class PollTimeout(AssertionError):
         self.attempts = attempts
 
 
+class PollStopped(PollTimeout):
+    """A terminal state was observed that the outcome can no longer follow (e.g. payment_failed while waiting for confirmed)."""
+
+
 @dataclass
 class Observation(Generic[T]):
     value: T | None = None
@@ -38,6 +42,7 @@ def poll(
     interval: float = 0.1,
     max_interval: float = 1.0,
     describe: Callable[[T], str] = repr,
+    stop: Callable[[T], bool] | None = None,
     retry_on: tuple[type[BaseException], ...] = (),
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
@@ -45,6 +50,7 @@ def poll(
     """Call `probe` until `until(value)` holds; return that value.
 
     Raises PollTimeout after `timeout` seconds naming `what`, the attempts and the last observation.
+    When `stop(value)` holds, the outcome can no longer be reached: PollStopped is raised at once.
     Exceptions of the types in `retry_on` count as observations and are retried; others propagate.
     The interval grows by half each attempt up to `max_interval`, and never overshoots the deadline.
     """
@@ -64,6 +70,13 @@ def poll(
             last = Observation(value=value)
             if until(value):
                 return value
+            if stop is not None and stop(value):
+                raise PollStopped(
+                    f"{what}: cannot happen any more, after {attempts} attempt{'s' if attempts != 1 else ''}; "
+                    f"observed a terminal state: {describe(value)}",
+                    value,
+                    attempts,
+                )
         remaining = deadline - clock()
         if remaining <= 0:
             raise PollTimeout(

@@ -157,11 +157,11 @@ class Verdict:
         """The release broke the limit (as opposed to: there was nothing to judge)."""
         return self.outcome == "violated"
 
-    def require(self) -> None:
-        """Fail the current check with the message unless the verdict passed."""
+    def require(self, escalation: str | None = None) -> None:
+        """Fail the current check with the message unless the verdict passed; a violation escalates with `escalation`."""
         __tracebackhide__ = True
         if not self.passed:
-            check_failed(self.message)
+            check_failed(self.message, escalation=escalation if self.violated else None)
 
 
 def evaluate(
@@ -258,6 +258,8 @@ class Check:
     unit: str = ""
     window: str = "5m"
     absent_ok: bool = False
+    families: tuple[str, ...] = ()  # the metric families a service must export for this check to apply to it
+    section_9: str | None = None  # the runbook Section 9 escalation a violation of this check calls for
 
     def query(
         self,
@@ -314,6 +316,7 @@ def _epoch(moment: Moment) -> float:
 ERROR_RATE = Check(
     "error_rate", "5xx ratio", ERROR_RATIO, 0.05, ">",
     "runbook Section 4 rollback trigger: error rate > 5%; Section 6: no spike in 500s", unit="ratio",
+    families=("http_requests_total",), section_9="runbook Section 9: 500s spike above threshold",
 )
 CANARY_ERROR_RATE = Check(
     "canary_error_rate", "5xx ratio", ERROR_RATIO, 0.02, ">",
@@ -321,25 +324,27 @@ CANARY_ERROR_RATE = Check(
 )
 P99 = Check(
     "p99_latency", "p99 latency", P99_LATENCY, 2.5, ">",
-    "runbook Section 4 rollback trigger: p99 latency > 2.5s", unit="s",
+    "runbook Section 4 rollback trigger: p99 latency > 2.5s", unit="s", families=("http_request_duration_seconds",),
 )
 DB_POOL = Check(
     "db_pool_saturation", "DB pool saturation (in use / max)", DB_POOL_SATURATION, 0.9, ">",
     "runbook Section 4 rollback trigger: DB connection saturation; Section 6: DB performance stable "
     "(0.9 is this project's limit, the runbook gives none)", unit="ratio",
+    families=("db_pool_connections_in_use", "db_pool_connections_max"),
 )
 KAFKA_ERRORS = Check(
     "kafka_consumer_errors", "Kafka consumer errors", KAFKA_CONSUMER_ERRORS, 0, ">",
-    "runbook Section 4 rollback trigger: Kafka consumer errors",
+    "runbook Section 4 rollback trigger: Kafka consumer errors", families=("kafka_consumer_errors_total",),
 )
 KAFKA_LAG = Check(
     "kafka_consumer_lag", "Kafka consumer lag", KAFKA_CONSUMER_LAG, 1000, ">",
     "runbook Section 6: Kafka consumer lag normal; Section 9: escalate when high "
     "(1000 messages is this project's limit, the runbook gives none)", unit="messages",
+    families=("kafka_consumergroup_lag",), section_9="runbook Section 9: Kafka lag high",
 )
 REDIS_TTL = Check(
     "redis_ttl_violations", "Redis TTL violations", REDIS_TTL_VIOLATIONS, 0, ">",
-    "runbook Section 6: no increase in Redis TTL violations",
+    "runbook Section 6: no increase in Redis TTL violations", families=("redis_ttl_violations_total",),
 )
 TRAFFIC = Check(
     "traffic", "request rate (req/s)", REQUEST_RATE, 0, "<=",
@@ -349,3 +354,4 @@ TRAFFIC = Check(
 CHECKS: dict[str, Check] = {c.key: c for c in (ERROR_RATE, CANARY_ERROR_RATE, P99, DB_POOL, KAFKA_ERRORS, KAFKA_LAG, REDIS_TTL, TRAFFIC)}
 ROLLBACK_TRIGGERS: tuple[Check, ...] = (ERROR_RATE, P99, DB_POOL, KAFKA_ERRORS)
 POST_DEPLOY_VALIDATIONS: tuple[Check, ...] = (ERROR_RATE, KAFKA_LAG, DB_POOL, REDIS_TTL)
+POST_DEPLOY_CHECKS: tuple[Check, ...] = (ERROR_RATE, P99, DB_POOL, KAFKA_ERRORS, KAFKA_LAG, REDIS_TTL)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
 
+from .attribution import ServiceBoard
 from .config import EnvConfig
 from .contract import MetricsContract
 from .localstack import LocalStack, StackInfo
@@ -24,6 +25,11 @@ class RunState:
     prometheus_url: str = ""
     stack: LocalStack | None = None
     stack_info: StackInfo | None = None
+    released: frozenset[str] | None = None  # --released
+    since: float | None = None  # --since, as epoch seconds
+    board: ServiceBoard = field(default_factory=ServiceBoard)  # services seen hanging in this process
+    reaches: dict[str, Any] = field(default_factory=dict)  # the preflight's Reach per service (and the gateway)
+    cut_off: str | None = None  # why this runner cannot reach the environment at all (INCONCLUSIVE)
 
 
 RUN_STATE = pytest.StashKey[RunState]()

@@ -9,8 +9,8 @@ from typing import Any
 
 import httpx
 
-from .failures import check_failed
-from .http import ServiceClient
+from .failures import CheckFailure, check_failed
+from .http import Exchange, ServiceClient, exchange_of
 
 
 @dataclass(frozen=True)
@@ -31,6 +31,7 @@ class ShopApi:
     def __init__(self, client: ServiceClient, token: str | None = None) -> None:
         self.client = client
         self.token = token
+        self.last: Exchange | None = None  # the latest answer, whose service is blamed when its body is off
 
     def signed_in(self, token: str) -> "ShopApi":
         return ShopApi(self.client, token)
@@ -54,10 +55,27 @@ class ShopApi:
     ) -> tuple[int, Any]:
         """(status, JSON body) of one call that must answer one of `expect`."""
         __tracebackhide__ = True
-        response = self.client.request(
-            method, path, expect=expect, json_body=json_body, params=params, headers=self._headers(headers)
-        )
+        try:
+            response = self.client.request(
+                method, path, expect=expect, json_body=json_body, params=params, headers=self._headers(headers)
+            )
+        except CheckFailure as exc:
+            self._blame_token(exc)
+            raise
+        self.last = exchange_of(response)
         return response.status_code, self.client.json_of(response)
+
+    def _blame_token(self, exc: CheckFailure) -> None:
+        """A service refused our token (401): if auth's own /me refuses it too, the token auth issued is bad (auth)."""
+        __tracebackhide__ = True
+        last = self.client.log.exchanges[-1] if self.client.log.exchanges else None
+        if last is None or last.status != 401 or not self.token or last.answered_by == "auth":
+            return
+        response, seen = self.client.send("GET", "/api/auth/me", headers=self._headers())
+        if response is not None and response.status_code == 401:
+            raise CheckFailure(
+                f"{exc.msg}\n  the token auth issued is refused by auth's own /api/auth/me too ({seen.ids}): "
+                "auth issues tokens that do not work", culprits=["auth"]) from None
 
     def raw(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         """A call whose answer the check judges itself (e.g. an expected 401)."""
@@ -65,13 +83,14 @@ class ShopApi:
         headers = kwargs.pop("headers", None)
         return self.client.request(method, path, headers=self._headers(headers), **kwargs)
 
-    @staticmethod
-    def require(body: Any, keys: Collection[str], what: str) -> dict[str, Any]:
-        """The body as a dict that has `keys`, else the check fails naming what is missing."""
+    def require(self, body: Any, keys: Collection[str], what: str) -> dict[str, Any]:
+        """The body as a dict that has `keys`, else the check fails naming what is missing and who answered it."""
         __tracebackhide__ = True
         if not isinstance(body, dict) or not set(keys) <= set(body):
             missing = sorted(set(keys) - set(body)) if isinstance(body, dict) else list(keys)
-            check_failed(f"{what} lacks {', '.join(missing)} (contract: polyshop-api.md): {body!r}")
+            where = f"{self.last.line}: " if self.last else ""
+            check_failed(f"{where}{what} lacks {', '.join(missing)} (contract: polyshop-api.md): {body!r}",
+                         culprit=self.last.answered_by if self.last else None)
         return body
 
     # -- auth -----------------------------------------------------------------------------------
@@ -150,5 +169,5 @@ class ShopApi:
         _, body = self.call("GET", "/api/notifications/outbox", 200, params={"to": to})
         messages = self.require(body, ("messages",), f"the outbox of {to}")["messages"]
         if not isinstance(messages, list):
-            check_failed(f"the outbox of {to}: 'messages' is not a list: {messages!r}")
+            check_failed(f"the outbox of {to}: 'messages' is not a list: {messages!r}", culprit="notification")
         return messages

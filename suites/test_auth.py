@@ -15,9 +15,14 @@ pytestmark = [pytest.mark.smoke, pytest.mark.synthetic, pytest.mark.rollback("au
 
 def test_login_returns_a_sane_bearer_token(shop: ShopApi, synthetic_account: Account, env_config: EnvConfig) -> None:
     """Runbook Step 4: the synthetic account logs in and gets a Bearer token with a sane lifetime."""
-    with step(f"log in as {synthetic_account.email}"):
+    with step(f"log in as {synthetic_account.email}", blame="auth"):
         token = shop.login(synthetic_account)
     low, high = env_config.thresholds.token_min_ttl_seconds, env_config.thresholds.token_max_ttl_seconds
+    with step("the token is a Bearer token with a sane lifetime", blame="auth"):
+        _sane(token, low, high)
+
+
+def _sane(token: dict, low: int, high: int) -> None:
     assert token["token_type"] == "Bearer", f"token_type is {token['token_type']!r}, expected 'Bearer'"
     assert isinstance(token["expires_in"], int) and low <= token["expires_in"] <= high, (
         f"expires_in is {token['expires_in']!r} s, expected {low}..{high} s: sessions would "
@@ -27,10 +32,10 @@ def test_login_returns_a_sane_bearer_token(shop: ShopApi, synthetic_account: Acc
 
 def test_me_returns_the_synthetic_user(signed_in_shop: ShopApi, synthetic_account: Account) -> None:
     """Runbook Step 4: the token identifies the synthetic user on /api/auth/me."""
-    with step("read /api/auth/me with the fresh token"):
+    with step("read /api/auth/me with the fresh token", blame="auth"):
         me = signed_in_shop.me()
-    assert me["email"] == synthetic_account.email, f"/me is {me['email']!r}, expected {synthetic_account.email!r}"
-    assert me["synthetic"] is True, f"/me says synthetic={me['synthetic']!r} for a synthetic account: its data would pollute analytics"
+        assert me["email"] == synthetic_account.email, f"/me is {me['email']!r}, expected {synthetic_account.email!r}"
+        assert me["synthetic"] is True, f"/me says synthetic={me['synthetic']!r} for a synthetic account: its data would pollute analytics"
 
 
 def test_wrong_password_is_rejected(shop: ShopApi, synthetic_account: Account) -> None:

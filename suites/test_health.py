@@ -57,6 +57,7 @@ def test_metrics_expose_contract_families(
     expect_metric_families(service_client, service, families, within=env_config.thresholds.health_latency_seconds)
 
 
+@pytest.mark.rollback("gateway")
 def test_gateway_routes_to_service(routed_service: str, gateway_client: ServiceClient, env_config: EnvConfig) -> None:
     """Runbook Step 4: the gateway routes the service's /api/... paths to it."""
     probe = env_config.service(routed_service).gateway_probe

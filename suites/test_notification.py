@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from fixtures.orders import OrderLedger
-from fixtures.synthetic import SkuPool
+from polycheck import diagnosis
 from polycheck.config import EnvConfig
 from polycheck.flow import describe_order, step, wait_for
+from polycheck.orders import OrderLedger, SkuPool
 from polycheck.shop import Account, ShopApi
 
 pytestmark = [pytest.mark.smoke, pytest.mark.synthetic, pytest.mark.rollback("notification")]
@@ -16,9 +16,9 @@ pytestmark = [pytest.mark.smoke, pytest.mark.synthetic, pytest.mark.rollback("no
 def test_test_email_reaches_the_outbox(shop: ShopApi, synthetic_account: Account, env_config: EnvConfig) -> None:
     """Runbook Step 4: a smoke_test email to the synthetic address reaches the outbox within the deadline."""
     to = synthetic_account.email
-    with step(f"send a smoke_test email to {to}"):
+    with step(f"send a smoke_test email to {to}", blame="notification"):
         message_id = shop.send_test_email(to)
-    with step(f"message {message_id} reaches the outbox of {to}"):
+    with step(f"message {message_id} reaches the outbox of {to}", blame="notification"):
         wait_for(
             lambda: shop.outbox(to), lambda msgs: any(m.get("id") == message_id for m in msgs),
             timeout=env_config.thresholds.notification_delivery_seconds,
@@ -30,13 +30,17 @@ def test_test_email_reaches_the_outbox(shop: ShopApi, synthetic_account: Account
 def test_confirmed_order_sends_one_confirmation(orders: OrderLedger, sku_pool: SkuPool, synthetic_account: Account, env_config: EnvConfig) -> None:
     """Runbook Step 4: a confirmed order produces exactly one order_confirmed email to the buyer."""
     shop, to, deadline = orders.shop, synthetic_account.email, env_config.thresholds.order_confirmation_seconds
-    with step("create and pay an order"):
+    with step("create an order", blame="order"):
         order = orders.create([{"sku": sku_pool.next(), "qty": 1}])
-        orders.pay(order, env_config.synthetic.card_token)
-    with step(f"order {order['id']} is confirmed"):
+    with step(f"pay order {order['id']}", blame="payment"):
+        payment = orders.pay(order, env_config.synthetic.card_token)
+        assert payment["status"] == "succeeded", f"payment {payment['id']} with {env_config.synthetic.card_token} is {payment['status']!r}"
+    with step(f"order {order['id']} is confirmed", blame="order",
+              diagnose=lambda: diagnosis.why_not_confirmed(shop, order["id"], payment["id"])):
         wait_for(lambda: shop.order(order["id"]), lambda o: o["status"] == "confirmed", timeout=deadline,
-                 what=f"order {order['id']} confirmed", describe=describe_order)
-    with step(f"the order_confirmed email for {order['id']} reaches {to}"):
+                 what=f"order {order['id']} confirmed", describe=describe_order,
+                 stop=lambda o: o["status"] in ("payment_failed", "cancelled"))
+    with step(f"the order_confirmed email for {order['id']} reaches {to}", blame="notification"):
         messages = wait_for(
             lambda: [m for m in shop.outbox(to) if m.get("order_id") == order["id"]],
             lambda mine: any(m.get("template") == "order_confirmed" for m in mine),
@@ -44,5 +48,6 @@ def test_confirmed_order_sends_one_confirmation(orders: OrderLedger, sku_pool: S
             what=f"order_confirmed message for order {order['id']} in the outbox of {to}",
             describe=lambda mine: f"messages for the order: {[m.get('template') for m in mine]}",
         )
-    confirmations = [m for m in messages if m.get("template") == "order_confirmed"]
-    assert len(confirmations) == 1, f"order {order['id']} produced {len(confirmations)} order_confirmed emails, expected exactly 1"
+    with step(f"order {order['id']} produced exactly one order_confirmed email", blame="notification"):
+        confirmations = [m for m in messages if m.get("template") == "order_confirmed"]
+        assert len(confirmations) == 1, f"order {order['id']} produced {len(confirmations)} order_confirmed emails, expected exactly 1"

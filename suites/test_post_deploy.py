@@ -9,18 +9,21 @@ import pytest
 from fixtures.prometheus import deployed_at
 from polycheck import promql
 from polycheck.config import EnvConfig
+from polycheck.postdeploy import DataReadiness
 from polycheck.prometheus import PrometheusClient, PrometheusError, parse_duration
-from polycheck.failures import check_failed
+from polycheck.failures import inconclusive
 
 pytestmark = [pytest.mark.postdeploy]
 
 
 def test_metric_within_runbook_limit(
-    metric_check: tuple[str, str], prometheus: PrometheusClient, env_config: EnvConfig, deploy_times: dict[str, float]
+    metric_check: tuple[str, str], prometheus: PrometheusClient, data_readiness: DataReadiness, env_config: EnvConfig,
+    deploy_times: dict[str, float],
 ) -> None:
     """Runbook Sections 4 and 6: 5xx ratio, p99 latency, DB pool saturation, Kafka lag and errors, Redis TTL violations within limits."""
     service, key = metric_check
     settings = env_config.prometheus
+    data_readiness.require(service, env_config.deployment_of(service))
     check = promql.CHECKS[key]
     if key in settings.queries:
         check = dataclasses.replace(check, template=settings.queries[key])
@@ -32,5 +35,5 @@ def test_metric_within_runbook_limit(
             deployment=env_config.deployment_of(service),
         )
     except PrometheusError as exc:
-        check_failed(f"{service} {check.title}: {exc}")
-    verdict.require()
+        inconclusive(f"{service} {check.title}: Prometheus could not answer: {exc}")
+    verdict.require(escalation=check.section_9)

@@ -14,10 +14,16 @@ import httpx
 from ..config import EnvConfig, MissingSecretError
 from ..kube import Kube
 from ..redact import redact_text
+from ..release import ReleaseScope
 from .actions import PLANNERS, ActionContext, RollbackActionError
 from .allure_report import report_rollback
 
 Notify = Callable[[str, bool], None]  # (line, is_bad)
+# Runbook Section 9 "Immediate escalation", by the culprit a failing check names.
+SECTION_9 = {
+    "payment": "runbook Section 9: payment errors detected",
+    "order": "runbook Section 9: order creation stalled",
+}
 
 
 @dataclass
@@ -30,6 +36,7 @@ class RollbackEngine:
     release: str
     audit_path: Path
     kube_factory: Callable[[], Kube]
+    released: Callable[["RollbackEngine"], ReleaseScope] = lambda engine: ReleaseScope(frozenset(engine.config.service_names), "every service")
     notify: Notify = lambda line, bad: None
     fired: dict[str, float] = field(default_factory=dict)  # service -> when the rollback was requested
     escalated: set[str] = field(default_factory=set)
@@ -38,38 +45,70 @@ class RollbackEngine:
     _reported: set[str] = field(default_factory=set)
     failed_at: float | None = None  # when the check that triggered the current decision failed (epoch seconds)
     _kube: Kube | None = None
+    _scope: ReleaseScope | None = None
+    judged: bool = True  # False once the run was found inconclusive
 
-    # -- entry point ------------------------------------------------------------------------------
-    def on_failure(self, check: str, target: str | None, service: str | None, reason: str, failed_at: float | None = None) -> None:
-        """A check failed for good: roll its target back, or escalate a payment/order failure."""
+    # -- entry points -----------------------------------------------------------------------------
+    def on_failure(self, check: str, culprits: tuple[str, ...], reason: str, *, rollback: bool, escalation: str | None = None,
+                   failed_at: float | None = None) -> None:
+        """A check failed for good: roll back its culprit if this release changed it, and escalate (runbook Section 9)."""
         self.failed_at = failed_at
-        if target is not None:
-            self.rollback(target, check, reason)
-        elif service is not None and service in self.config.escalation.on_failure_of:
-            self.escalate(service, check, reason, "a check of a business-critical service failed")
+        if len(culprits) != 1:
+            if rollback or escalation:
+                who = f"several services ({', '.join(culprits)})" if culprits else "no service"
+                self.escalate(",".join(culprits) or "unattributed", check, reason,
+                              f"{check} failed and the evidence names {who}: nothing rolled back, a human must judge")
+            return
+        culprit = culprits[0]
+        section_9 = escalation or (SECTION_9.get(culprit, "runbook Section 9: a business-critical service is failing")
+                                   if culprit in self.config.escalation.on_failure_of else None)
+        if rollback:
+            scope = self.release_scope()
+            if scope.includes(culprit):
+                self.rollback(culprit, check, reason, section_9)
+                return
+            self.escalate(culprit, check, reason,
+                          f"{culprit} is failing but was not part of this release (released: {scope.describe()}): nothing rolled back"
+                          + (f"; {section_9}" if section_9 else ""), key="not-released")
+            return
+        if section_9:
+            self.escalate(culprit, check, reason, section_9)
+
+    def on_inconclusive(self, check: str, reason: str) -> None:
+        """The checker could not measure: no rollback; one escalation for the whole run."""
+        self.judged = False
+        self.escalate("", check, reason, f"could not judge release {self.release or '(unnamed)'} in env {self.config.name}: {reason}",
+                      key="inconclusive")
+
+    def release_scope(self) -> ReleaseScope:
+        if self._scope is None:
+            self._scope = self.released(self)
+            self.notify(f"released in this run: {self._scope.describe()}", False)
+        return self._scope
 
     # -- rollback -----------------------------------------------------------------------------------
-    def rollback(self, service: str, check: str, reason: str) -> None:
+    def rollback(self, service: str, check: str, reason: str, section_9: str | None = None) -> None:
         first = len(self.records)
-        self._rollback(service, check, reason)
+        self._rollback(service, check, reason, section_9)
         if self.allure_dir is not None and service not in self._reported:
             self._reported.add(service)
             report_rollback(self.allure_dir, service, check, [r for r in self.records[first:] if r["service"] == service])
 
-    def _rollback(self, service: str, check: str, reason: str) -> None:
+    def _rollback(self, service: str, check: str, reason: str, section_9: str | None) -> None:
         if service in self.fired:
-            self._audit(service, check, "decision", "skipped", f"{service} was already rolled back in this run")
-            return
+            return  # once per service per run: the first decision stands, with its audit records
         self.fired[service] = time.time()
         actions = self.config.rollback.actions_for(service)
         if self.mode == "off":
             self._audit(service, check, "decision", "off", f"rollback of {service} is off (--rollback off); would run {actions}")
             self.notify(f"ROLLBACK OFF: {check} failed; {service} is NOT rolled back (mode off)", True)
+            self.escalate(service, check, reason, f"rollback of {service} wanted, but rollback is off"
+                          + (f"; {section_9}" if section_9 else ""), key="rollback")
             return
         if not actions:
             self._audit(service, check, "decision", "failed", f"no rollback action configured for {service}")
             self.notify(f"ROLLBACK NOT POSSIBLE: no rollback.actions for {service} in {self.config.source}", True)
-            self.escalate(service, check, reason, "rollback wanted but no action is configured", force=True)
+            self.escalate(service, check, reason, "rollback wanted but no action is configured", key="rollback")
             return
         self._audit(service, check, "decision", self.mode, f"{check} failed for good: rolling back {service} with {actions}")
         results, failed = [], False
@@ -80,8 +119,8 @@ class RollbackEngine:
         verb = "DRY-RUN ROLLBACK" if self.mode == "dry-run" else ("ROLLBACK FAILED" if failed else "ROLLED BACK")
         self.notify(f"{verb} {service} (after {check}): " + "; ".join(f"{r['action']}: {r['detail']}" for r in results), failed)
         why = "rollback FAILED: " if failed else ("rollback planned (dry-run)" if self.mode == "dry-run" else "rollback fired")
-        self.escalate(service, check, reason, why + (" " + "; ".join(r["detail"] for r in results if r["outcome"] == "failed") if failed else ""),
-                      actions=results, force=True)
+        why += " " + "; ".join(r["detail"] for r in results if r["outcome"] == "failed") if failed else ""
+        self.escalate(service, check, reason, why + (f"; {section_9}" if section_9 else ""), actions=results, key="rollback")
 
     def _run(self, action: str, service: str, check: str, reason: str) -> tuple[str, str]:
         ctx = ActionContext(
@@ -112,14 +151,15 @@ class RollbackEngine:
 
     # -- escalation --------------------------------------------------------------------------------
     def escalate(self, service: str, check: str, reason: str, why: str, *, actions: list[dict[str, Any]] | None = None,
-                 force: bool = False) -> None:
-        """Runbook Section 9: tell the on-call and the SRE lead (each escalation webhook), once per service per run."""
-        key = f"{service}:{'rollback' if force else 'failure'}"
+                 key: str = "failure") -> None:
+        """Runbook Section 9: tell the on-call and the SRE lead (each escalation webhook), once per service and kind per run."""
+        key = f"{service}:{key}"
         if key in self.escalated:
             return
         self.escalated.add(key)
         payload = self.payload("escalation", service, check, reason)
-        payload.update({"why": why, "actions": actions or []})
+        payload.update({"why": why, "actions": actions or [], "culprit": service or None})
+        self.notify(f"ESCALATION ({service or 'run'}): {why}", True)
         if not self.config.escalation.webhooks:
             self._audit(service, check, "escalation", "failed", f"no escalation.webhooks configured; not escalated: {why}")
             self.notify(f"ESCALATION NOT SENT for {service}: no escalation.webhooks in {self.config.source}", True)

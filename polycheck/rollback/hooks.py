@@ -7,10 +7,12 @@ from typing import Any
 
 import pytest
 
+from .. import release
 from ..kube import Kube
 from ..run import run_state
+from ..verdicts import BLOCKED, CULPRIT, ESCALATION, FAILED, INCONCLUSIVE, OUTCOME
 from .engine import RollbackEngine
-from .targets import SERVICE_PROPERTY, USER_PROPERTY, checked_service, rollback_target
+from .targets import ESCALATE_PROPERTY, ROLLBACK_PROPERTY, escalation_of, may_roll_back
 
 ENGINE = pytest.StashKey[RollbackEngine]()
 
@@ -35,6 +37,10 @@ def engine_for(config: pytest.Config) -> RollbackEngine | None:
             release=state.release_version or state.config.environment.release_version,
             audit_path=audit if audit.is_absolute() else config.rootpath / audit,
             kube_factory=lambda: Kube.connect(run_state(config).config.kubernetes),
+            released=lambda engine: release.resolve(
+                state.config, explicit=state.released, since=state.since, kube_factory=engine.kube,
+                release_version=state.release_version or state.config.environment.release_version or None,
+            ),
             notify=notify,
             allure_dir=Path(config.option.allure_report_dir) if getattr(config.option, "allure_report_dir", None) else None,
         )
@@ -49,25 +55,30 @@ class RollbackPlugin:
         self.config = config
 
     def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
-        """Record each check's rollback target and service on the item, so they travel with its reports (also from xdist workers)."""
+        """Record whether each check may roll back and what it escalates, so it travels with its reports (also from xdist)."""
         for item in items:
-            target, service = rollback_target(item), checked_service(item)
-            if target is not None:
-                item.user_properties.append((USER_PROPERTY, target))
-            if service is not None:
-                item.user_properties.append((SERVICE_PROPERTY, service))
+            if may_roll_back(item):
+                item.user_properties.append((ROLLBACK_PROPERTY, True))
+            why = escalation_of(item)
+            if why:
+                item.user_properties.append((ESCALATE_PROPERTY, why))
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        """A check failed for good (the final report, after any reruns): fire its service's rollback now."""
-        if report.when != "call" or not report.failed:
-            return
+        """A check failed for good (set-up or body, the final report): act on its culprit now; blocked checks never act."""
         props = dict(report.user_properties)
-        target, service = props.get(USER_PROPERTY), props.get(SERVICE_PROPERTY)
-        if target is None and service is None:
+        outcome = props.get(OUTCOME)
+        if outcome in (None, BLOCKED) or report.when == "teardown":
             return
         engine = engine_for(self.config)
-        if engine is not None:
-            engine.on_failure(report.nodeid, target, service, report.longreprtext.strip()[:2000], getattr(report, "stop", None))
+        if engine is None:
+            return
+        reason = (report.longrepr[2] if isinstance(report.longrepr, tuple) else report.longreprtext).strip()[:2000]
+        if outcome == INCONCLUSIVE:
+            engine.on_inconclusive(report.nodeid, reason)
+        elif outcome == FAILED:
+            culprits = tuple(c for c in str(props.get(CULPRIT, "")).split(",") if c)
+            engine.on_failure(report.nodeid, culprits, reason, rollback=bool(props.get(ROLLBACK_PROPERTY)),
+                              escalation=props.get(ESCALATION) or props.get(ESCALATE_PROPERTY), failed_at=getattr(report, "stop", None))
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         engine = self.config.stash.get(ENGINE, None)

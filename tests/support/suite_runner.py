@@ -16,7 +16,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 @dataclass(frozen=True)
 class CaseResult:
-    outcome: str  # passed | failed | error | skipped
+    outcome: str  # passed | failed | error | skipped | blocked | inconclusive
     message: str
     seconds: float
 
@@ -68,6 +68,9 @@ def parse_junit(path: Path) -> dict[str, CaseResult]:
             if element is not None:
                 outcome = {"failure": "failed", "error": "error", "skipped": "skipped"}[tag]
                 message = (element.text or "") + "\n" + element.get("message", "")
+                if outcome == "skipped":  # polycheck's blocked and inconclusive outcomes are skips with their word first
+                    word = element.get("message", "").split(" ", 1)[0].rstrip(":")
+                    outcome = {"blocked": "blocked", "inconclusive": "inconclusive"}.get(word, outcome)
                 break
         cases[case.get("name", "")] = CaseResult(outcome, message.strip(), float(case.get("time", "0")))
     return cases

@@ -1,0 +1,109 @@
+"""Synthetic orders and the SKUs they use: every order a check creates is cancelled and refunded afterwards."""
+
+from __future__ import annotations
+
+import itertools
+import os
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterator
+
+import pytest
+
+from .failures import check_failed
+from .polling import PollTimeout, poll
+from .shop import Account, ShopApi, new_idempotency_key
+
+SETTLED = ("refunded", "declined")
+CLEANUP_ERRORS = (Exception, pytest.fail.Exception)
+CLEANUP_SECONDS = 3.0
+
+
+@dataclass
+class OrderLedger:
+    """Creates synthetic orders and payments through the API and remembers them for the clean-up."""
+
+    shop: ShopApi
+    account: Account
+    order_ids: list[str] = field(default_factory=list)
+    payment_ids: list[str] = field(default_factory=list)
+
+    def create(self, items: list[dict[str, Any]], key: str | None = None, expect: tuple[int, ...] = (201,)) -> dict[str, Any]:
+        __tracebackhide__ = True
+        _, order = self.shop.create_order(items, key or new_idempotency_key(), expect=expect)
+        if order["id"] not in self.order_ids:
+            self.order_ids.append(order["id"])
+        return order
+
+    def pay(self, order: dict[str, Any], card_token: str, key: str | None = None) -> dict[str, Any]:
+        __tracebackhide__ = True
+        payment = self.shop.pay(order, card_token, key or new_idempotency_key())
+        if payment["id"] not in self.payment_ids:
+            self.payment_ids.append(payment["id"])
+        return payment
+
+    def record_payment(self, payment: dict[str, Any]) -> None:
+        """A payment created outside `pay` (e.g. one the service should have refused), for the clean-up."""
+        if isinstance(payment, dict) and payment.get("id") and payment["id"] not in self.payment_ids:
+            self.payment_ids.append(payment["id"])
+
+    def product(self, sku: str) -> dict[str, Any]:
+        """The catalogue's product with this SKU (paging through the catalogue)."""
+        __tracebackhide__ = True
+        offset = 0
+        while True:
+            page = self.shop.products(limit=100, offset=offset)
+            for item in page["items"]:
+                if item.get("sku") == sku:
+                    return item
+            offset += len(page["items"])
+            if not page["items"] or offset >= int(page.get("total") or 0):
+                check_failed(f"no product with SKU {sku} in the catalogue ({offset} products read)", culprit="product")
+
+    def clean_up(self) -> list[str]:
+        """Cancel every order and refund every payment; what could not be cleaned, as sentences."""
+        problems: list[str] = []
+        try:
+            shop = self.shop.signed_in(self.shop.login(self.account)["access_token"])  # a fresh token
+        except CLEANUP_ERRORS as exc:  # a failed login must not hide the list of leftovers
+            return [f"could not sign in to clean up orders {self.order_ids} and payments {self.payment_ids}: {exc}"]
+        for order_id in self.order_ids:
+            try:
+                cancelled = _retried(lambda: shop.cancel(order_id), f"cancel order {order_id}")
+                if cancelled.get("status") != "cancelled":
+                    problems.append(f"order {order_id} reads {cancelled.get('status')!r} after cancel")
+            except CLEANUP_ERRORS as exc:
+                problems.append(f"order {order_id} could not be cancelled: {exc}")
+        for payment_id in self.payment_ids:
+            try:
+                payment = _retried(lambda: shop.payment(payment_id), f"read payment {payment_id}")
+                if payment["status"] not in SETTLED:
+                    payment = _retried(lambda: shop.refund(payment_id), f"refund payment {payment_id}")
+                if payment["status"] not in SETTLED:
+                    problems.append(f"payment {payment_id} reads {payment['status']!r} after refund")
+            except CLEANUP_ERRORS as exc:
+                problems.append(f"payment {payment_id} could not be refunded: {exc}")
+        return problems
+
+
+def _retried(action: Callable[[], dict[str, Any]], what: str) -> dict[str, Any]:
+    """Clean-up calls are idempotent: a transient failure is tried again, for up to CLEANUP_SECONDS."""
+    try:
+        return poll(action, lambda _: True, timeout=CLEANUP_SECONDS, what=what, interval=0.1, max_interval=0.5,
+                    retry_on=(pytest.fail.Exception,))
+    except PollTimeout as exc:
+        raise RuntimeError(str(exc)) from None
+
+
+
+class SkuPool:
+    """SKUs for synthetic orders, split between xdist workers so concurrent checks never share one."""
+
+    def __init__(self, skus: list[str]) -> None:
+        worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+        count = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+        index = int(worker[2:]) if worker.startswith("gw") and worker[2:].isdigit() else 0
+        mine = sorted(skus)[index::count] or sorted(skus)
+        self._cycle: Iterator[str] = itertools.cycle(mine)
+
+    def next(self) -> str:
+        return next(self._cycle)

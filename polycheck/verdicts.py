@@ -1,0 +1,151 @@
+"""Each check's outcome with its culprit: failed, blocked by another service, or inconclusive; and the run's verdict.
+
+- failed: the culprit the evidence names is one of the services the check judges (its subjects);
+- blocked: the culprit is a service the check only depends on (auth for the order flow): the check
+  could not do its work, its outcome is "blocked by auth", and it rolls nothing back;
+- inconclusive: the checker could not measure (see `failures.inconclusive`).
+
+The outcome and the culprit travel with the report as user properties (so they reach the xdist
+controller, the JUnit XML and the rollback engine), show in the terminal and as Allure labels.
+The run's verdict is GO (exit 0), NO-GO (exit 1: a check failed or was blocked) or INCONCLUSIVE
+(exit 6: nothing failed, but something could not be measured).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+import pytest
+
+from .failures import CheckFailure, culprits_of, is_inconclusive
+
+OUTCOME = "polycheck_outcome"
+CULPRIT = "polycheck_culprit"
+ESCALATION = "polycheck_escalation"
+FAILED, BLOCKED, INCONCLUSIVE = "failed", "blocked", "inconclusive"
+EXIT_NO_GO = 1
+EXIT_INCONCLUSIVE = 6
+SUBJECT_PARAMS = ("service", "routed_service", "canary_service")
+
+try:
+    import allure
+except ImportError:  # pragma: no cover - the project installs allure-pytest
+    allure = None
+
+
+def subjects_of(item: pytest.Item) -> tuple[str, ...]:
+    """The services a check judges: its rollback marker's services and its parametrised service."""
+    names: list[str] = []
+    marker = item.get_closest_marker("rollback")
+    if marker is not None:
+        names += [str(a) for a in marker.args]
+    params = getattr(getattr(item, "callspec", None), "params", {})
+    names += [str(params[p]) for p in SUBJECT_PARAMS if p in params]
+    if "metric_check" in params:
+        names.append(str(params["metric_check"][0]))
+    return tuple(dict.fromkeys(names))
+
+
+def judge(subjects: tuple[str, ...], exc: BaseException | None, when: str = "call") -> tuple[str, tuple[str, ...]]:
+    """(outcome, culprits) of a failing phase."""
+    if is_inconclusive(exc):
+        return INCONCLUSIVE, ()
+    culprits = culprits_of(exc)
+    if not culprits and when == "call" and isinstance(exc, (CheckFailure, AssertionError)) and len(subjects) == 1:
+        culprits = subjects  # the check's own verdict on its one subject (set-up failures need explicit evidence)
+    if culprits and subjects and not set(culprits) & set(subjects):
+        return BLOCKED, culprits
+    return FAILED, culprits
+
+
+def _first_line(text: str) -> str:
+    return next((line.strip() for line in text.splitlines() if line.strip()), "")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[Any]) -> pytest.TestReport | None:
+    """Build the report ourselves, so every other hook (Allure, JUnit, xdist) sees the verdict."""
+    excinfo = call.excinfo
+    if excinfo is None or excinfo.errisinstance((pytest.skip.Exception,)) or call.when == "teardown":
+        return None
+    exc = excinfo.value
+    outcome, culprits = judge(subjects_of(item), exc, call.when)
+    if outcome == FAILED and culprits and isinstance(exc, CheckFailure):
+        exc.msg = f"{exc.msg}\n  culprit: {', '.join(culprits)}"
+    report = pytest.TestReport.from_item_and_call(item, call)
+    report.user_properties += [(OUTCOME, outcome), (CULPRIT, ",".join(culprits))]
+    if isinstance(exc, CheckFailure) and exc.escalation:
+        report.user_properties.append((ESCALATION, exc.escalation))
+    if outcome != FAILED:
+        reason = _first_line(str(getattr(exc, "msg", exc)))
+        words = f"blocked by {', '.join(culprits)}" if outcome == BLOCKED else INCONCLUSIVE
+        path, line, _ = item.location
+        report.outcome = "skipped"
+        report.longrepr = (str(item.path), (line or 0) + 1, f"{words}: {reason.removeprefix('inconclusive: ')}")
+    if allure is not None:
+        for culprit in culprits:
+            allure.dynamic.label("culprit", culprit)
+        allure.dynamic.tag(outcome if outcome != FAILED else "release-defect")
+    return report
+
+
+def outcome_of(report: pytest.TestReport) -> str | None:
+    return dict(report.user_properties).get(OUTCOME)
+
+
+def pytest_report_teststatus(report: pytest.TestReport, config: pytest.Config) -> tuple[str, str, Any] | None:
+    outcome = outcome_of(report)
+    if outcome == BLOCKED:
+        return "blocked", "B", ("BLOCKED", {"yellow": True})
+    if outcome == INCONCLUSIVE:
+        return "inconclusive", "I", ("INCONCLUSIVE", {"yellow": True})
+    return None
+
+
+class RunVerdict:
+    """Counts every final report (on the controller under xdist) and turns them into the run's verdict."""
+
+    def __init__(self) -> None:
+        self.counts: Counter[str] = Counter()
+        self.lines: list[tuple[str, str, str, str]] = []  # (outcome, nodeid, culprits, reason)
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        outcome = outcome_of(report)
+        if report.when == "call" and report.passed:
+            self.counts["passed"] += 1
+        if outcome is None:
+            if report.failed:  # a teardown error, or a failure the plugin could not judge
+                self.counts[FAILED] += 1
+                self.lines.append((FAILED, report.nodeid, "", _first_line(report.longreprtext)))
+            return
+        culprits = dict(report.user_properties).get(CULPRIT, "")
+        self.counts[outcome] += 1
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else _first_line(report.longreprtext)
+        self.lines.append((outcome, report.nodeid, culprits, reason))
+
+    @property
+    def verdict(self) -> str:
+        if self.counts[FAILED] or self.counts[BLOCKED]:
+            return "NO-GO"
+        if self.counts[INCONCLUSIVE]:
+            return "INCONCLUSIVE"
+        return "GO"
+
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        if hasattr(session.config, "workerinput") or exitstatus not in (0, 1):
+            return
+        session.exitstatus = {"NO-GO": EXIT_NO_GO, "INCONCLUSIVE": EXIT_INCONCLUSIVE}.get(self.verdict, 0)
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        if not self.lines and not self.counts["passed"]:
+            return
+        terminalreporter.section("polycheck verdict")
+        for outcome, nodeid, culprits, reason in self.lines:
+            blame = f" [culprit: {culprits}]" if culprits and outcome == FAILED else ""
+            terminalreporter.write_line(f"{outcome.upper():12} {nodeid}{blame}: {reason[:300]}", red=outcome == FAILED,
+                                        yellow=outcome != FAILED)
+        summary = ", ".join(f"{n} {k}" for k, n in sorted(self.counts.items()) if n)
+        verdict = self.verdict
+        terminalreporter.write_line(f"polycheck: {verdict} ({summary})", bold=True, red=verdict == "NO-GO",
+                                    yellow=verdict == "INCONCLUSIVE", green=verdict == "GO")

@@ -1,0 +1,112 @@
+"""Rollbacks act only on the service the evidence blames and this release changed; never on a bystander,
+never on the checker's own outage. Each case runs the smoke suite against the local stack with one fault,
+with `--rollback off`, and reads the set of services in the rollback decisions of the audit log."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support.stack_control import StackControl
+from tests.support.suite_runner import REPO, SuiteRun, run_suites
+
+SMOKE = "smoke and not postdeploy and not rollout"
+EXIT_NO_GO, EXIT_INCONCLUSIVE = 1, 6
+
+
+@dataclass(frozen=True)
+class Blame:
+    service: str
+    kind: str
+    culprit: str  # the one service the rollback decisions must name
+    params: dict[str, Any] = field(default_factory=dict)
+    released: str | None = None  # --released
+
+    @property
+    def id(self) -> str:
+        return f"{self.service}-{self.kind}" + (f"-released-{self.released}" if self.released else "")
+
+
+# one fault per service, across all eight
+CASES = [
+    Blame("auth", "down", "auth"),
+    Blame("product", "errors", "product", {"ratio": 1.0, "paths": ["/api/"]}),
+    Blame("inventory", "no_confirm", "inventory"),
+    Blame("order", "hang", "order"),
+    Blame("payment", "decline_all", "payment"),
+    Blame("notification", "drop", "notification"),
+    Blame("search", "empty_results", "search"),
+    Blame("gateway", "down", "gateway"),
+]
+
+
+def audit(log: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+
+
+def decisions(log: Path) -> set[str]:
+    return {r["service"] for r in audit(log) if r["step"] == "decision"}
+
+
+def escalations(log: Path) -> list[dict[str, Any]]:
+    return [r for r in audit(log) if r["step"] == "escalation"]
+
+
+def run_smoke(stack: StackControl, log: Path, *extra: str) -> SuiteRun:
+    return run_suites("-m", SMOKE, "--rollback", "off", f"--rollback-log={log}", *extra, "-p", "no:randomly",
+                      stack_file=stack.stack_file)
+
+
+def test_a_healthy_run_rolls_nothing_back(stack: StackControl, tmp_path: Path) -> None:
+    log = tmp_path / "rollback.jsonl"
+    run = run_smoke(stack, log)
+    assert run.returncode == 0, run.describe()
+    assert not audit(log), audit(log)
+    assert "polycheck: GO" in run.output
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
+def test_only_the_released_culprit_is_rolled_back(stack: StackControl, tmp_path: Path, case: Blame) -> None:
+    stack.set_fault(case.service, case.kind, **case.params)
+    log = tmp_path / "rollback.jsonl"
+    run = run_smoke(stack, log)
+    assert run.returncode == EXIT_NO_GO, run.describe()
+    assert decisions(log) == {case.culprit}, f"{audit(log)}\n{run.describe()}"
+    blamed = {name for name, c in run.cases.items() if c.outcome in ("failed", "error")}
+    assert blamed and all(f"culprit: {case.culprit}" in run.cases[n].message for n in blamed), run.describe()
+    assert all(f"blocked by {case.culprit}" in c.message for c in run.cases.values() if c.outcome == "blocked"), run.describe()
+
+
+def test_a_culprit_outside_the_release_escalates_instead(stack: StackControl, tmp_path: Path) -> None:
+    """payment breaks, but only order was released: nothing is rolled back; one escalation names payment."""
+    stack.set_fault("payment", "decline_all")
+    log = tmp_path / "rollback.jsonl"
+    run = run_smoke(stack, log, "--released", "order")
+    assert run.returncode == EXIT_NO_GO, run.describe()
+    assert decisions(log) == set(), audit(log)
+    sent = escalations(log)
+    assert {r["service"] for r in sent} == {"payment"}, sent
+    assert any("payment is failing but was not part of this release" in r["detail"] for r in sent), sent
+
+
+def test_a_runner_that_reaches_nothing_is_inconclusive(tmp_path: Path) -> None:
+    """Every service refuses the connection (a runner without network): exit INCONCLUSIVE, no rollback, one escalation."""
+    text = (REPO / "envs" / "prod.toml").read_text()
+    for name in ("auth", "product", "inventory", "order", "payment", "notification", "search", "gateway"):
+        text = text.replace(f"http://{name}-service.polyshop.svc.cluster.local:8080", "http://127.0.0.1:9")
+    text = text.replace('"${POLYSHOP_ONCALL_WEBHOOK}", "${POLYSHOP_SRE_LEAD_WEBHOOK}"', '"http://127.0.0.1:9/oncall"')
+    (tmp_path / "unreachable.toml").write_text(text)
+    log = tmp_path / "rollback.jsonl"
+    run = run_suites("-m", SMOKE, "--env", "unreachable", f"--env-dir={tmp_path}", "--rollback", "auto",
+                     f"--rollback-log={log}", extra_env={"POLYSHOP_ROLLBACK_WEBHOOK": "http://127.0.0.1:9/rollback"})
+    assert run.returncode == EXIT_INCONCLUSIVE, run.describe()
+    assert run.cases and {c.outcome for c in run.cases.values()} == {"inconclusive"}, run.describe()
+    assert decisions(log) == set(), audit(log)
+    sent = escalations(log)
+    assert len(sent) == 1 and "could not judge release" in sent[0]["detail"], sent
+    assert "neither the gateway nor any of the 7 services could be reached" in run.output
+    assert "polycheck: INCONCLUSIVE" in run.output
