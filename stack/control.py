@@ -15,6 +15,8 @@ from .kube import FaultError as KubeFaultError
 if TYPE_CHECKING:
     from .runtime import Stack
 
+ALL_SERVICES = "all"  # PUT /faults/all/<kind>: the fault on every service at once
+
 
 def control_app(stack: "Stack") -> Starlette:
     async def describe(request: Request) -> JSONResponse:
@@ -26,25 +28,31 @@ def control_app(stack: "Stack") -> Starlette:
 
     async def list_faults(request: Request) -> JSONResponse:
         kinds = {kind: text for kind, (text, _) in FAULT_KINDS.items()}
-        return JSONResponse({"active": stack.faults.active, "kinds": kinds})
+        targets = [*stack.contexts, ALL_SERVICES]
+        return JSONResponse({"active": stack.faults.active, "kinds": kinds, "services": targets})
 
     async def set_fault(request: Request) -> JSONResponse:
         service, kind = request.path_params["service"], request.path_params["kind"]
-        if service not in stack.contexts:
-            return JSONResponse({"error": f"unknown service {service!r}", "known": list(stack.contexts)}, status_code=404)
+        if service not in stack.contexts and service != ALL_SERVICES:
+            known = [*stack.contexts, ALL_SERVICES]
+            return JSONResponse({"error": f"unknown service {service!r}", "known": known}, status_code=404)
+        services = list(stack.contexts) if service == ALL_SERVICES else [service]
         try:
             params: Any = await request.json() if await request.body() else {}
             if not isinstance(params, dict):
                 raise FaultError("the body must be a JSON object of fault parameters")
-            applied = stack.faults.set(service, kind, params)
+            applied = stack.faults.set_many(services, kind, params)
         except (FaultError, ValueError) as exc:
             return JSONResponse({"error": str(exc)}, status_code=422)
-        await stack.reconcile(service)
-        return JSONResponse({"service": service, "kind": kind, "params": applied})
+        for name in services:
+            await stack.reconcile(name)
+        return JSONResponse({"service": service, "services": services, "kind": kind, "params": applied})
 
     async def clear_faults(request: Request) -> JSONResponse:
         service = request.path_params.get("service")
         kind = request.path_params.get("kind")
+        if service == ALL_SERVICES:
+            service = None
         stack.faults.clear(service, kind)
         for name in [service] if service else list(stack.contexts):
             await stack.reconcile(name)

@@ -13,41 +13,15 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from .catalog import DB_FAMILIES, REDIS_FAMILIES, SERVICES
+from .contract_faults import CONTRACT_FAULT_KINDS, CONTRACT_FAULT_SCOPES
+from .fault_params import FaultError, Scope
+from .fault_params import no_params as _no_params
+from .fault_params import number as _number
+from .fault_params import only as _only
+from .fault_params import optional_text as _optional_text
+from .fault_params import paths as _paths
+from .fault_params import text as _text
 from .telemetry import DB_POOL_SIZE
-
-
-class FaultError(ValueError):
-    """A fault request the stack cannot honour (unknown kind, bad parameters)."""
-
-
-def _number(params: dict[str, Any], key: str, default: float, low: float, high: float) -> float:
-    value = params.get(key, default)
-    if not isinstance(value, (int, float)) or isinstance(value, bool) or not low <= value <= high:
-        raise FaultError(f"'{key}' must be a number in [{low}, {high}], got {value!r}")
-    return float(value)
-
-
-def _text(params: dict[str, Any], key: str, default: str | None = None, choices: tuple[str, ...] = ()) -> str:
-    value = params.get(key, default)
-    if not isinstance(value, str) or not value or (choices and value not in choices):
-        allowed = f" (one of {', '.join(choices)})" if choices else ""
-        raise FaultError(f"'{key}' must be a non-empty string{allowed}, got {value!r}")
-    return value
-
-
-def _optional_text(params: dict[str, Any], key: str) -> str | None:
-    return None if params.get(key) is None else _text(params, key)
-
-
-def _no_params(params: dict[str, Any]) -> dict[str, Any]:
-    return {}
-
-
-def _paths(params: dict[str, Any]) -> list[str]:
-    paths = params.get("paths", ["/"])
-    if not isinstance(paths, list) or not all(isinstance(p, str) and p.startswith("/") for p in paths):
-        raise FaultError(f"'paths' must be a list of path prefixes, got {paths!r}")
-    return paths
 
 
 # kind -> (description, parameter normaliser)
@@ -111,14 +85,9 @@ FAULT_KINDS: dict[str, tuple[str, Callable[[dict[str, Any]], dict[str, Any]]]] =
         "cache expiry breaks: entries older than 'ttl_seconds' are served stale and counted",
         lambda p: {"ttl_seconds": _number(p, "ttl_seconds", 0.0, 0.0, 3600.0)},
     ),
+    # contract faults (stack.contract_faults)
+    **CONTRACT_FAULT_KINDS,
 }
-
-
-def _only(*services: str) -> Callable[[str, dict[str, Any]], str | None]:
-    def check(service: str, params: dict[str, Any]) -> str | None:
-        return None if service in services else f"only {', '.join(services)} can show it"
-
-    return check
 
 
 def _consuming(service: str, params: dict[str, Any]) -> str | None:
@@ -131,7 +100,7 @@ def _consuming(service: str, params: dict[str, Any]) -> str | None:
     return None
 
 
-def _with_families(*families: str) -> Callable[[str, dict[str, Any]], str | None]:
+def _with_families(*families: str) -> Scope:
     def check(service: str, params: dict[str, Any]) -> str | None:
         spec = SERVICES.get(service)
         if spec is None or not set(families) <= set(spec.families):
@@ -142,7 +111,7 @@ def _with_families(*families: str) -> Callable[[str, dict[str, Any]], str | None
 
 
 # kind -> which services can show it: None when it applies, else why not
-FAULT_SCOPES: dict[str, Callable[[str, dict[str, Any]], str | None]] = {
+FAULT_SCOPES: dict[str, Scope] = {
     "reject_logins": _only("auth"),
     "expire_tokens": _only("auth"),
     "decline_all": _only("payment"),
@@ -158,6 +127,7 @@ FAULT_SCOPES: dict[str, Callable[[str, dict[str, Any]], str | None]] = {
     "consumer_errors": _consuming,
     "db_saturation": _with_families(*DB_FAMILIES),
     "ttl_violations": _with_families(*REDIS_FAMILIES),
+    **CONTRACT_FAULT_SCOPES,
 }
 
 
@@ -171,17 +141,23 @@ class FaultBoard:
     on_change: list[Callable[[str], Any]] = field(default_factory=list)
 
     def set(self, service: str, kind: str, params: dict[str, Any]) -> dict[str, Any]:
+        return self.set_many([service], kind, params)
+
+    def set_many(self, services: list[str], kind: str, params: dict[str, Any]) -> dict[str, Any]:
+        """Set one fault on several services at once; on none of them when it does not apply to one."""
         if kind not in FAULT_KINDS:
             raise FaultError(f"unknown fault kind {kind!r}; known: {', '.join(sorted(FAULT_KINDS))}")
         normalised = FAULT_KINDS[kind][1](params)
         scope = FAULT_SCOPES.get(kind)
-        refusal = scope(service, normalised) if scope else None
-        if refusal:
-            raise FaultError(f"fault {kind!r} does not apply to {service}: {refusal}")
-        self.active.setdefault(service, {})[kind] = normalised
-        if kind == "hang":
-            self._released[service] = asyncio.Event()
-        self._notify(service)
+        for service in services:
+            refusal = scope(service, normalised) if scope else None
+            if refusal:
+                raise FaultError(f"fault {kind!r} does not apply to {service}: {refusal}")
+        for service in services:
+            self.active.setdefault(service, {})[kind] = dict(normalised)
+            if kind == "hang":
+                self._released[service] = asyncio.Event()
+            self._notify(service)
         return normalised
 
     def clear(self, service: str | None = None, kind: str | None = None) -> None:

@@ -1,4 +1,7 @@
-"""The gateway: routes /api/... to the services and serves the storefront (stack.storefront)."""
+"""The gateway: routes /api/... to the services and serves the storefront (stack.storefront).
+
+Fault: `misroute` (requests under `prefix` go to service `to` instead of their own).
+"""
 
 from __future__ import annotations
 
@@ -30,6 +33,9 @@ def gateway_routes(ctx: ServiceContext) -> list[Route]:
 
     async def proxy(request: Request) -> Response:
         service = upstream_for(request.url.path)
+        misroute = ctx.faults.get(ctx.name, "misroute")
+        if misroute and request.url.path.startswith(misroute["prefix"]):
+            service = misroute["to"]  # the bug: the wrong service answers
         if service is None:
             return JSONResponse({"error": "no_route", "path": request.url.path}, status_code=404)
         trace = trace_of(request.scope)

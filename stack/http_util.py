@@ -36,22 +36,26 @@ def bearer_claims(ctx: ServiceContext, request: Request) -> dict[str, Any] | Non
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token:
         return None
-    return ctx.shared["signer"].verify(token.strip())
+    forged_ok = ctx.faults.is_set("auth", "accept_forged")  # every service trusts auth's verification
+    return ctx.shared["signer"].verify(token.strip(), check_signature=not forged_ok)
 
 
 T = TypeVar("T")
 
 
-def owned_by_caller(ctx: ServiceContext, request: Request, records: Mapping[str, T], key: str, what: str) -> T | JSONResponse:
+def owned_by_caller(
+    ctx: ServiceContext, request: Request, records: Mapping[str, T], key: str, what: str, *, leak: bool = False
+) -> T | JSONResponse:
     """The record named by path parameter `key` if it belongs to the bearer's user, else the 401/404 answer to give.
 
     Another user's record is 404, not 403: its existence is nobody else's business (polyshop-api.md).
+    `leak` (the leak_orders / leak_payments faults) hands out any user's record.
     """
     claims = bearer_claims(ctx, request)
     if claims is None:
         return unauthorized()
     found = records.get(request.path_params[key])
-    if found is None or getattr(found, "user_id", None) != claims["sub"]:
+    if found is None or (getattr(found, "user_id", None) != claims["sub"] and not leak):
         return error(404, "not_found", detail=f"no such {what}")
     return found
 

@@ -10,6 +10,8 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from .bad_input import crash_on_bad_input
+
 if TYPE_CHECKING:
     from .context import ServiceContext
 
@@ -52,8 +54,10 @@ class ServiceMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        faults, name = self.ctx.faults, self.ctx.name
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
-        trace = TraceContext.continue_from(headers.get("traceparent"), headers.get("x-request-id"))
+        incoming = None if faults.is_set(name, "break_trace") else headers.get("traceparent")  # the fault starts anew
+        trace = TraceContext.continue_from(incoming, headers.get("x-request-id"))
         scope["polyshop.trace"] = trace
         started = time.perf_counter()
         status = 500
@@ -65,15 +69,19 @@ class ServiceMiddleware:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                extra = [(b"x-request-id", trace.request_id.encode()), (b"traceparent", trace.traceparent.encode())]
+                extra = [] if faults.is_set(name, "no_request_id") else [(b"x-request-id", trace.request_id.encode())]
+                extra.append((b"traceparent", trace.traceparent.encode()))
                 message["headers"] = [
                     (k, v) for k, v in message.get("headers", []) if k.lower() not in (b"x-request-id", b"traceparent")
                 ] + extra
             await send(message)
 
+        send_answer = send_with_headers
+        if faults.is_set(name, "error_on_bad_input"):
+            send_answer = crash_on_bad_input(send_with_headers, name)
         try:
             if not await self._apply_faults(scope, send_with_headers):
-                await self.app(scope, receive, send_with_headers)
+                await self.app(scope, receive, send_answer)
         finally:
             route = scope.get("route")
             template = getattr(route, "path", None) or "unmatched"

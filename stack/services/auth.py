@@ -1,6 +1,7 @@
 """Auth: login, the current user, synthetic account provisioning.
 
-Faults: `reject_logins` (valid credentials answer 401), `expire_tokens` (tokens issued already expired).
+Faults: `reject_logins` (valid credentials answer 401), `expire_tokens` (tokens issued already expired),
+`provision_anyone` (non-synthetic accounts are provisioned); `accept_forged` acts in http_util.bearer_claims.
 """
 
 from __future__ import annotations
@@ -71,11 +72,11 @@ def build(ctx: ServiceContext) -> ServiceParts:
         if creds is None:
             return error(422, "invalid_body", detail='expected {"email": str, "password": str}')
         email, password = creds
-        if not is_synthetic(email):
+        if not is_synthetic(email) and not ctx.faults.is_set(ctx.name, "provision_anyone"):
             return error(403, "forbidden", detail="only synthetic accounts may be provisioned")
         if email in data.users:
             return error(409, "exists", detail=f"{email} already exists")
-        user = User(id=f"usr_{secrets.token_hex(6)}", email=email, password=password, synthetic=True)
+        user = User(id=f"usr_{secrets.token_hex(6)}", email=email, password=password, synthetic=is_synthetic(email))
         data.users[email] = user
         return JSONResponse({"id": user.id, "email": user.email}, status_code=201)
 

@@ -1,8 +1,10 @@
 """Inventory: stock per SKU and the reservations that hold it for orders.
 
-Holding and releasing are cluster-internal calls from the order service; confirming follows the
-`order.paid` event, and a failed payment's `order.payment_failed` releases the stock.
-Faults: `no_confirm` (reservations are never confirmed), `leak_on_cancel` (a cancel does not release).
+Holding and releasing are cluster-internal calls from the order service (which may ask for a backorder:
+stock held even when short); confirming follows the `order.paid` event, and a failed payment's
+`order.payment_failed` releases the stock.
+Faults: `no_confirm` (reservations are never confirmed), `leak_on_cancel` (a cancel does not release),
+`no_stock_move` (a confirmation gives the held stock back to available: stock never moves).
 """
 
 from __future__ import annotations
@@ -50,11 +52,11 @@ def parse_lines(raw: Any) -> list[Line] | None:
     return [Line(sku, qty) for sku, qty in totals.items()]
 
 
-def hold(data: InventoryData, order_id: str, lines: list[Line]) -> Reservation:
-    """Move stock from available to reserved for every line, or none of them (StockShort)."""
+def hold(data: InventoryData, order_id: str, lines: list[Line], backorder: bool = False) -> Reservation:
+    """Move stock from available to reserved for every line, or none of them (StockShort; unless `backorder`)."""
     for line in lines:
         stock = data.stock[line.sku]
-        if stock.available < line.qty:
+        if stock.available < line.qty and not backorder:
             raise StockShort(line.sku, line.qty, stock.available)
     for line in lines:
         data.stock[line.sku].available -= line.qty
@@ -65,25 +67,29 @@ def hold(data: InventoryData, order_id: str, lines: list[Line]) -> Reservation:
     return reservation
 
 
-def confirm(data: InventoryData, reservation: Reservation) -> bool:
-    """Held stock leaves the warehouse; True when this call confirmed it."""
+def confirm(data: InventoryData, reservation: Reservation, move_stock: bool = True) -> bool:
+    """Held stock leaves the warehouse (not `move_stock`: goes back to available); True when this call confirmed it."""
     if reservation.status != "held":
         return False
     for line in reservation.lines:
         data.stock[line.sku].reserved -= line.qty
+        if not move_stock:
+            data.stock[line.sku].available += line.qty
     reservation.status, reservation.updated_at = "confirmed", time.time()
     return True
 
 
-def release(data: InventoryData, reservation: Reservation) -> bool:
-    """Stock goes back to available (held: out of reserved; confirmed: restocked); True when it moved."""
+def release(data: InventoryData, reservation: Reservation, restock: bool = True) -> bool:
+    """Stock goes back to available (held: out of reserved; confirmed: restocked unless it never left);
+    True when the reservation was released by this call."""
     if reservation.status == "released":
         return False
     for line in reservation.lines:
         stock = data.stock[line.sku]
         if reservation.status == "held":
             stock.reserved -= line.qty
-        stock.available += line.qty
+        if reservation.status == "held" or restock:
+            stock.available += line.qty
     reservation.status, reservation.updated_at = "released", time.time()
     return True
 
@@ -91,6 +97,11 @@ def release(data: InventoryData, reservation: Reservation) -> bool:
 def build(ctx: ServiceContext) -> ServiceParts:
     data = store_of(ctx).inventory
     bus = bus_of(ctx)
+    unmoved: set[str] = set()  # reservations confirmed under `no_stock_move`: their stock never left
+
+    def give_back(reservation: Reservation) -> bool:
+        """Release a reservation, restocking only what actually left."""
+        return release(data, reservation, restock=reservation.id not in unmoved)
 
     async def get_stock(request: Request) -> JSONResponse:
         stock = data.stock.get(request.path_params["sku"])
@@ -118,7 +129,7 @@ def build(ctx: ServiceContext) -> ServiceParts:
         if unknown:
             return error(422, "unknown_sku", skus=unknown)
         try:
-            reservation = hold(data, order_id, lines)
+            reservation = hold(data, order_id, lines, backorder=body.get("allow_backorder") is True)
         except StockShort as short:
             return error(
                 409, "insufficient_stock", sku=short.sku, requested=short.requested, available=short.available
@@ -136,7 +147,7 @@ def build(ctx: ServiceContext) -> ServiceParts:
             return error(422, "invalid_body", detail=f"reason must be one of {', '.join(RELEASE_REASONS)}")
         if reason == "cancelled" and ctx.faults.is_set(ctx.name, "leak_on_cancel"):
             return JSONResponse(reservation.as_json())  # the bug: acknowledged, never applied
-        if release(data, reservation):
+        if give_back(reservation):
             publish_released(reservation, reason, trace_of(request.scope))
         return JSONResponse(reservation.as_json())
 
@@ -151,11 +162,14 @@ def build(ctx: ServiceContext) -> ServiceParts:
         if event.type == "order.paid":
             if ctx.faults.is_set(ctx.name, "no_confirm"):
                 return
-            if confirm(data, reservation) or reservation.status == "confirmed":
+            move_stock = not ctx.faults.is_set(ctx.name, "no_stock_move")
+            if confirm(data, reservation, move_stock) and not move_stock:
+                unmoved.add(reservation.id)  # the bug: confirmed, and the stock went back on the shelf
+            if reservation.status == "confirmed":
                 body = {"reservation_id": reservation.id, "order_id": reservation.order_id}
                 bus.publish("inventory", "reservation.confirmed", reservation.order_id, body, event.trace())
         elif event.type == "order.payment_failed":
-            if release(data, reservation):
+            if give_back(reservation):
                 publish_released(reservation, "payment_failed", event.trace())
 
     return ServiceParts(

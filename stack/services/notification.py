@@ -1,11 +1,15 @@
 """Notification: email simulation. Messages to synthetic addresses land in the outbox, never in SMTP.
 
 `order.confirmed` (topic `orders`) sends the buyer one `order_confirmed` message per order; a test send
-is queued on the `notifications` topic and delivered from there. Fault: `drop` (nothing is delivered).
+is queued on the `notifications` topic and delivered from there. Faults: `drop` (nothing is delivered),
+`outbox_unrestricted` (any address's mail is readable), `duplicate_confirmation` (a second order_confirmed
+message follows the first after DUPLICATE_DELAY_SECONDS).
 """
 
 from __future__ import annotations
 
+import asyncio
+import random
 import secrets
 import time
 
@@ -24,6 +28,7 @@ TEMPLATES = {
     "smoke_test": "PolyShop test message",
     "order_confirmed": "Your PolyShop order {order_id} is confirmed",
 }
+DUPLICATE_DELAY_SECONDS = (0.3, 0.5)
 
 
 def _address(raw: object) -> str | None:
@@ -37,18 +42,39 @@ def _address(raw: object) -> str | None:
 def build(ctx: ServiceContext) -> ServiceParts:
     data = store_of(ctx).notifications
     bus = bus_of(ctx)
+    pending: set[asyncio.Task[None]] = set()  # duplicate deliveries still to come
+    rng = random.Random()
 
-    def deliver(message_id: str, to: str, template: str, order_id: str | None, dedup_key: str) -> None:
-        """Render and send once per de-duplication key; synthetic recipients go to the outbox."""
+    async def cancel_pending() -> None:
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+
+    ctx.shared.setdefault("closers", []).append(cancel_pending)
+
+    def deliver(message_id: str, to: str, template: str, order_id: str | None, dedup_key: str) -> bool:
+        """Render and send once per de-duplication key; synthetic recipients go to the outbox. True when sent."""
         if dedup_key in data.sent_keys:
-            return
+            return False
         if ctx.faults.is_set(ctx.name, "drop"):
             data.dropped += 1  # the bug: accepted, never delivered
-            return
+            return False
         subject = TEMPLATES[template].format(order_id=order_id)
         message = OutboxMessage(message_id, to, template, subject, order_id, sent_at=time.time())
         (data.outbox if is_synthetic(to) else data.smtp_relay).append(message)
         data.sent_keys.add(dedup_key)
+        return True
+
+    def send_again_later(to: str, order_id: str) -> None:
+        """The duplicate_confirmation bug: the confirmation goes out a second time, a little later."""
+
+        async def again() -> None:
+            await asyncio.sleep(rng.uniform(*DUPLICATE_DELAY_SECONDS))
+            deliver(f"msg_{secrets.token_hex(8)}", to, "order_confirmed", order_id, f"order_confirmed:{order_id}:again")
+
+        task = asyncio.get_running_loop().create_task(again())
+        pending.add(task)
+        task.add_done_callback(pending.discard)
 
     async def send_test(request: Request) -> JSONResponse:
         body = await json_body(request)
@@ -69,7 +95,9 @@ def build(ctx: ServiceContext) -> ServiceParts:
         if to is None:
             return error(422, "invalid_query", detail="?to=<email> is required")
         if not is_synthetic(to):
-            return error(403, "forbidden", detail="only synthetic addresses may be read")
+            if not ctx.faults.is_set(ctx.name, "outbox_unrestricted"):
+                return error(403, "forbidden", detail="only synthetic addresses may be read")
+            return JSONResponse({"messages": [m.as_json() for m in data.smtp_relay if m.to == to]})  # the bug
         return JSONResponse({"messages": [m.as_json() for m in data.outbox if m.to == to]})
 
     async def on_notification_event(event: Event) -> None:
@@ -81,7 +109,9 @@ def build(ctx: ServiceContext) -> ServiceParts:
         if event.type != "order.confirmed" or to is None:
             return
         order_id = str(event.data["order_id"])
-        deliver(f"msg_{secrets.token_hex(8)}", to, "order_confirmed", order_id, f"order_confirmed:{order_id}")
+        sent = deliver(f"msg_{secrets.token_hex(8)}", to, "order_confirmed", order_id, f"order_confirmed:{order_id}")
+        if sent and ctx.faults.is_set(ctx.name, "duplicate_confirmation"):
+            send_again_later(to, order_id)
 
     return ServiceParts(
         routes=[

@@ -4,7 +4,10 @@ Creating an order prices it (product service) and holds its stock (inventory ser
 After payment the order moves by events: `payment.succeeded` -> paid (publishes `order.paid`),
 `reservation.confirmed` -> confirmed (publishes `order.confirmed`), `payment.declined` -> payment_failed
 (publishes `order.payment_failed`). Cancelling releases the stock and refunds a captured payment.
-Faults: `stuck_paid` (the confirmation is lost), `ignore_idempotency` (a repeated key makes a new order).
+Faults: `stuck_paid` (the confirmation is lost), `ignore_idempotency` (a repeated key makes a new order),
+`wrong_total` (the total is off by `extra_cents`), `cancel_keeps_payment` (a cancel never refunds),
+`leak_orders` (any user's order is readable), `no_idempotency_key_check` (no key needed),
+`oversell` (stock is held even when short: inventory is asked to backorder).
 """
 
 from __future__ import annotations
@@ -50,9 +53,12 @@ def build(ctx: ServiceContext) -> ServiceParts:
     def move(order: Order, status: OrderStatus) -> None:
         order.status, order.updated_at = status, time.time()
 
-    def owned_order(request: Request) -> Order | JSONResponse:
+    def faulty(kind: str) -> bool:
+        return ctx.faults.is_set(ctx.name, kind)
+
+    def owned_order(request: Request, leak: bool = False) -> Order | JSONResponse:
         """The signed-in user's order named in the path, or the 401/404 answer to give instead."""
-        return owned_by_caller(ctx, request, data.orders, "order_id", "order")
+        return owned_by_caller(ctx, request, data.orders, "order_id", "order", leak=leak)
 
     async def place(
         claims: dict[str, Any], lines: list[Line], trace: TraceContext, synthetic: bool
@@ -73,19 +79,25 @@ def build(ctx: ServiceContext) -> ServiceParts:
             "POST",
             "/internal/reservations",
             trace,
-            json={"order_id": order_id, "items": [line.as_json() for line in lines]},
+            json={
+                "order_id": order_id,
+                "items": [line.as_json() for line in lines],
+                "allow_backorder": faulty("oversell"),  # the bug: hold the stock even when short
+            },
             synthetic=synthetic,
         )
         if held.status_code not in (200, 201):
             return JSONResponse(held.json(), status_code=held.status_code)
         unit_prices = {sku: p["price_cents"] for sku, p in products.items()}
+        wrong_total = ctx.faults.get(ctx.name, "wrong_total")
+        extra_cents = wrong_total["extra_cents"] if wrong_total else 0
         return Order(
             id=order_id,
             user_id=claims["sub"],
             email=str(claims.get("email", "")),
             lines=lines,
             unit_prices=unit_prices,
-            total_cents=sum(unit_prices[line.sku] * line.qty for line in lines),
+            total_cents=sum(unit_prices[line.sku] * line.qty for line in lines) + extra_cents,
             currency=currencies.pop(),
             reservation_id=held.json()["id"],
             synthetic=synthetic,
@@ -96,6 +108,8 @@ def build(ctx: ServiceContext) -> ServiceParts:
         if claims is None:
             return unauthorized()
         key = idempotency_key(request)
+        if key is None and faulty("no_idempotency_key_check"):
+            key = f"unkeyed-{secrets.token_hex(8)}"  # the bug: every keyless request is a new order
         if key is None:
             return missing_idempotency_key()
         body = await json_body(request)
@@ -123,7 +137,7 @@ def build(ctx: ServiceContext) -> ServiceParts:
             return JSONResponse(placed.as_json(), status_code=201)
 
     async def get_order(request: Request) -> JSONResponse:
-        order = owned_order(request)
+        order = owned_order(request, leak=faulty("leak_orders"))
         if isinstance(order, JSONResponse):
             return order
         return JSONResponse(order.as_json())
@@ -144,7 +158,8 @@ def build(ctx: ServiceContext) -> ServiceParts:
                 json={"reason": "cancelled"},
                 synthetic=order.synthetic,
             )
-            await refund_captured(order, trace)
+            if not faulty("cancel_keeps_payment"):  # the bug: the captured payment is kept
+                await refund_captured(order, trace)
         except PeerError as exc:
             return exc.response()
         if order.status != "cancelled":
@@ -176,7 +191,8 @@ def build(ctx: ServiceContext) -> ServiceParts:
         if order.status != "pending_payment":
             if order.payment_id is None:
                 order.payment_id = payment_id
-            if event.type == "payment.succeeded" and order.status in ("cancelled", "payment_failed"):
+            keeps = order.status == "cancelled" and faulty("cancel_keeps_payment")
+            if event.type == "payment.succeeded" and order.status in ("cancelled", "payment_failed") and not keeps:
                 await refund_captured(order, event.trace())  # captured after the order gave up: compensate
             return
         order.payment_id = payment_id

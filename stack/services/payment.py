@@ -2,7 +2,9 @@
 
 The card provider is simulated: `tok_sandbox_decline` is declined, other `tok_sandbox_*` tokens succeed;
 synthetic accounts may use only sandbox tokens. An order takes one payment (retry with the same key).
-Fault: `decline_all` (every payment is declined).
+Faults: `decline_all` (every payment is declined), `overcharge` (the charge is `extra_cents` more than asked),
+`accept_mismatch` (an amount or currency unlike the order's is charged), `leak_payments` (any user's payment is
+readable), `charge_real_cards` (synthetic accounts may use real card tokens).
 """
 
 from __future__ import annotations
@@ -63,6 +65,9 @@ def build(ctx: ServiceContext) -> ServiceParts:
     peers = PeerClient(ctx)
     provider = random.Random()
 
+    def faulty(kind: str) -> bool:
+        return ctx.faults.is_set(ctx.name, kind)
+
     def publish(payment: Payment, type_: str, trace: TraceContext) -> None:
         body = {
             "payment_id": payment.id,
@@ -85,13 +90,14 @@ def build(ctx: ServiceContext) -> ServiceParts:
         """Check the order and charge the card; the payment, or the error to answer."""
         trace = trace_of(request.scope)
         synthetic = is_synthetic(str(claims.get("email", ""))) or is_synthetic_request(request)
-        if synthetic and not fields["card_token"].startswith(SANDBOX_PREFIX):
+        if synthetic and not fields["card_token"].startswith(SANDBOX_PREFIX) and not faulty("charge_real_cards"):
             return error(422, "sandbox_token_required", detail="synthetic accounts pay only with tok_sandbox_* tokens")
         answer = await peers.call("order", "GET", f"/internal/orders/{fields['order_id']}", trace, synthetic=synthetic)
         order = answer.json() if answer.status_code == 200 else None
         if order is None or order["user_id"] != claims["sub"]:
             return error(404, "not_found", detail="no such order")
-        if (fields["amount_cents"], fields["currency"]) != (order["total_cents"], order["currency"]):
+        mismatch = (fields["amount_cents"], fields["currency"]) != (order["total_cents"], order["currency"])
+        if mismatch and not faulty("accept_mismatch"):
             return error(
                 422,
                 "amount_mismatch",
@@ -104,12 +110,13 @@ def build(ctx: ServiceContext) -> ServiceParts:
         if order["id"] in data.by_order:  # another key paid it meanwhile
             return error(409, "order_not_payable", status=order["status"], payment_id=data.by_order[order["id"]])
         token = fields["card_token"]
-        declined = ctx.faults.is_set(ctx.name, "decline_all") or token in DECLINED_TOKENS
+        declined = faulty("decline_all") or token in DECLINED_TOKENS
+        overcharge = ctx.faults.get(ctx.name, "overcharge")
         payment = Payment(
             id=f"pay_{secrets.token_hex(8)}",
             order_id=order["id"],
             user_id=claims["sub"],
-            amount_cents=fields["amount_cents"],
+            amount_cents=fields["amount_cents"] + (overcharge["extra_cents"] if overcharge else 0),
             currency=fields["currency"],
             status="declined" if declined else "succeeded",
             card_brand=token.removeprefix(SANDBOX_PREFIX).removeprefix("tok_").split("_")[0] or "card",
@@ -147,12 +154,12 @@ def build(ctx: ServiceContext) -> ServiceParts:
             data.idempotency[scope] = (charged.id, fingerprint)
             return JSONResponse(charged.as_json(), status_code=201)
 
-    def owned_payment(request: Request) -> Payment | JSONResponse:
+    def owned_payment(request: Request, leak: bool = False) -> Payment | JSONResponse:
         """The signed-in user's payment named in the path, or the 401/404 answer to give instead."""
-        return owned_by_caller(ctx, request, data.payments, "payment_id", "payment")
+        return owned_by_caller(ctx, request, data.payments, "payment_id", "payment", leak=leak)
 
     async def get_payment(request: Request) -> JSONResponse:
-        payment = owned_payment(request)
+        payment = owned_payment(request, leak=faulty("leak_payments"))
         if isinstance(payment, JSONResponse):
             return payment
         return JSONResponse(payment.as_json())

@@ -1,4 +1,7 @@
-"""Product: the catalogue. Publishes every product on the `products` topic (the search index feeds on it)."""
+"""Product: the catalogue. Publishes every product on the `products` topic (the search index feeds on it).
+
+Fault: `bad_pagination` (`limit` is ignored: a page holds every product from `offset` on).
+"""
 
 from __future__ import annotations
 
@@ -43,11 +46,15 @@ def build(ctx: ServiceContext) -> ServiceParts:
         if limit is None or offset is None:
             return error(422, "invalid_query", detail="limit must be 1..100 and offset >= 0")
 
+        end: int | None = offset + limit
+        if ctx.faults.is_set(ctx.name, "bad_pagination"):
+            end = None  # the bug: the limit is ignored
+
         def load() -> dict[str, Any]:
             products = list(catalogue.products.values())
-            return {"items": [p.as_json() for p in products[offset : offset + limit]], "total": len(products)}
+            return {"items": [p.as_json() for p in products[offset:end]], "total": len(products)}
 
-        return JSONResponse(cache.get_or_load(f"products:{limit}:{offset}", CACHE_TTL_SECONDS, load))
+        return JSONResponse(cache.get_or_load(f"products:{offset}:{end}", CACHE_TTL_SECONDS, load))
 
     async def get_product(request: Request) -> JSONResponse:
         product_id = request.path_params["product_id"]

@@ -3,7 +3,8 @@
 The consumer buffers product documents; the indexer refreshes them into the searchable index every
 INDEX_REFRESH_SECONDS. `lag_seconds` is how far the index trails the catalogue: the age of the oldest
 catalogue change not yet searchable, or of the last refresh if everything is.
-Faults: `empty_results` (no query finds anything), `index_stalled` (no consuming, no refresh).
+Faults: `empty_results` (no query finds anything), `index_stalled` (no consuming, no refresh),
+`misses_new` (the product whose name a query spells out exactly is left out of the results).
 """
 
 from __future__ import annotations
@@ -47,8 +48,10 @@ def score(document: SearchDocument, query: list[str]) -> float:
     return round(total / len(query), 4)
 
 
-def search(data: SearchData, query: list[str], limit: int) -> dict[str, Any]:
-    hits = [(score(doc, query), doc) for doc in data.documents.values()]
+def search(data: SearchData, query: list[str], limit: int, miss_named: bool = False) -> dict[str, Any]:
+    """The best `limit` hits; `miss_named` (the misses_new fault) leaves out documents named exactly as the query."""
+    named = frozenset(query) if miss_named else None
+    hits = [(score(doc, query), doc) for doc in data.documents.values() if frozenset(terms(doc.name)) != named]
     ranked = sorted(((s, d) for s, d in hits if s > 0), key=lambda hit: (-hit[0], hit[1].name))
     items = [{"id": d.id, "sku": d.sku, "name": d.name, "score": s} for s, d in ranked[:limit]]
     return {"items": items, "total": len(ranked)}
@@ -79,8 +82,10 @@ def build(ctx: ServiceContext) -> ServiceParts:
         query_terms = terms(q)
         if not query_terms or ctx.faults.is_set(ctx.name, "empty_results"):
             return JSONResponse({"items": [], "total": 0})
-        key = f"search:{data.generation}:{limit}:{' '.join(query_terms)}"
-        return JSONResponse(cache.get_or_load(key, RESULT_CACHE_TTL_SECONDS, lambda: search(data, query_terms, limit)))
+        miss_named = ctx.faults.is_set(ctx.name, "misses_new")
+        key = f"search:{data.generation}:{limit}:{miss_named}:{' '.join(query_terms)}"
+        found = cache.get_or_load(key, RESULT_CACHE_TTL_SECONDS, lambda: search(data, query_terms, limit, miss_named))
+        return JSONResponse(found)
 
     async def status(request: Request) -> JSONResponse:
         now = time.time()
