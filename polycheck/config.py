@@ -78,6 +78,7 @@ class Thresholds:
     health_latency_seconds: float = 1.0
     order_confirmation_seconds: float = 15.0
     notification_delivery_seconds: float = 30.0
+    duplicate_watch_seconds: float = 1.0  # how long a check watches that a confirmation email is not sent twice
     search_lag_seconds: float = 60.0
     token_min_ttl_seconds: int = 60
     token_max_ttl_seconds: int = 86400

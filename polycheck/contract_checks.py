@@ -31,16 +31,18 @@ def expect_propagation(client: ServiceClient, service: str) -> None:
                      f"of its own\n  ({exchange.ids})", culprit=service)
 
 
-def expect_client_error(response: httpx.Response, expected: int, mistake: str) -> Any:
+def expect_client_error(response: httpx.Response, expected: int | tuple[int, ...], mistake: str) -> Any:
     """A client mistake gets the contract's 4xx with a JSON body, never a 5xx nor a success."""
     __tracebackhide__ = True
     exchange = exchange_of(response)
-    if response.status_code != expected:
+    allowed = (expected,) if isinstance(expected, int) else expected
+    if response.status_code not in allowed:
+        expected = " or ".join(map(str, allowed))  # type: ignore[assignment]
         kind = "a server error" if response.status_code >= 500 else ("ACCEPTED" if response.status_code < 300 else "another answer")
         check_failed(f"{exchange.line}: {mistake} was {kind} (HTTP {response.status_code}), expected {expected}: "
                      f"{exchange.preview()}\n  ({exchange.ids})", culprit=exchange.answered_by)
     try:
         return response.json()
     except ValueError:
-        check_failed(f"{exchange.line}: {mistake}: HTTP {expected} without a JSON error body: {exchange.preview()}\n"
+        check_failed(f"{exchange.line}: {mistake}: HTTP {response.status_code} without a JSON error body: {exchange.preview()}\n"
                      f"  ({exchange.ids})", culprit=exchange.answered_by)

@@ -19,6 +19,11 @@ import pytest
 Failed = pytest.fail.Exception
 
 
+class CannotMeasure(Exception):
+    """Mixed into the errors of the checker's own instruments (Kubernetes API, Prometheus): raised in a check,
+    they make it inconclusive, wherever they escape from."""
+
+
 class CheckFailure(Failed):  # type: ignore[misc, valid-type]
     """A check's failure with its evidence: the culprit service(s), or inconclusive when nothing was measured."""
 
@@ -48,4 +53,4 @@ def culprits_of(exc: BaseException | None) -> tuple[str, ...]:
 
 
 def is_inconclusive(exc: BaseException | None) -> bool:
-    return isinstance(exc, CheckFailure) and exc.inconclusive
+    return isinstance(exc, CannotMeasure) or (isinstance(exc, CheckFailure) and exc.inconclusive)

@@ -16,6 +16,7 @@ from kubernetes import config as k8s_config
 from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
 
+from .failures import CannotMeasure
 from .config import KubernetesConfig
 
 ARGO_GROUP, ARGO_VERSION, ARGO_PLURAL = "argoproj.io", "v1alpha1", "rollouts"
@@ -24,7 +25,7 @@ ARGO_REVISION = "rollout.argoproj.io/revision"
 HASH_LABELS = ("pod-template-hash", "rollouts-pod-template-hash")
 
 
-class KubeUnavailable(RuntimeError):
+class KubeUnavailable(CannotMeasure, RuntimeError):
     """The cluster cannot be reached or the credentials do not work."""
 
 

@@ -87,3 +87,33 @@ def poll(
             )
         sleep(min(wait, remaining))
         wait = min(wait * 1.5, max_interval)
+
+
+def hold(
+    probe: Callable[[], T],
+    still: Callable[[T], bool],
+    *,
+    seconds: float,
+    what: str,
+    describe: Callable[[T], str] = repr,
+    interval: float = 0.1,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> T:
+    """Observe `probe` for `seconds`: `still(value)` must keep holding (e.g. no second email arrives).
+
+    For a promise about what must NOT happen: it fails at the first observation that breaks it, and
+    passes only after watching the whole window (which is the window's purpose, not a fixed sleep).
+    """
+    deadline = clock() + seconds
+    attempts = 0
+    while True:
+        attempts += 1
+        value = probe()
+        if not still(value):
+            raise PollStopped(f"{what}: broken after {attempts} observation{'s' if attempts != 1 else ''}: {describe(value)}",
+                              value, attempts)
+        remaining = deadline - clock()
+        if remaining <= 0:
+            return value
+        sleep(min(interval, remaining))

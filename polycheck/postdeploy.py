@@ -51,7 +51,7 @@ class DataReadiness:
             return  # judged as it is: the check itself says "no data", which is never a pass
         except PrometheusError as exc:
             inconclusive(f"Prometheus cannot be queried: {exc}")
-        if not has_rate and scraped == 0:
+        if scraped == 0:  # down now, whatever rate its earlier samples still give
             check_failed(f"Prometheus cannot scrape {service} (`{up}` is 0): its /metrics does not answer, so the "
                          f"post-deploy checks of {service} have nothing to judge — see its health checks", culprit=service)
         with self._lock:

@@ -19,6 +19,7 @@ from urllib.parse import urlencode
 
 import httpx
 
+from .failures import CannotMeasure
 from .redact import redact_text
 
 if TYPE_CHECKING:
@@ -42,7 +43,7 @@ class PrometheusError(Exception):
         self.query = query
 
 
-class PrometheusUnavailable(PrometheusError):
+class PrometheusUnavailable(CannotMeasure, PrometheusError):
     """Prometheus could not be reached or could not answer (refused, timed out, not an API answer, overloaded)."""
 
     def __init__(self, message: str, query: str = "", url: str = "") -> None:

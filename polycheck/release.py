@@ -2,8 +2,9 @@
 
 In order of precedence:
 1. `--released order,payment`: the release manager says so;
-2. Kubernetes: a service whose current ReplicaSet (or Rollout revision) was created at or after `--since`,
-   or whose image tag is the `--release-version`;
+2. Kubernetes: a Rollout with a canary in progress (its current pod hash is not the stable one), a service
+   whose current ReplicaSet (or Rollout revision) was created at or after `--since`, or whose image tag is
+   the release version;
 3. neither known (no cluster access, no --since nor release version): every service counts as released,
    and the scope says so.
 """
@@ -60,6 +61,11 @@ def from_cluster(config: EnvConfig, kube: Kube, *, since: float | None, release_
     released: set[str] = set()
     for name in config.service_names:
         workload = kube.workload(config.service(name).workload, config.deployment_of(name))
+        status = workload.get("status") or {}
+        if workload.get("kind") == "Rollout" and status.get("currentPodHash") and status.get("stableRS") \
+                and status["currentPodHash"] != status["stableRS"]:
+            released.add(name)  # a canary of a new revision is in progress: this release is rolling it out
+            continue
         if release_version and release_version.lstrip("v") in {t.lstrip("v") for t in _image_tags(workload)}:
             released.add(name)
             continue
@@ -68,7 +74,7 @@ def from_cluster(config: EnvConfig, kube: Kube, *, since: float | None, release_
             created = rs.get("metadata", {}).get("creationTimestamp")
             if created and _epoch(str(created)) >= since:
                 released.add(name)
-    how = " or ".join(filter(None, [f"image tag {release_version}" if release_version else "",
+    how = " or ".join(filter(None, ["canary in progress", f"image tag {release_version}" if release_version else "",
                                     "revision created since --since" if since is not None else ""]))
     return ReleaseScope(frozenset(released), f"from Kubernetes: {how}")
 

@@ -78,7 +78,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[Any]) -> 
     if isinstance(exc, CheckFailure) and exc.escalation:
         report.user_properties.append((ESCALATION, exc.escalation))
     if outcome != FAILED:
-        reason = _first_line(str(getattr(exc, "msg", exc)))
+        reason = _first_line(str(getattr(exc, "msg", None) or exc))
         words = f"blocked by {', '.join(culprits)}" if outcome == BLOCKED else INCONCLUSIVE
         path, line, _ = item.location
         report.outcome = "skipped"

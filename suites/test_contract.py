@@ -92,6 +92,14 @@ def test_another_users_order_cannot_be_paid(orders: OrderLedger, other_shop: Sho
     expect_client_error(response, 404, f"another user paying order {order['id']}")
 
 
+def test_another_users_payment_is_not_readable(orders: OrderLedger, other_shop: ShopApi, sku_pool: SkuPool, env_config: EnvConfig) -> None:
+    """Who may read what: another user's payment is not readable (the contract's 404 for another user's order,
+    applied to payments; 403 is accepted too)."""
+    with step("create and pay an order", blame="payment"):
+        payment = orders.pay(orders.create([{"sku": sku_pool.next(), "qty": 1}]), env_config.synthetic.card_token)
+    expect_client_error(other_shop.raw("GET", f"/api/payments/{payment['id']}"), (404, 403), f"another user reading payment {payment['id']}")
+
+
 def test_outbox_of_a_real_address_is_refused(shop: ShopApi) -> None:
     """polyshop-api.md: only synthetic addresses' outboxes may be read (403 otherwise): customers' mail stays private."""
     response = shop.raw("GET", "/api/notifications/outbox", params={"to": "customer@example.com"})

@@ -8,6 +8,7 @@ from polycheck import diagnosis
 from polycheck.config import EnvConfig
 from polycheck.flow import describe_order, step, wait_for
 from polycheck.orders import OrderLedger, SkuPool
+from polycheck.polling import hold
 from polycheck.shop import Account, ShopApi
 
 pytestmark = [pytest.mark.smoke, pytest.mark.synthetic, pytest.mark.rollback("notification")]
@@ -48,6 +49,10 @@ def test_confirmed_order_sends_one_confirmation(orders: OrderLedger, sku_pool: S
             what=f"order_confirmed message for order {order['id']} in the outbox of {to}",
             describe=lambda mine: f"messages for the order: {[m.get('template') for m in mine]}",
         )
-    with step(f"order {order['id']} produced exactly one order_confirmed email", blame="notification"):
+    watch = env_config.thresholds.duplicate_watch_seconds
+    with step(f"order {order['id']} produces exactly one order_confirmed email (watched for {watch:g} s)", blame="notification"):
         confirmations = [m for m in messages if m.get("template") == "order_confirmed"]
         assert len(confirmations) == 1, f"order {order['id']} produced {len(confirmations)} order_confirmed emails, expected exactly 1"
+        hold(lambda: [m for m in shop.outbox(to) if m.get("order_id") == order["id"] and m.get("template") == "order_confirmed"],
+             lambda mine: len(mine) <= 1, seconds=watch, what=f"one order_confirmed email for order {order['id']}",
+             describe=lambda mine: f"{len(mine)} order_confirmed emails for the order: ids {[m.get('id') for m in mine]}")

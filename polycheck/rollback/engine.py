@@ -176,7 +176,7 @@ class RollbackEngine:
                     detail = f"escalation webhook {shown} answered HTTP {response.status_code}"
             except (MissingSecretError, httpx.HTTPError) as exc:
                 outcome, detail = "failed", f"escalation webhook #{index + 1}: {exc}"
-            self._audit(service, check, "escalation", outcome, detail)
+            self._audit(service, check, "escalation", outcome, f"{why} — {detail}")
             if outcome == "failed":
                 self.notify(f"ESCALATION FAILED for {service}: {detail}", True)
 

@@ -39,7 +39,7 @@ def engine_for(config: pytest.Config) -> RollbackEngine | None:
             kube_factory=lambda: Kube.connect(run_state(config).config.kubernetes),
             released=lambda engine: release.resolve(
                 state.config, explicit=state.released, since=state.since, kube_factory=engine.kube,
-                release_version=state.release_version or state.config.environment.release_version or None,
+                release_version=state.release_version,  # --release-version only: an env's pin is no evidence of a deploy
             ),
             notify=notify,
             allure_dir=Path(config.option.allure_report_dir) if getattr(config.option, "allure_report_dir", None) else None,

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from tests.support.receiver import receiver  # noqa: F401 - a fixture
 from tests.support.stack_control import StackControl
 from tests.support.suite_runner import REPO, SuiteRun, run_suites
 
@@ -110,3 +111,27 @@ def test_a_runner_that_reaches_nothing_is_inconclusive(tmp_path: Path) -> None:
     assert len(sent) == 1 and "could not judge release" in sent[0]["detail"], sent
     assert "neither the gateway nor any of the 7 services could be reached" in run.output
     assert "polycheck: INCONCLUSIVE" in run.output
+
+
+@pytest.mark.parametrize("service, kind, why", [
+    ("payment", "decline_all", "runbook Section 9: payment errors detected"),
+    ("order", "stuck_paid", "runbook Section 9: order creation stalled"),
+])
+def test_section_9_escalates_at_once_with_culprit_and_evidence(
+    stack: StackControl, tmp_path: Path, receiver: list[dict[str, Any]], service: str, kind: str, why: str
+) -> None:
+    """Runbook Section 9: the on-call and the SRE lead get the culprit, the reason and the evidence."""
+    url = receiver[0]["url"]
+    text = (REPO / "envs" / "local.toml").read_text().replace(
+        'on_failure_of = ["payment", "order"]', f'on_failure_of = ["payment", "order"]\nwebhooks = ["{url}/oncall", "{url}/sre-lead"]')
+    (tmp_path / "local.toml").write_text(text)
+    stack.set_fault(service, kind)
+    run = run_suites("-m", SMOKE, "-k", "order_flow", "--rollback", "off", f"--rollback-log={tmp_path / 'log'}",
+                     f"--env-dir={tmp_path}", stack_file=stack.stack_file)
+    assert run.returncode == EXIT_NO_GO, run.describe()
+    posts = [p for p in receiver[1:] if p.get("event") == "escalation"]
+    assert sorted(p["path"] for p in posts) == ["/oncall", "/sre-lead"], posts
+    for post in posts:
+        assert post["culprit"] == service and post["service"] == service, post
+        assert why in post["why"] and post["reason"] and post["check"].startswith("suites/test_order_flow.py::"), post
+        assert post["release"] == "1.3.0" and post["env"] == "local" and post["run_id"], post

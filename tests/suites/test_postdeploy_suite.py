@@ -85,15 +85,39 @@ def test_metric_fault_is_caught_by_its_check_only(
     assert re.search(evidence, message), message
     assert "query:" in message and "graph:" in message, message
     records = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
-    if expected.split("[")[0] in ("error_rate", "p99_latency", "db_pool_saturation"):
-        assert any(r["step"] == "decision" and r["service"] == service for r in records), records
+    key = expected.split("[")[0]
+    rolled = {r["service"] for r in records if r["step"] == "decision"}
+    assert rolled == ({service} if key in ("error_rate", "p99_latency", "db_pool_saturation") else set()), records
+    section_9 = {"error_rate": "500s spike above threshold", "kafka_consumer_lag": "Kafka lag high"}.get(key)
+    if section_9:  # runbook Section 9: escalated at once, naming the culprit
+        assert any(r["step"] == "escalation" and r["service"] == service and section_9 in r["detail"] for r in records), records
 
 
-def test_prometheus_down_is_a_clear_failure_not_a_hang(stack: StackControl, tmp_path: Path) -> None:
+def test_a_service_prometheus_cannot_scrape_fails_only_its_own_checks(
+    stack: StackControl, env_dir: Path, tmp_path: Path, prometheus: LocalPrometheus
+) -> None:
+    """search is down: Prometheus reads up == 0 for it; its checks fail with that evidence, every other service passes."""
+    settle(prometheus)
+    stack.set_fault("search", "down")
+    until_query(prometheus, 'up{job="search"} == 0', lambda v: v == 0)
+    result = run(stack, env_dir, tmp_path / "log.jsonl")
+    searched = {name for name in result.cases if "[search]]" in name}
+    assert searched and result.failed == searched, result.describe()
+    assert all("Prometheus cannot scrape search" in result.cases[n].message for n in searched), result.describe()
+    assert result.ids("passed") == set(result.cases) - searched, result.describe()
+
+
+def test_prometheus_down_is_inconclusive_not_a_failure(stack: StackControl, tmp_path: Path) -> None:
+    """A Prometheus that cannot be queried says nothing about the release: INCONCLUSIVE (exit 6), quickly, no rollback."""
     text = (REPO / "envs" / "local.toml").read_text().replace('[prometheus]\n', '[prometheus]\nurl = "http://127.0.0.1:9"\n')
     (tmp_path / "local.toml").write_text(text)
-    result = run_suites("-m", "postdeploy", SUITE, f"--env-dir={tmp_path}", f"--rollback-log={tmp_path / 'log'}", stack_file=stack.stack_file)
-    assert result.returncode == 1 and result.failed, result.describe()
+    log = tmp_path / "log"
+    result = run_suites("-m", "postdeploy", SUITE, f"--env-dir={tmp_path}", f"--rollback-log={log}", stack_file=stack.stack_file)
+    assert result.returncode == 6, result.describe()
+    assert result.cases and result.ids("inconclusive") == set(result.cases), result.describe()
     assert result.seconds < 60, result.describe()
     any_case = next(iter(result.cases.values()))
     assert "127.0.0.1:9" in any_case.message, any_case.message
+    records = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+    assert not [r for r in records if r["step"] == "decision"], records
+    assert len({r["check"] for r in records if r["step"] == "escalation"}) == 1, records

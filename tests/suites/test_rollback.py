@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import json
 import re
-import threading
-from http.server import BaseHTTPRequestHandler, HTTPServer
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 
 from tests.support.stack_control import StackControl
+from tests.support.receiver import receiver  # noqa: F401 - a fixture
 from tests.support.suite_runner import REPO, run_suites
 
 ROLLOUT = "suites/test_rollout.py"
@@ -42,30 +42,6 @@ def rollout_status(stack: StackControl, name: str) -> dict[str, Any]:
     return k8s.CustomObjectsApi(api).get_namespaced_custom_object("argoproj.io", "v1alpha1", "polyshop", "rollouts", name)["status"]
 
 
-@pytest.fixture
-def receiver() -> Iterator[list[dict[str, Any]]]:
-    """A local webhook receiver that records every JSON payload POSTed to it."""
-    received: list[dict[str, Any]] = []
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802
-            body = self.rfile.read(int(self.headers.get("content-length", 0)))
-            received.append({"path": self.path, **json.loads(body)})
-            self.send_response(204)
-            self.end_headers()
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = HTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    received.append({"url": f"http://127.0.0.1:{server.server_port}"})
-    yield received
-    server.shutdown()
-    server.server_close()
-
-
 def env_with(tmp_path: Path, replacements: dict[str, str]) -> Path:
     """A copy of envs/local.toml with some lines changed, in its own env dir."""
     text = (REPO / "envs" / "local.toml").read_text()
@@ -78,9 +54,11 @@ def env_with(tmp_path: Path, replacements: dict[str, str]) -> Path:
 
 def test_crashloop_rolls_order_back_once_and_a_second_run_passes(stack: StackControl, tmp_path: Path) -> None:
     log = tmp_path / "rollback.jsonl"
+    since = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(seconds=1)
     stack.kube_fault("order", "crashloop")
     assert image_of(stack, "order-service").endswith("1.3.1-crashloop")
-    run = run_suites("-m", "smoke", ROLLOUT, f"--rollback-log={log}", stack_file=stack.stack_file)
+    # only order has a ReplicaSet created since the deploy began: it is the one released service
+    run = run_suites("-m", "smoke", ROLLOUT, f"--rollback-log={log}", f"--since={since.isoformat()}", stack_file=stack.stack_file)
     assert run.returncode == 1, run.describe()
     assert run.failed and run.failed <= ORDER_ROLLOUT_CHECKS, run.describe()
     assert {c for c in run.failed} >= {"test_rollout_is_complete[order]"}, run.describe()
@@ -93,20 +71,21 @@ def test_crashloop_rolls_order_back_once_and_a_second_run_passes(stack: StackCon
     assert all(r["outcome"] == "skipped" for r in records if r["step"] == "decision" and r not in decisions)
     assert image_of(stack, "order-service").endswith(":1.3.0")
     assert "ROLLED BACK order" in run.output
+    assert "released in this run: order (from Kubernetes" in run.output, run.output
     assert run.allure_dir is not None
     reported = [json.loads(p.read_text()) for p in run.allure_dir.glob("*-result.json")]
     rollbacks = [r for r in reported if r["name"] == "rollback of order"]
     assert len(rollbacks) == 1 and rollbacks[0]["status"] == "failed", rollbacks
     assert "kubernetes-undo: done" in rollbacks[0]["statusDetails"]["trace"]
     assert (run.allure_dir / rollbacks[0]["attachments"][0]["source"]).exists()
-    again = run_suites("-m", "smoke", ROLLOUT, f"--rollback-log={log}", stack_file=stack.stack_file)
+    again = run_suites("-m", "smoke", ROLLOUT, f"--rollback-log={log}", "--released=order", stack_file=stack.stack_file)
     assert again.returncode == 0, again.describe()
 
 
 def test_dry_run_logs_exactly_what_it_would_do_and_changes_nothing(stack: StackControl, tmp_path: Path) -> None:
     log = tmp_path / "rollback.jsonl"
     stack.kube_fault("order", "crashloop")
-    run = run_suites("-m", "smoke", ROLLOUT, "-k", "order", "--rollback", "dry-run", f"--rollback-log={log}", stack_file=stack.stack_file)
+    run = run_suites("-m", "smoke", ROLLOUT, "--released=order", "-k", "order", "--rollback", "dry-run", f"--rollback-log={log}", stack_file=stack.stack_file)
     assert run.returncode == 1, run.describe()
     planned = [r for r in audit(log) if r["step"] == "kubernetes-undo"]
     assert len(planned) == 1 and planned[0]["outcome"] == "planned", audit(log)
@@ -118,7 +97,7 @@ def test_dry_run_logs_exactly_what_it_would_do_and_changes_nothing(stack: StackC
 def test_off_fires_nothing(stack: StackControl, tmp_path: Path) -> None:
     log = tmp_path / "rollback.jsonl"
     stack.kube_fault("order", "crashloop")
-    run = run_suites("-m", "smoke", ROLLOUT, "-k", "order", "--rollback", "off", f"--rollback-log={log}", stack_file=stack.stack_file)
+    run = run_suites("-m", "smoke", ROLLOUT, "--released=order", "-k", "order", "--rollback", "off", f"--rollback-log={log}", stack_file=stack.stack_file)
     assert run.returncode == 1, run.describe()
     assert [r["outcome"] for r in audit(log) if r["step"] == "decision"][0] == "off"
     assert not [r for r in audit(log) if r["step"] == "kubernetes-undo"]
@@ -129,7 +108,7 @@ def test_set_image_puts_back_the_previous_version(stack: StackControl, tmp_path:
     log = tmp_path / "rollback.jsonl"
     env_dir = env_with(tmp_path, {'actions = ["kubernetes-undo"]': 'actions = ["kubernetes-set-image"]'})
     stack.kube_fault("order", "image-pull")
-    run = run_suites("-m", "smoke", ROLLOUT, "-k", "order", f"--env-dir={env_dir}", f"--rollback-log={log}", stack_file=stack.stack_file)
+    run = run_suites("-m", "smoke", ROLLOUT, "--released=order", "-k", "order", f"--env-dir={env_dir}", f"--rollback-log={log}", stack_file=stack.stack_file)
     assert run.returncode == 1, run.describe()
     done = [r for r in audit(log) if r["step"] == "kubernetes-set-image"]
     assert len(done) == 1 and done[0]["outcome"] == "done", audit(log)
@@ -140,7 +119,7 @@ def test_set_image_puts_back_the_previous_version(stack: StackControl, tmp_path:
 def test_degraded_canary_is_aborted(stack: StackControl, tmp_path: Path) -> None:
     log = tmp_path / "rollback.jsonl"
     stack.kube_fault("payment", "canary-degraded")
-    run = run_suites("-m", "smoke", ROLLOUT, "-k", "payment", f"--rollback-log={log}", stack_file=stack.stack_file)
+    run = run_suites("-m", "smoke", ROLLOUT, "--released=payment", "-k", "payment", f"--rollback-log={log}", stack_file=stack.stack_file)
     assert run.returncode == 1, run.describe()
     assert "test_rollout_is_complete[payment]" in run.failed, run.describe()
     aborted = [r for r in audit(log) if r["step"] == "argo-abort"]
@@ -157,7 +136,7 @@ def test_webhook_and_escalation_receive_the_payload(stack: StackControl, tmp_pat
     })
     stack.kube_fault("order", "crashloop")
     run = run_suites("-m", "smoke", ROLLOUT, "-k", "order", f"--env-dir={env_dir}", f"--rollback-log={log}",
-                     "--release-version", "1.3.0", stack_file=stack.stack_file)
+                     "--release-version", "1.3.0", "--released=order", stack_file=stack.stack_file)
     assert run.returncode == 1, run.describe()
     posts = receiver[1:]
     assert [p["path"] for p in posts] == ["/rollback", "/oncall", "/sre-lead"], posts
@@ -172,7 +151,7 @@ def test_a_failing_rollback_is_loud_and_never_hides_the_check(stack: StackContro
     log = tmp_path / "rollback.jsonl"
     env_dir = env_with(tmp_path, {'actions = ["kubernetes-undo"]\n': 'actions = ["command"]\ncommand = ["false"]\n'})
     stack.kube_fault("order", "crashloop")
-    run = run_suites("-m", "smoke", ROLLOUT, "-k", "order", f"--env-dir={env_dir}", f"--rollback-log={log}", stack_file=stack.stack_file)
+    run = run_suites("-m", "smoke", ROLLOUT, "--released=order", "-k", "order", f"--env-dir={env_dir}", f"--rollback-log={log}", stack_file=stack.stack_file)
     assert run.returncode == 1 and "test_rollout_is_complete[order]" in run.failed, run.describe()
     failed = [r for r in audit(log) if r["step"] == "command"]
     assert failed and failed[0]["outcome"] == "failed" and "exited 1" in failed[0]["detail"]
@@ -182,14 +161,14 @@ def test_a_failing_rollback_is_loud_and_never_hides_the_check(stack: StackContro
 def test_rollback_fires_once_per_service_under_xdist(stack: StackControl, tmp_path: Path) -> None:
     log = tmp_path / "rollback.jsonl"
     stack.kube_fault("order", "crashloop")
-    run = run_suites("-m", "smoke", ROLLOUT, "-n", "2", f"--rollback-log={log}", stack_file=stack.stack_file)
+    run = run_suites("-m", "smoke", ROLLOUT, "--released=order", "-n", "2", f"--rollback-log={log}", stack_file=stack.stack_file)
     assert run.returncode == 1, run.describe()
     fired = [r for r in audit(log) if r["step"] == "kubernetes-undo"]
     assert len(fired) == 1 and fired[0]["service"] == "order", audit(log)
 
 
-def test_unreachable_cluster_is_a_clear_failure_naming_the_context(stack: StackControl, tmp_path: Path) -> None:
-    """No cluster reachable: every rollout check fails quickly, naming the context and kubeconfig, no traceback."""
+def test_unreachable_cluster_is_inconclusive_naming_the_context(stack: StackControl, tmp_path: Path) -> None:
+    """No cluster reachable: every rollout check is inconclusive (exit 6), quickly, naming the context and kubeconfig."""
     info = json.loads(stack.stack_file.read_text())
     kubeconfig = Path(info["kubernetes"]["kubeconfig"]).read_text()
     dead = tmp_path / "dead-kubeconfig"
@@ -199,7 +178,7 @@ def test_unreachable_cluster_is_a_clear_failure_naming_the_context(stack: StackC
     stack_file = tmp_path / "stack.json"
     stack_file.write_text(json.dumps(info))
     run = run_suites("-m", "smoke", ROLLOUT, "--rollback", "off", f"--rollback-log={tmp_path / 'log'}", stack_file=stack_file)
-    assert run.returncode == 1 and run.cases and not run.ids("passed"), run.describe()
+    assert run.returncode == 6 and run.cases and run.ids("inconclusive") == set(run.cases), run.describe()
     for name, case in run.cases.items():
         assert "unreachable" in case.message and "context polyshop-local" in case.message and str(dead) in case.message, (name, case.message)
         assert "Traceback" not in case.message
