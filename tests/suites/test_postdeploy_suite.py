@@ -47,6 +47,20 @@ def test_healthy_stack_passes_post_deploy_validation(stack: StackControl, env_di
     assert len(result.ids("passed")) >= 20 and not result.failed, result.describe()
 
 
+def test_a_service_prometheus_cannot_scrape_fails_only_its_own_checks(
+    stack: StackControl, env_dir: Path, tmp_path: Path, prometheus: LocalPrometheus
+) -> None:
+    """search is down: Prometheus reads up == 0 for it; its checks fail with that evidence, every other service passes."""
+    settle(prometheus)
+    stack.set_fault("search", "down")
+    until_query(prometheus, 'up{job="search"} == 0', lambda v: v == 0)
+    result = run(stack, env_dir, tmp_path / "log.jsonl")
+    searched = {name for name in result.cases if "[search]]" in name}
+    assert searched and result.failed == searched, result.describe()
+    assert all("Prometheus cannot scrape search" in result.cases[n].message for n in searched), result.describe()
+    assert result.ids("passed") == set(result.cases) - searched, result.describe()
+
+
 def traffic(url: str, count: int, workers: int = 8) -> None:
     with ThreadPoolExecutor(workers) as pool:
         list(pool.map(lambda _: httpx.get(url, timeout=10), range(count)))
@@ -74,9 +88,8 @@ def test_metric_fault_is_caught_by_its_check_only(
 ) -> None:
     settle(prometheus)
     stack.set_fault(service, kind, **params)
-    if drive:
-        traffic(stack.stack.info.services[service] + drive, 40)
-    until_query(prometheus, promql, lambda v: v > 0)
+    url = stack.stack.info.services[service] + drive
+    until_query(prometheus, promql, lambda v: v > 0, drive=(lambda: traffic(url, 10)) if drive else None)
     log = tmp_path / "log.jsonl"
     result = run(stack, env_dir, log)
     assert result.failed == {f"test_metric_within_runbook_limit[{expected}]"}, result.describe()
@@ -91,20 +104,6 @@ def test_metric_fault_is_caught_by_its_check_only(
     section_9 = {"error_rate": "500s spike above threshold", "kafka_consumer_lag": "Kafka lag high"}.get(key)
     if section_9:  # runbook Section 9: escalated at once, naming the culprit
         assert any(r["step"] == "escalation" and r["service"] == service and section_9 in r["detail"] for r in records), records
-
-
-def test_a_service_prometheus_cannot_scrape_fails_only_its_own_checks(
-    stack: StackControl, env_dir: Path, tmp_path: Path, prometheus: LocalPrometheus
-) -> None:
-    """search is down: Prometheus reads up == 0 for it; its checks fail with that evidence, every other service passes."""
-    settle(prometheus)
-    stack.set_fault("search", "down")
-    until_query(prometheus, 'up{job="search"} == 0', lambda v: v == 0)
-    result = run(stack, env_dir, tmp_path / "log.jsonl")
-    searched = {name for name in result.cases if "[search]]" in name}
-    assert searched and result.failed == searched, result.describe()
-    assert all("Prometheus cannot scrape search" in result.cases[n].message for n in searched), result.describe()
-    assert result.ids("passed") == set(result.cases) - searched, result.describe()
 
 
 def test_prometheus_down_is_inconclusive_not_a_failure(stack: StackControl, tmp_path: Path) -> None:

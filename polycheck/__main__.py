@@ -1,0 +1,24 @@
+"""`python -m polycheck COMMAND`: the commands beside the pytest plugin."""
+
+from __future__ import annotations
+
+import sys
+
+USAGE = "usage: python -m polycheck serve [--env NAME] [--port N] [--root DIR] [--marker EXPR] [-- PYTEST_ARGS]"
+
+
+def main(argv: list[str]) -> int:
+    if not argv or argv[0] in ("-h", "--help"):
+        print(USAGE)
+        return 0 if argv else 2
+    command, rest = argv[0], argv[1:]
+    if command == "serve":
+        from .serve import main as serve
+
+        return serve(rest)
+    print(f"polycheck: unknown command {command!r}\n{USAGE}", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
