@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from .argo import CanaryState, canary_state
 from .failures import check_failed
 from .prometheus import PrometheusClient
 from .promql import CANARY_ERROR_RATE, Verdict, evaluate
@@ -14,21 +15,41 @@ RULE = "runbook Section 2.3: automatic rollback on error rate > 2% at each canar
 
 @dataclass(frozen=True)
 class CanaryPods:
-    """The pod-template hashes of a Rollout's stable and canary ReplicaSets, and the canary's traffic weight."""
+    """The pod-template hashes of a Rollout's stable and canary ReplicaSets, and the canary's traffic weight.
+
+    `weight` is the weight the gate judges: `status.canary.weights.canary.weight` with traffic routing, else the
+    setWeight in force at `status.currentStepIndex` (see polycheck.argo.canary_state, kept in `state`).
+    """
 
     stable: str
     canary: str
     weight: int
+    state: CanaryState | None = None
 
     @classmethod
-    def of(cls, rollout: dict[str, Any]) -> "CanaryPods":
-        status = rollout.get("status", {})
-        weights = ((status.get("canary") or {}).get("weights") or {}).get("canary") or {}
-        return cls(status.get("stableRS", ""), status.get("currentPodHash", ""), int(weights.get("weight") or 0))
+    def of(cls, rollout: dict[str, Any], replicasets: list[dict[str, Any]] | None = None) -> "CanaryPods":
+        state = canary_state(rollout, replicasets)
+        return cls(state.stable_hash, state.canary_hash, state.weight, state)
 
     @property
     def in_progress(self) -> bool:
+        """A canary runs: the desired ReplicaSet is not the stable one, and the Rollout is not aborted."""
+        if self.state is not None:
+            return self.state.in_progress
         return bool(self.canary) and self.canary != self.stable
+
+    @property
+    def aborted(self) -> bool:
+        """status.abort: the canary was aborted (by Argo or by a client); traffic is back on the stable pods."""
+        return self.state is not None and self.state.aborted
+
+    def abort_text(self) -> str:
+        """'aborted at <abortedAt> by <who>: Rollout aborted update to revision N'."""
+        return self.state.abort_text() if self.state is not None else "aborted"
+
+    def weight_text(self) -> str:
+        """'20% of traffic' and, when known, where the weight comes from and the canary's share of ready pods."""
+        return f"{self.weight}% of traffic" + (f"; {self.state.weight_detail()}" if self.state is not None else "")
 
 
 def error_ratio_query(service: str, label: str, pod_hash: str, window: str) -> str:
@@ -45,7 +66,7 @@ def judge_canary(
 ) -> tuple[Verdict, Verdict]:
     """(canary verdict against the limit, stable verdict for comparison); fails the check when the canary is worse."""
     __tracebackhide__ = True
-    canary = evaluate(client, f"{service} canary ({pods.canary}, {pods.weight}% of traffic) 5xx ratio",
+    canary = evaluate(client, f"{service} canary ({pods.canary}, {pods.weight_text()}) 5xx ratio",
                       error_ratio_query(service, label, pods.canary, window), threshold, ">", window=window,
                       rule=RULE, unit="ratio")
     canary.require()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .argo import canary_state
 from .failures import check_failed
 from .kube import Kube, revision_of, selector_of, template_hash
 from .polling import PollTimeout, poll
@@ -65,6 +66,8 @@ def expect_pods_healthy(kube: Kube, workload: dict[str, Any]) -> None:
     pods = kube.pods(selector_of(workload))
     current = current_replicaset(kube, workload)
     current_hash = template_hash(current) if current else None
+    if workload.get("kind") == "Rollout" and current is not None and canary_state(workload).in_progress:
+        desired = current.get("spec", {}).get("replicas", desired)  # at a canary step only part of the pods are new
     problems, restarts, ready = [], [], 0
     for pod in pods:
         pod_name = pod["metadata"]["name"]
@@ -134,29 +137,39 @@ def canary_steps(rollout: dict[str, Any]) -> list[int]:
     return [s["setWeight"] for s in steps if "setWeight" in s]
 
 
-def canary_weight(rollout: dict[str, Any]) -> int | None:
-    weights = ((rollout.get("status", {}).get("canary") or {}).get("weights") or {}).get("canary") or {}
-    return weights.get("weight")
+def canary_weight(rollout: dict[str, Any]) -> int:
+    """The canary's traffic weight: `status.canary.weights.canary.weight` when the Rollout uses traffic routing
+    (Argo sets weights only then), else the setWeight in force at `status.currentStepIndex`."""
+    return canary_state(rollout).weight
 
 
-def expect_canary_healthy(rollout: dict[str, Any], expected_weight: int | None) -> None:
+def rollout_settled(rollout: dict[str, Any], canary_step: int | None = None) -> bool:
+    """Whether a Rollout can be judged now: Healthy, Degraded or aborted; or, while the analysis of a canary step
+    runs (`canary_step`), a canary in progress that has reached that step's weight."""
+    state = canary_state(rollout)
+    if state.aborted or state.phase in ("Healthy", "Degraded"):
+        return True
+    return canary_step is not None and state.in_progress and state.weight_reached and state.weight == canary_step
+
+
+def expect_canary_healthy(rollout: dict[str, Any], expected_weight: int | None,
+                          replicasets: list[dict[str, Any]] | None = None) -> None:
     """Runbook Section 2.3: the Rollout is not aborted or degraded, and at its last step (or at --canary-step's weight)."""
     __tracebackhide__ = True
-    name, status = rollout["metadata"]["name"], rollout.get("status", {})
+    name = rollout["metadata"]["name"]
     where = f"rollout {rollout['metadata'].get('namespace', '')}/{name}".replace(" /", " ")
-    phase, message = status.get("phase"), status.get("message", "")
-    if status.get("abort"):
-        check_failed(f"{where}: the canary was aborted ({message or 'status.abort=true'}); traffic is back on the stable version")
-    steps = (((rollout.get("spec", {}).get("strategy") or {}).get("canary") or {}).get("steps")) or []
-    index = status.get("currentStepIndex", len(steps))
+    state = canary_state(rollout, replicasets)
+    if state.aborted:
+        check_failed(f"{where}: the canary of revision {state.revision or '?'} ({state.canary_hash}) was {state.abort_text()}; "
+                     f"traffic is back on the stable ReplicaSet {state.stable_hash} (phase {state.phase}: {state.message})")
     if expected_weight is None:
-        if phase != "Healthy":
-            check_failed(f"{where}: phase is {phase!r} ({message}), expected 'Healthy'")
-        if index < len(steps):
-            check_failed(f"{where}: the canary stopped at step {index}/{len(steps)} (weights {canary_steps(rollout)}), not at its last step")
+        if state.phase != "Healthy":
+            check_failed(f"{where}: phase is {state.phase!r} ({state.message}), expected 'Healthy' ({state.describe()})")
+        index = state.current_step_index if state.current_step_index is not None else state.step_count
+        if index < state.step_count:
+            check_failed(f"{where}: the canary stopped at step {index}/{state.step_count} (weights {canary_steps(rollout)}), not at its last step")
         return
-    if phase in ("Degraded", "Aborted"):
-        check_failed(f"{where}: phase is {phase!r} ({message}) at the canary step of {expected_weight}%")
-    weight = canary_weight(rollout)
-    if weight is not None and weight != expected_weight:
-        check_failed(f"{where}: the canary carries {weight}% of the traffic, expected {expected_weight}% (--canary-step)")
+    if state.phase == "Degraded":
+        check_failed(f"{where}: phase is 'Degraded' ({state.message}) at the canary step of {expected_weight}%")
+    if state.in_progress and state.weight != expected_weight:
+        check_failed(f"{where}: the canary carries {state.weight_text()}, expected {expected_weight}% (--canary-step)")

@@ -31,7 +31,7 @@ async def _watch_parent(parent_pid: int, stop: asyncio.Event) -> None:
 
 async def run(args: argparse.Namespace) -> None:
     stack = Stack(host=args.host)
-    sim = KubeSimulator()
+    sim = KubeSimulator(traffic_routing=args.traffic_routing)
     kube_server = HttpServer(sim.app, args.host)
     await kube_server.start()
     await sim.start()
@@ -67,6 +67,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", default="127.0.0.1", help="loopback address to listen on")
     parser.add_argument("--ready-file", help="write the stack's URLs here (JSON) once every service listens")
     parser.add_argument("--parent-pid", type=int, help="exit when this process is no longer the parent")
+    parser.add_argument("--traffic-routing", action="store_true",
+                        help="payment's Argo Rollout splits traffic by weight (NGINX) instead of by its ready pods")
     asyncio.run(run(parser.parse_args(argv)))
     return 0
 

@@ -7,7 +7,7 @@ import pytest
 from polycheck.canary import CanaryPods, judge_canary
 from polycheck.config import EnvConfig
 from polycheck.failures import check_failed
-from polycheck.kube import Kube, KubeNotFound, KubeUnavailable
+from polycheck.kube import Kube, KubeNotFound, KubeUnavailable, selector_of
 from polycheck.prometheus import PrometheusClient, PrometheusError
 from polycheck.promql import CANARY_ERROR_RATE
 
@@ -20,9 +20,13 @@ def test_canary_error_rate_within_limit(
     """Runbook Section 2.3: the canary's 5xx ratio is ≤ 2% and no worse than the stable version's; else abort the canary."""
     name, settings = env_config.deployment_of(canary_service), env_config.prometheus
     try:
-        pods = CanaryPods.of(kube.rollout(name))
+        rollout = kube.rollout(name)
+        pods = CanaryPods.of(rollout, kube.replicasets(selector_of(rollout)))
     except (KubeUnavailable, KubeNotFound) as exc:
         check_failed(f"{canary_service}: cannot read rollout {name}: {exc}")
+    if pods.aborted:
+        pytest.skip(f"rollout {name}: the canary {pods.canary} was {pods.abort_text()}; traffic is back on the "
+                    f"stable {pods.stable}: nothing to gate, and it is not aborted again")
     if not pods.in_progress:
         pytest.skip(f"no canary of {name} in progress (stable = current = {pods.stable})")
     step = pytestconfig.getoption("polycheck_canary_step")

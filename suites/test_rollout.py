@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from polycheck.argo import canary_state
 from polycheck.config import EnvConfig
 from polycheck.failures import check_failed
 from polycheck.kube import Kube
@@ -16,6 +17,7 @@ from polycheck.rollout import (
     expect_release_image,
     expect_rollout_complete,
     expect_zero_downtime,
+    rollout_settled,
 )
 
 pytestmark = [pytest.mark.smoke, pytest.mark.rollout, pytest.mark.rollback]
@@ -27,14 +29,13 @@ def test_rollout_is_complete(service: str, kube: Kube, env_config: EnvConfig, py
     if env_config.service(service).workload == "deployment":
         expect_rollout_complete(kube, name, deadline)
         return
-    settled = ("Healthy", "Degraded")
+    step = pytestconfig.getoption("polycheck_canary_step")
     try:
-        rollout = poll(lambda: kube.rollout(name), lambda r: r.get("status", {}).get("phase") in settled or r.get("status", {}).get("abort"),
-                       timeout=deadline, what=f"rollout {name} settled",
-                       describe=lambda r: f"phase {r.get('status', {}).get('phase')}, step {r.get('status', {}).get('currentStepIndex')}")
+        rollout = poll(lambda: kube.rollout(name), lambda r: rollout_settled(r, step),
+                       timeout=deadline, what=f"rollout {name} settled", describe=lambda r: canary_state(r).describe())
     except PollTimeout as exc:
         check_failed(f"rollout {kube.namespace}/{name}: {exc}")
-    expect_canary_healthy(rollout, pytestconfig.getoption("polycheck_canary_step"))
+    expect_canary_healthy(rollout, step)
 
 
 def test_pods_are_healthy(workload: dict[str, Any], kube: Kube) -> None:

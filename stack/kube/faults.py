@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from .meta import Obj
 from .runtime import on_loop
-from .seed import CANARY_SERVICES, SERVICES, workload_name
+from .seed import CANARY_SERVICES, SERVICES, traffic_routing, workload_name
 
 if TYPE_CHECKING:
     from .world import World
@@ -32,9 +32,17 @@ FAULTS: dict[str, tuple[str, str]] = {
     "stuck-rollout": ("stuck_rollout", "roll out pods that never schedule: updatedReplicas stays below replicas"),
     "no-probes": ("remove_probes", "roll out a pod template without readiness and liveness probes"),
     "recreate-strategy": ("recreate_strategy", "switch the Deployment to the Recreate strategy"),
-    "canary-aborted": ("abort_canary", "start a canary of the Rollout and abort it at a traffic weight"),
+    "canary-aborted": ("abort_canary", "start a canary of the Rollout and abort it (status.abort) once a weight is "
+                                       "reached: phase Degraded, RolloutAborted"),
     "canary-degraded": ("degrade_canary", "start a canary whose pods crash-loop: the Rollout goes Degraded"),
     "set-image": ("set_image", "roll out another image, as `kubectl set image` does"),
+    "traffic-routing": ("use_traffic_routing", "make the Rollout's canary traffic-routed (an NGINX ingress splits the "
+                                               "traffic by weight; status.canary.weights is set)"),
+    "replica-canary": ("use_replica_canary", "make the Rollout a basic canary: no trafficRouting, its ready pods are "
+                                             "the traffic split and status.canary.weights is never set"),
+    "promote": ("promote_rollout", "what `kubectl argo rollouts promote [--full]` sends (status subresource)"),
+    "abort": ("abort_rollout", "what `kubectl argo rollouts abort` sends: status.abort=true"),
+    "retry": ("retry_rollout", "what `kubectl argo rollouts retry rollout` sends: status.abort=false"),
 }
 
 
@@ -162,24 +170,90 @@ class Faults:
 
     @on_loop
     def abort_canary(self, service: str = "payment", tag: str = "1.3.1", at_weight: int = 20) -> Obj:
-        """Start a canary of the Rollout to `tag` and, once its traffic weight reaches `at_weight`, abort it the way
-        `kubectl argo rollouts abort` does (merge patch `{"status":{"abort":true}}` on /status): all traffic back
-        to stable, the canary scaled down, status.abort true, Progressing False RolloutAborted, phase Degraded."""
+        """Start a canary of the Rollout to `tag` and, once its setWeight steps have reached `at_weight`, abort it the
+        way `kubectl argo rollouts abort` does (merge patch `{"status":{"abort":true}}` on /status). The controller
+        then shows what Argo does: status.abort true and abortedAt, currentStepIndex 0, the canary scaled down (a
+        traffic-routed one after abortScaleDownDelaySeconds, with weight 0), Progressing False RolloutAborted
+        "Rollout aborted update to revision N", phase Degraded with message "RolloutAborted: ..."."""
         name = self._rollout_only(service)
         self.set_image(service, tag)
         ns = self.namespace
 
         def reached() -> bool:
             ro = self.world.store.get("rollouts", ns, name) or {}
-            weight = (((ro.get("status") or {}).get("canary") or {}).get("weights") or {}).get("canary", {})
-            return weight.get("weight", 0) >= at_weight or ro.get("status", {}).get("stableRS") == \
-                ro.get("status", {}).get("currentPodHash")
+            status = ro.get("status") or {}
+            if status.get("observedGeneration") != str(ro.get("metadata", {}).get("generation")):
+                return False  # the controller has not seen the new template yet
+            if status.get("stableRS") == status.get("currentPodHash"):
+                return True
+            steps = (((ro["spec"].get("strategy") or {}).get("canary") or {}).get("steps")) or []
+            done = [int(s["setWeight"]) for s in steps[: status.get("currentStepIndex", 0)] if "setWeight" in s]
+            return bool(done) and max(done) >= at_weight
 
-        def abort() -> None:
-            self.world.change_status("rollouts", ns, name, lambda ro: ro["status"].update(abort=True))
-
-        self._when(("abort", name), reached, abort)
+        self._when(("abort", name), reached, lambda: self.abort_rollout(service))
         return self.world.store.must_get("rollouts", ns, name)
+
+    # -- the kubectl-argo-rollouts plugin's patches and the kind of canary -----------------------------
+
+    @on_loop
+    def abort_rollout(self, service: str = "payment") -> Obj:
+        """`kubectl argo rollouts abort`: the merge patch `{"status":{"abort":true}}` on the status subresource."""
+        name = self._rollout_only(service)
+        return self.world.change_status("rollouts", self.namespace, name, lambda ro: ro["status"].update(abort=True))
+
+    @on_loop
+    def retry_rollout(self, service: str = "payment") -> Obj:
+        """`kubectl argo rollouts retry rollout`: the merge patch `{"status":{"abort":false}}` on /status."""
+        name = self._rollout_only(service)
+        return self.world.change_status("rollouts", self.namespace, name, lambda ro: ro["status"].update(abort=False))
+
+    @on_loop
+    def promote_rollout(self, service: str = "payment", full: bool = False) -> Obj:
+        """`kubectl argo rollouts promote [--full]` (its getPatches): unpause a manually paused Rollout
+        (`spec.paused: false`); clear the pause conditions (`status.pauseConditions: null`), or when there are none
+        skip the current step (`currentStepIndex` + 1); with `full`, `status.promoteFull: true`."""
+        name = self._rollout_only(service)
+        ro = self.world.store.must_get("rollouts", self.namespace, name)
+        status, steps = ro.get("status") or {}, ((ro["spec"].get("strategy") or {}).get("canary") or {}).get("steps")
+
+        def patch_status(st: Obj) -> None:
+            if full:
+                if st.get("currentPodHash") != st.get("stableRS"):
+                    st["promoteFull"] = True
+            elif st.get("pauseConditions"):
+                st.pop("pauseConditions")
+            elif steps:
+                st["currentStepIndex"] = min(st.get("currentStepIndex", 0) + 1, len(steps))
+
+        if full or status.get("pauseConditions") or steps:
+            self.world.change_status("rollouts", self.namespace, name, lambda obj: patch_status(obj["status"]))
+        if ro["spec"].get("paused"):
+            self.world.change_spec("rollouts", self.namespace, name, lambda obj: obj["spec"].update(paused=False))
+        return self.world.store.must_get("rollouts", self.namespace, name)
+
+    @on_loop
+    def use_traffic_routing(self, service: str = "payment") -> Obj:
+        """Give the Rollout's canary a traffic router (`canaryService`, `stableService`, `trafficRouting.nginx`): the
+        controller then reports `status.canary.weights` and keeps the stable ReplicaSet at full size."""
+        name = self._rollout_only(service)
+
+        def change(obj: Obj) -> None:
+            obj["spec"]["strategy"].setdefault("canary", {}).update(traffic_routing(service))
+
+        return self.world.change_spec("rollouts", self.namespace, name, change)
+
+    @on_loop
+    def use_replica_canary(self, service: str = "payment") -> Obj:
+        """Make the Rollout a basic canary (no trafficRouting, no canary/stable Services): the weight of each step is
+        approximated by the number of canary and stable pods, and `status.canary.weights` is not set."""
+        name = self._rollout_only(service)
+
+        def change(obj: Obj) -> None:
+            canary = obj["spec"]["strategy"].setdefault("canary", {})
+            for key in ("trafficRouting", "canaryService", "stableService"):
+                canary.pop(key, None)
+
+        return self.world.change_spec("rollouts", self.namespace, name, change)
 
     @on_loop
     def degrade_canary(self, service: str = "payment", tag: str = "1.3.1-crashloop") -> Obj:

@@ -1,7 +1,8 @@
 """The seed: namespace `polyshop` with the eight PolyShop services, each with a revision history.
 
 Seven run as Deployments `<svc>-service`; `payment` runs as an Argo Rollout (canary 5 → 20 → 50 → 100 with
-pauses). Each was first deployed at the previous version (revision 1, now scaled to zero) and then updated to the
+pauses): a basic, replica-based canary by default (no `trafficRouting`: the split of ready pods is the split of
+traffic), or with `traffic_routing=True` a canary whose traffic an NGINX ingress splits by weight. Each was first deployed at the previous version (revision 1, now scaled to zero) and then updated to the
 current one (revision 2), so `kubectl rollout undo` has somewhere to go. The history is produced by the simulated
 controllers themselves, run on a virtual clock, so the seed is exactly what they would have left behind.
 """
@@ -87,8 +88,16 @@ def deployment(service: str, version: str, namespace: str = NAMESPACE, registry:
     }
 
 
-def rollout(service: str, version: str, namespace: str = NAMESPACE, registry: str = REGISTRY) -> Obj:
+def traffic_routing(service: str) -> Obj:
+    """The canary fields of a traffic-routed Rollout: the two Services and the NGINX ingress that splits them."""
     name = workload_name(service)
+    return {"canaryService": f"{name}-canary", "stableService": name, "trafficRouting": {"nginx": {"stableIngress": name}}}
+
+
+def rollout(service: str, version: str, namespace: str = NAMESPACE, registry: str = REGISTRY,
+            routed: bool = False) -> Obj:
+    name = workload_name(service)
+    canary: Obj = {**(traffic_routing(service) if routed else {}), "steps": [dict(step) for step in CANARY_STEPS]}
     return {
         "apiVersion": "argoproj.io/v1alpha1",
         "kind": "Rollout",
@@ -98,12 +107,7 @@ def rollout(service: str, version: str, namespace: str = NAMESPACE, registry: st
             "selector": selector(service),
             "revisionHistoryLimit": 10,
             "progressDeadlineSeconds": 600,
-            "strategy": {"canary": {
-                "canaryService": f"{name}-canary",
-                "stableService": name,
-                "trafficRouting": {"nginx": {"stableIngress": name}},
-                "steps": [dict(step) for step in CANARY_STEPS],
-            }},
+            "strategy": {"canary": canary},
             "template": pod_template(service, version, registry),
         },
     }
@@ -120,8 +124,9 @@ def namespace_object(name: str) -> Obj:
 
 
 def seed(world: Any, namespace: str = NAMESPACE, registry: str = REGISTRY, version: str = VERSION,
-         previous: str = PREVIOUS_VERSION) -> None:
-    """Write the seed into an empty world (see KubeSimulator): history first, 7 and 2 days ago."""
+         previous: str = PREVIOUS_VERSION, traffic_routing: bool = False) -> None:
+    """Write the seed into an empty world (see KubeSimulator): history first, 7 and 2 days ago. `traffic_routing`:
+    the canary Rollouts split their traffic with an NGINX ingress (else by their ready pods)."""
     cluster = world.cluster
     cluster.recorder.enabled = False
     try:
@@ -131,9 +136,10 @@ def seed(world: Any, namespace: str = NAMESPACE, registry: str = REGISTRY, versi
 
         def first() -> None:
             for service in SERVICES:
-                kind = "rollouts" if service in CANARY_SERVICES else "deployments"
-                build = rollout if kind == "rollouts" else deployment
-                world.create(kind, build(service, previous, namespace, registry))
+                if service in CANARY_SERVICES:
+                    world.create("rollouts", rollout(service, previous, namespace, registry, traffic_routing))
+                else:
+                    world.create("deployments", deployment(service, previous, namespace, registry))
 
         def update() -> None:
             for service in SERVICES:

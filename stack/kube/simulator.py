@@ -31,17 +31,22 @@ class KubeSimulator(Faults):
       without credentials are served, as kubectl sends none to a plain-HTTP server (None: no check at all).
     server_version: what /version reports (also picks the bundled kubectl of the gcloud dispatcher).
     settings: timing of the simulated cluster (cluster.Settings: pod_ready_delay, time_scale, ...).
+    traffic_routing: the seed's canary Rollouts (payment) split traffic with an NGINX ingress and report
+      `status.canary.weights`; by default they are basic canaries whose ready pods are the split (the kube faults
+      `traffic-routing` and `replica-canary` switch a Rollout either way at run time).
     seed: seeds the random names and UIDs, so runs are reproducible.
     """
 
     def __init__(self, *, namespace: str = NAMESPACE, registry: str = REGISTRY, version: str = VERSION,
                  previous_version: str = PREVIOUS_VERSION, token: str | None = DEFAULT_TOKEN,
-                 server_version: str = "v1.33.1", settings: Settings | None = None, seed: int = 0) -> None:
+                 server_version: str = "v1.33.1", settings: Settings | None = None, seed: int = 0,
+                 traffic_routing: bool = False) -> None:
         self.namespace, self.registry = namespace, registry
         self.version, self.previous_version = version, previous_version
         self.token, self.server_version = token, server_version
         self.settings = settings or Settings()
         self._seed = seed
+        self.traffic_routing = traffic_routing
         self._loop_thread: int | None = None
         self.world = self._seeded_world()
         self._snapshot = ({key: self.world.store.get(*key) for key in self.world.store.keys()},
@@ -51,7 +56,7 @@ class KubeSimulator(Faults):
 
     def _seeded_world(self) -> World:
         world = World(self.settings, self._seed)
-        seed(world, self.namespace, self.registry, self.version, self.previous_version)
+        seed(world, self.namespace, self.registry, self.version, self.previous_version, self.traffic_routing)
         return world
 
     # -- plumbing --------------------------------------------------------------------------------

@@ -142,7 +142,16 @@ def test_argo_rollout_canary_abort_through_kubectl_patches(kubectl: Kubectl) -> 
             "-p", json.dumps([{"op": "replace", "path": "/spec/template/spec/containers/0/image", "value": image}]))
     poll(lambda: kubectl.jsonpath("get", "ro", "payment-service", path="{.status.phase}"), lambda p: p == "Paused",
          timeout=10, what="canary paused at a step")
-    assert kubectl.jsonpath("get", "ro", "payment-service", path="{.status.canary.weights.canary.weight}") == "5"
+    # a basic (replica-based) canary: Argo sets status.canary.weights only with traffic routing
+    assert kubectl.jsonpath("get", "ro", "payment-service", path="{.status.canary.weights}") == ""
+    assert kubectl.jsonpath("get", "ro", "payment-service", path="{.status.currentStepIndex}") == "1"
+    assert kubectl.jsonpath("get", "ro", "payment-service", path="{.status.pauseConditions[0].reason}") == \
+        "CanaryPauseStep"
+    # `kubectl argo rollouts promote`: clear the pause conditions through the status subresource
+    kubectl("patch", "rollout", "payment-service", "--subresource=status", "--type=merge",
+            "-p", '{"status":{"pauseConditions":null}}')
+    poll(lambda: kubectl.jsonpath("get", "ro", "payment-service", path="{.status.currentStepIndex}"),
+         lambda index: int(index or 0) >= 2, timeout=10, what="the pause step completed")
     kubectl("patch", "rollout", "payment-service", "--subresource=status", "--type=merge",
             "-p", '{"status":{"abort":true}}')
     poll(lambda: kubectl.jsonpath("get", "ro", "payment-service", path="{.status.phase}"),

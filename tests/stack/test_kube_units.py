@@ -6,10 +6,14 @@ import re
 
 import pytest
 
+from stack.canary import canary_share
 from stack.kube import KubeSimulator, kubeconfig_dict
 from stack.kube.meta import RESOURCES, ApiError, human_duration, template_hash
 from stack.kube.patches import apply_json_patch, apply_merge_patch, apply_patch, apply_strategic_merge_patch
-from stack.kube.rollouts import calculate_phase, parse_duration
+from stack.kube.rollouts import (
+    RolloutController, basic_canary_counts, calculate_phase, current_set_weight, fenceposts, parse_duration,
+    weighted_counts,
+)
 from stack.kube.selectors import field_selector, label_selector
 
 CONTAINERS = {"spec": {"containers": [
@@ -121,6 +125,65 @@ def test_rollout_phase_follows_argo() -> None:
     aborted = healthy | {"conditions": [{"type": "Progressing", "reason": "RolloutAborted", "message": "m"}]}
     assert calculate_phase(spec, aborted) == ("Degraded", "RolloutAborted: m")
     assert parse_duration("1h5m30s") == 3930 and parse_duration(15) == 15 and parse_duration(None) is None
+
+
+def _rs(name: str, replicas: int, available: int) -> dict:
+    return {"metadata": {"uid": name, "name": name}, "spec": {"replicas": replicas},
+            "status": {"replicas": replicas, "availableReplicas": available}}
+
+
+@pytest.mark.parametrize(("replicas", "weight", "surge", "unavailable", "new", "stable", "expected"), [
+    # cases of Argo's CalculateReplicaCountsForBasicCanary
+    (10, 10, 1, 1, 0, 10, (1, 9)),
+    (10, 30, 3, 0, 0, 10, (3, 10)),
+    (10, 30, 0, 5, 0, 10, (0, 7)),
+    (10, 5, 1, 1, 0, 10, (1, 10)),  # 1 of 11 pods (9%) is nearer 5% than 1 of 10
+    (10, 20, "20%", 0, 2, 10, (2, 8)),
+    (1, 5, 1, 0, 0, 1, (1, 1)),
+    (1, 95, 1, 0, 0, 1, (1, 1)),
+    # the payment Rollout: 2 replicas, maxSurge 25% = 1, maxUnavailable 25% = 0
+    (2, 20, "25%", "25%", 0, 2, (1, 2)),
+    (2, 50, "25%", "25%", 1, 2, (1, 1)),
+    (2, 0, "25%", "25%", 1, 2, (0, 2)),  # aborted: the canary goes, the stable is whole
+])
+def test_basic_canary_counts_follow_argo(replicas: int, weight: int, surge: object, unavailable: object, new: int,
+                                         stable: int, expected: tuple[int, int]) -> None:
+    spec = {"replicas": replicas, "strategy": {"canary": {"maxSurge": surge, "maxUnavailable": unavailable}}}
+    assert basic_canary_counts(spec, _rs("new", new, new), _rs("stable", stable, stable), [], weight) == expected
+
+
+def test_weighted_counts_pick_the_nearest_split() -> None:
+    assert [weighted_counts(2, w, 1) for w in (5, 20, 50, 100)] == [(1, 2), (1, 2), (1, 1), (2, 0)]
+    assert weighted_counts(3, 50, 0) == (2, 1)  # a tie rounds the canary up
+    assert weighted_counts(10, 14, 0) == (1, 9)  # the floor is nearer
+    assert weighted_counts(0, 50, 1) == (0, 0)
+    assert fenceposts({"replicas": 2, "strategy": {"canary": {}}}) == (1, 0)
+    assert fenceposts({"replicas": 4, "strategy": {"canary": {"maxSurge": 0, "maxUnavailable": "25"}}}) == (0, 1)
+    steps = [{"setWeight": 5}, {"pause": {}}, {"setWeight": 20}]
+    assert [current_set_weight(steps, i) for i in (0, 1, 2, 3)] == [5, 5, 20, 100]
+    assert current_set_weight(steps, 1, aborted=True) == 0 and current_set_weight([], 0) == 100
+
+
+def test_a_traffic_routed_canary_scales_by_weight_or_set_canary_scale() -> None:
+    spec = {"replicas": 4, "strategy": {"canary": {"trafficRouting": {"nginx": {}}}}}
+    steps = [{"setWeight": 10}, {"setCanaryScale": {"replicas": 3}}, {"pause": {}},
+             {"setCanaryScale": {"weight": 50}}, {"setCanaryScale": {"matchTrafficWeight": True}}, {"setWeight": 60}]
+    count = RolloutController._routed_canary_count
+    assert [count(spec, {}, steps, i, False, False) for i in range(6)] == [1, 3, 3, 2, 1, 3]
+    assert count(spec, {}, steps, 2, False, True) == 0  # aborted: the canary goes (after abortScaleDownDelaySeconds)
+    assert count(spec, {}, steps, 2, True, False) == 4 and count(spec, {"promoteFull": True}, steps, 0, False, False) == 4
+
+
+def test_the_stack_splits_traffic_by_router_weight_or_ready_pods() -> None:
+    def rs(pod_hash: str, ready: int) -> dict:
+        return {"metadata": {"labels": {"rollouts-pod-template-hash": pod_hash}}, "status": {"readyReplicas": ready}}
+
+    basic = {"status": {"stableRS": "s", "currentPodHash": "c", "canary": {}}}
+    assert canary_share(basic, [rs("s", 2), rs("c", 1), rs("old", 2)]) == pytest.approx(100 / 3)
+    assert canary_share(basic, [rs("s", 2), rs("c", 0)]) == 0
+    routed = {"status": {"stableRS": "s", "currentPodHash": "c", "canary": {"weights": {"canary": {"weight": 20}}}}}
+    assert canary_share(routed, [rs("s", 2), rs("c", 1)]) == 20
+    assert canary_share({"status": {"stableRS": "s", "currentPodHash": "s"}}, [rs("s", 2)]) == 0
 
 
 def test_kubeconfig_points_at_the_server() -> None:

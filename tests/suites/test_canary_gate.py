@@ -1,4 +1,5 @@
-"""The canary gate (runbook Section 2.3) against a real Prometheus and a canary paused at 20% in the simulator."""
+"""The canary gate (runbook Section 2.3) against a real Prometheus and canaries paused at their steps in the simulator,
+replica-based (no traffic routing: Argo sets no status.canary.weights) and traffic-routed."""
 
 from __future__ import annotations
 
@@ -9,17 +10,24 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 
 from polycheck.polling import poll
+from polycheck.prometheus import PrometheusClient
 from polycheck.promserver import LocalPrometheus
-from tests.support.prometheus_wait import until_query
 from tests.support.stack_control import StackControl
 from tests.support.suite_runner import run_suites
 
 SUITE = "suites/test_canary.py"
+ROLLOUT_SUITE = "suites/test_rollout.py"
 CHECK = "test_canary_error_rate_within_limit[payment]"
+ARGO = ("argoproj.io", "v1alpha1", "polyshop", "rollouts", "payment-service")
+STEPS = [{"setWeight": 5}, {"pause": {}}, {"setWeight": 20}, {"pause": {}}, {"setWeight": 50}, {"pause": {}},
+         {"setWeight": 100}]
+PAUSE_AFTER = {5: 1, 20: 3, 50: 5}  # the step index of the pause that holds the canary at a weight
+MODES = {"replica-based": "replica-canary", "traffic-routed": "traffic-routing"}  # the simulator's kube faults
 
 
 def rollouts(stack: StackControl) -> k8s.CustomObjectsApi:
@@ -42,10 +50,55 @@ def start_canary_paused_at_20(stack: StackControl) -> dict[str, Any]:
                 timeout=15, what="payment canary paused at 20%", describe=lambda s: f"phase {s.get('phase')} step {s.get('currentStepIndex')}")
 
 
+def start_canary(stack: StackControl, mode: str, tag: str) -> dict[str, Any]:
+    """Make payment's Rollout `mode`, roll out payment `tag` (a tag of its own: a pod hash no other test has data
+    for) with steps 5 → 20 → 50 → 100 that pause until promoted, and wait until it holds at 5%."""
+    stack.kube_fault("payment", MODES[mode])
+    template = payment_rollout(stack)["spec"]["template"]
+    template["spec"]["containers"][0]["image"] = f"registry.polyshop.example/payment-service:{tag}"
+    rollouts(stack).patch_namespaced_custom_object(*ARGO, {"spec": {"template": template, "strategy": {"canary": {"steps": STEPS}}}})
+    return paused_at(stack, PAUSE_AFTER[5])
+
+
+def paused_at(stack: StackControl, index: int) -> dict[str, Any]:
+    return poll(lambda: payment_rollout(stack)["status"],
+                lambda s: s.get("phase") == "Paused" and s.get("currentStepIndex") == index and s.get("stableRS") != s.get("currentPodHash"),
+                timeout=15, what=f"payment canary paused at step {index}", describe=lambda s: f"phase {s.get('phase')} step {s.get('currentStepIndex')}")
+
+
+def promote(stack: StackControl) -> None:
+    """`kubectl argo rollouts promote`: clear the pause conditions through the status subresource."""
+    rollouts(stack).patch_namespaced_custom_object_status(*ARGO, {"status": {"pauseConditions": None}})
+
+
+def abort(stack: StackControl) -> None:
+    """`kubectl argo rollouts abort`: status.abort=true through the status subresource."""
+    rollouts(stack).patch_namespaced_custom_object_status(*ARGO, {"status": {"abort": True}})
+
+
+def canary_traffic(stack: StackControl, prometheus: LocalPrometheus, pod_hash: str, errors: bool = False) -> None:
+    """Send payment requests until Prometheus shows the canary's pods answering them (or answering 5xx): a new
+    series needs two scrapes before it has a rate."""
+    status = ',status=~"5.."' if errors else ""
+    promql = f'sum(rate(http_requests_total{{service="payment",rollouts_pod_template_hash="{pod_hash}"{status}}}[15s]))'
+
+    def drive_and_query() -> list[float]:
+        drive_payment_traffic(stack, 60)
+        return [s.value for s in client.query(promql, allow_empty=True)]
+
+    with PrometheusClient(prometheus.url, 5) as client:
+        poll(drive_and_query, lambda v: bool(v) and max(v) > 0, timeout=30, interval=0.3, max_interval=0.5,
+             what=f"{promql} above 0")
+
+
+def rollback_records(log: Path, step: str) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in log.read_text().splitlines() if f'"{step}"' in line] if log.exists() else []
+
+
 def drive_payment_traffic(stack: StackControl, count: int = 200) -> None:
     url = stack.stack.info.services["payment"] + "/api/payments/polycheck-probe"
-    with ThreadPoolExecutor(8) as pool:
-        list(pool.map(lambda _: httpx.get(url, timeout=10), range(count)))
+    with httpx.Client(timeout=10) as session, ThreadPoolExecutor(8) as pool:  # one client: keep-alive connections
+        list(pool.map(lambda _: session.get(url), range(count)))
 
 
 def run_gate(stack: StackControl, env_dir: Path, log: Path, *extra: str) -> Any:
@@ -60,8 +113,7 @@ def test_no_canary_in_progress_is_a_skip_with_the_reason(stack: StackControl, en
 
 def test_healthy_canary_passes_its_step(stack: StackControl, env_dir: Path, tmp_path: Path, prometheus: LocalPrometheus) -> None:
     status = start_canary_paused_at_20(stack)
-    drive_payment_traffic(stack)
-    until_query(prometheus, f'sum(rate(http_requests_total{{service="payment",rollouts_pod_template_hash="{status["currentPodHash"]}"}}[15s]))', lambda v: v > 0)
+    canary_traffic(stack, prometheus, status["currentPodHash"])
     result = run_gate(stack, env_dir, tmp_path / "log", "--canary-step", "20")
     assert result.returncode == 0 and result.ids("passed") == {CHECK}, result.describe()
     wrong_step = run_gate(stack, env_dir, tmp_path / "log", "--canary-step", "50")
@@ -69,18 +121,62 @@ def test_healthy_canary_passes_its_step(stack: StackControl, env_dir: Path, tmp_
     assert "carries 20% of the traffic, but this analysis gates the 50% step" in wrong_step.cases[CHECK].message
 
 
-def test_erring_canary_fails_the_step_and_is_aborted(stack: StackControl, env_dir: Path, tmp_path: Path, prometheus: LocalPrometheus) -> None:
-    status = start_canary_paused_at_20(stack)
+@pytest.mark.parametrize("mode", list(MODES))
+def test_healthy_canary_passes_each_step(mode: str, stack: StackControl, env_dir: Path, tmp_path: Path, prometheus: LocalPrometheus) -> None:
+    """The analysis of each step (5, 20, 50%) passes a healthy canary: the gate, and the rollout checks at that step."""
+    tag = f"1.3.1-{mode}"
+    log = tmp_path / "log.jsonl"
+    status = start_canary(stack, mode, tag)
+    for weight in (5, 20, 50):
+        if weight != 5:
+            promote(stack)
+            status = paused_at(stack, PAUSE_AFTER[weight])
+        assert ("weights" in status["canary"]) == (mode == "traffic-routed"), status["canary"]
+        canary_traffic(stack, prometheus, status["currentPodHash"])
+        result = run_suites("-m", "canary or rollout", SUITE, ROLLOUT_SUITE, "-k", "payment", "--canary-step", str(weight),
+                            "--release-version", tag, f"--env-dir={env_dir}", f"--rollback-log={log}", stack_file=stack.stack_file)
+        assert result.returncode == 0 and CHECK in result.ids("passed"), f"at {weight}%: {result.describe()}"
+        assert {"test_rollout_is_complete[payment]", "test_pods_are_healthy[payment]"} <= result.ids("passed"), result.describe()
+    assert not rollback_records(log, "argo-abort")
+    assert payment_rollout(stack)["status"].get("abort") is None
+
+
+@pytest.mark.parametrize("mode", list(MODES))
+def test_erring_canary_fails_the_step_and_is_aborted(mode: str, stack: StackControl, env_dir: Path, tmp_path: Path, prometheus: LocalPrometheus) -> None:
+    status = start_canary(stack, mode, f"1.3.1-{mode}-erring")
+    promote(stack)
+    status = paused_at(stack, PAUSE_AFTER[20])
     stack.set_fault("payment", "errors", ratio=0.5, pods="canary")
-    drive_payment_traffic(stack)
-    canary_errors = f'sum(rate(http_requests_total{{service="payment",status=~"5..",rollouts_pod_template_hash="{status["currentPodHash"]}"}}[15s]))'
-    until_query(prometheus, canary_errors, lambda v: v > 0)
+    canary_traffic(stack, prometheus, status["currentPodHash"], errors=True)
     log = tmp_path / "log.jsonl"
     result = run_gate(stack, env_dir, log, "--canary-step", "20")
     assert result.failed == {CHECK}, result.describe()
     message = result.cases[CHECK].message
-    assert re.search(r"payment canary \(\w+, 20% of traffic\) 5xx ratio .* is above 0\.02 \(2%\)", message), message
+    # changed with the replica-based canary: the weight's source and the canary's share of ready pods beside it
+    source = "set on the traffic router" if mode == "traffic-routed" else r"setWeight in force at step 3/7"
+    assert re.search(rf"payment canary \(\w+, 20% of traffic; {source}; canary 1 of 3 ready pods = 33%\) 5xx ratio .* "
+                     r"is above 0\.02 \(2%\)", message), message
     assert "runbook Section 2.3" in message and "graph:" in message
-    aborted = [json.loads(line) for line in log.read_text().splitlines() if '"argo-abort"' in line]
+    aborted = rollback_records(log, "argo-abort")
     assert len(aborted) == 1 and aborted[0]["outcome"] == "done", aborted
-    poll(lambda: payment_rollout(stack)["status"], lambda s: s.get("abort") is True, timeout=10, what="payment canary aborted")
+    poll(lambda: payment_rollout(stack)["status"], lambda s: s.get("phase") == "Degraded" and s.get("abort") is True,
+         timeout=10, what="payment canary aborted")
+
+
+def test_an_aborted_canary_is_reported_and_not_aborted_again(stack: StackControl, env_dir: Path, tmp_path: Path, prometheus: LocalPrometheus) -> None:
+    """A later run finds the canary aborted: it reports when and by whom, judges nothing and aborts nothing."""
+    status = start_canary(stack, "replica-based", "1.3.1-aborted")
+    stack.set_fault("payment", "errors", ratio=0.5, pods="canary")
+    canary_traffic(stack, prometheus, status["currentPodHash"], errors=True)  # judged, this canary would fail the gate
+    abort(stack)
+    aborted = poll(lambda: payment_rollout(stack)["status"], lambda s: s.get("phase") == "Degraded", timeout=10,
+                   what="payment canary aborted")
+    log = tmp_path / "log.jsonl"
+    result = run_gate(stack, env_dir, log, "--canary-step", "5")
+    assert result.returncode == 0 and result.cases[CHECK].outcome == "skipped", result.describe()
+    message = result.cases[CHECK].message
+    assert f"the canary {aborted['currentPodHash']} was aborted at {aborted['abortedAt']} by a client setting status.abort" in message, message
+    assert "Rollout aborted update to revision 3" in message and "not aborted again" in message, message
+    assert not rollback_records(log, "argo-abort")
+    after = payment_rollout(stack)["status"]
+    assert (after["abort"], after["abortedAt"], after["phase"]) == (True, aborted["abortedAt"], "Degraded")
