@@ -47,6 +47,10 @@ class CanaryPods:
         """'aborted at <abortedAt> by <who>: Rollout aborted update to revision N'."""
         return self.state.abort_text() if self.state is not None else "aborted"
 
+    def status_text(self) -> str:
+        """The Rollout's status in one line (phase, step, weight, hashes), for the failure and the escalation."""
+        return self.state.describe() if self.state is not None else f"stable {self.stable}, canary {self.canary}, {self.weight}%"
+
     def weight_text(self) -> str:
         """'20% of traffic' and, when known, where the weight comes from and the canary's share of ready pods."""
         return f"{self.weight}% of traffic" + (f"; {self.state.weight_detail()}" if self.state is not None else "")
@@ -69,7 +73,8 @@ def judge_canary(
     canary = evaluate(client, f"{service} canary ({pods.canary}, {pods.weight_text()}) 5xx ratio",
                       error_ratio_query(service, label, pods.canary, window), threshold, ">", window=window,
                       rule=RULE, unit="ratio")
-    canary.require()
+    if not canary.passed:
+        check_failed(f"{canary.message}\n  rollout: {pods.status_text()}", culprit=service)
     stable = evaluate(client, f"{service} stable ({pods.stable}) 5xx ratio",
                       error_ratio_query(service, label, pods.stable, window), 1.0, ">", absent_ok=True, window=window,
                       unit="ratio")
@@ -78,6 +83,7 @@ def judge_canary(
             check_failed(
                 f"{service} canary {pods.canary} errs more than the stable version: 5xx ratio {canary.value:.2%} vs "
                 f"{stable.value:.2%} on {pods.stable} (allowed margin {margin:.0%}) over the last {window} ({RULE}) — "
-                f"queries: {canary.query} | {stable.query} — graph: {canary.link}"
+                f"queries: {canary.query} | {stable.query} — graph: {canary.link}\n  rollout: {pods.status_text()}",
+                culprit=service,
             )
     return canary, stable

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from .argo import canary_state
-from .failures import check_failed
+from .failures import check_failed, inconclusive
 from .kube import Kube, revision_of, selector_of, template_hash
 from .polling import PollTimeout, poll
 
@@ -144,12 +144,16 @@ def canary_weight(rollout: dict[str, Any]) -> int:
 
 
 def rollout_settled(rollout: dict[str, Any], canary_step: int | None = None) -> bool:
-    """Whether a Rollout can be judged now: Healthy, Degraded or aborted; or, while the analysis of a canary step
-    runs (`canary_step`), a canary in progress that has reached that step's weight."""
+    """Whether a Rollout can be judged now: Healthy, Degraded or aborted; or a canary in progress that has reached
+    the weight of `canary_step` (the analysis of that step), or holds paused at a step."""
     state = canary_state(rollout)
     if state.aborted or state.phase in ("Healthy", "Degraded"):
         return True
-    return canary_step is not None and state.in_progress and state.weight_reached and state.weight == canary_step
+    if not (state.in_progress and state.weight_reached):
+        return False
+    if canary_step is not None and state.weight == canary_step:
+        return True
+    return state.paused  # holding at a step: judged there (a step other than --canary-step is inconclusive)
 
 
 def expect_canary_healthy(rollout: dict[str, Any], expected_weight: int | None,
@@ -163,6 +167,8 @@ def expect_canary_healthy(rollout: dict[str, Any], expected_weight: int | None,
         check_failed(f"{where}: the canary of revision {state.revision or '?'} ({state.canary_hash}) was {state.abort_text()}; "
                      f"traffic is back on the stable ReplicaSet {state.stable_hash} (phase {state.phase}: {state.message})")
     if expected_weight is None:
+        if state.in_progress and state.phase in ("Paused", "Progressing"):
+            return  # a canary proceeding through its steps as designed (no step was named to hold it to)
         if state.phase != "Healthy":
             check_failed(f"{where}: phase is {state.phase!r} ({state.message}), expected 'Healthy' ({state.describe()})")
         index = state.current_step_index if state.current_step_index is not None else state.step_count
@@ -172,4 +178,5 @@ def expect_canary_healthy(rollout: dict[str, Any], expected_weight: int | None,
     if state.phase == "Degraded":
         check_failed(f"{where}: phase is 'Degraded' ({state.message}) at the canary step of {expected_weight}%")
     if state.in_progress and state.weight != expected_weight:
-        check_failed(f"{where}: the canary carries {state.weight_text()}, expected {expected_weight}% (--canary-step)")
+        inconclusive(f"{where}: the canary carries {state.weight_text()}, but this run gates the {expected_weight}% step "
+                     "(--canary-step): the analysis ran at the wrong moment, which says nothing about the release")

@@ -6,10 +6,11 @@ import pytest
 
 from polycheck.canary import CanaryPods, judge_canary
 from polycheck.config import EnvConfig
-from polycheck.failures import check_failed
-from polycheck.kube import Kube, KubeNotFound, KubeUnavailable, selector_of
+from polycheck.failures import check_failed, inconclusive
+from polycheck.kube import Kube, KubeNotFound, selector_of
 from polycheck.prometheus import PrometheusClient, PrometheusError
 from polycheck.promql import CANARY_ERROR_RATE
+from polycheck.run import run_state
 
 pytestmark = [pytest.mark.canary]
 
@@ -22,20 +23,21 @@ def test_canary_error_rate_within_limit(
     try:
         rollout = kube.rollout(name)
         pods = CanaryPods.of(rollout, kube.replicasets(selector_of(rollout)))
-    except (KubeUnavailable, KubeNotFound) as exc:
-        check_failed(f"{canary_service}: cannot read rollout {name}: {exc}")
+    except KubeNotFound as exc:
+        check_failed(f"{canary_service}: rollout {name} does not exist: {exc}", culprit=canary_service)
     if pods.aborted:
         pytest.skip(f"rollout {name}: the canary {pods.canary} was {pods.abort_text()}; traffic is back on the "
                     f"stable {pods.stable}: nothing to gate, and it is not aborted again")
     if not pods.in_progress:
         pytest.skip(f"no canary of {name} in progress (stable = current = {pods.stable})")
-    step = pytestconfig.getoption("polycheck_canary_step")
+    step = run_state(pytestconfig).canary_step  # None: the gate judges the step the Rollout is at
     if step is not None and pods.weight != step:
-        check_failed(f"rollout {name}: the canary carries {pods.weight}% of the traffic, but this analysis gates the {step}% step")
+        inconclusive(f"rollout {name}: the canary carries {pods.weight_text()}, but this analysis gates the {step}% step: "
+                     f"it ran at the wrong moment, which says nothing about the release; nothing aborted ({pods.status_text()})")
     try:
         judge_canary(
             prometheus, canary_service, pods, label=settings.pod_hash_label, window=settings.canary_window,
             threshold=settings.thresholds.get("canary_error_rate", CANARY_ERROR_RATE.threshold), margin=settings.canary_margin,
         )
     except PrometheusError as exc:
-        check_failed(f"{canary_service} canary gate: {exc}")
+        inconclusive(f"{canary_service} canary gate: Prometheus could not answer: {exc}")

@@ -11,6 +11,7 @@ from polycheck.config import EnvConfig
 from polycheck.failures import check_failed
 from polycheck.kube import Kube
 from polycheck.polling import PollTimeout, poll
+from polycheck.run import run_state
 from polycheck.rollout import (
     expect_canary_healthy,
     expect_pods_healthy,
@@ -29,7 +30,7 @@ def test_rollout_is_complete(service: str, kube: Kube, env_config: EnvConfig, py
     if env_config.service(service).workload == "deployment":
         expect_rollout_complete(kube, name, deadline)
         return
-    step = pytestconfig.getoption("polycheck_canary_step")
+    step = run_state(pytestconfig).canary_step
     try:
         rollout = poll(lambda: kube.rollout(name), lambda r: rollout_settled(r, step),
                        timeout=deadline, what=f"rollout {name} settled", describe=lambda r: canary_state(r).describe())

@@ -9,12 +9,17 @@ from typing import Any, Callable
 
 import httpx
 
+from ..argo import canary_state
 from ..kube import Kube, revision_of, selector_of
 from ..redact import redact_text
 
 
 class RollbackActionError(RuntimeError):
     """An action could not be planned or applied."""
+
+
+class RollbackActionSkipped(Exception):
+    """There is nothing for the action to do (e.g. the Rollout is already aborted): not a failure."""
 
 
 @dataclass
@@ -103,6 +108,9 @@ def plan_argo_abort(ctx: ActionContext) -> Plan:
     kube = ctx.kube()
     rollout = kube.rollout(ctx.deployment)
     status = rollout.get("status", {})
+    state = canary_state(rollout)
+    if state.aborted:
+        raise RollbackActionSkipped(f"rollout {ctx.deployment} is already {state.abort_text()}: not aborted again")
     description = (
         f"kubectl argo rollouts abort {ctx.deployment} -n {kube.namespace} (phase {status.get('phase')}, "
         f"step {status.get('currentStepIndex')}, stable {status.get('stableRS')}, canary {status.get('currentPodHash')})"

@@ -15,7 +15,7 @@ from ..config import EnvConfig, MissingSecretError
 from ..kube import Kube
 from ..redact import redact_text
 from ..release import ReleaseScope
-from .actions import PLANNERS, ActionContext, RollbackActionError
+from .actions import PLANNERS, ActionContext, RollbackActionError, RollbackActionSkipped
 from .allure_report import report_rollback
 
 Notify = Callable[[str, bool], None]  # (line, is_bad)
@@ -139,6 +139,8 @@ class RollbackEngine:
                 outcome, detail = "planned", f"would {plan.description}"
             else:
                 outcome, detail = "done", plan.apply()
+        except RollbackActionSkipped as exc:
+            outcome, detail = "skipped", str(exc)
         except (RollbackActionError, MissingSecretError, RuntimeError, LookupError, httpx.HTTPError, OSError) as exc:
             outcome, detail = "failed", f"{action}: {exc}"
         self._audit(service, check, action, outcome, detail)

@@ -116,9 +116,14 @@ def test_healthy_canary_passes_its_step(stack: StackControl, env_dir: Path, tmp_
     canary_traffic(stack, prometheus, status["currentPodHash"])
     result = run_gate(stack, env_dir, tmp_path / "log", "--canary-step", "20")
     assert result.returncode == 0 and result.ids("passed") == {CHECK}, result.describe()
-    wrong_step = run_gate(stack, env_dir, tmp_path / "log", "--canary-step", "50")
-    assert wrong_step.failed == {CHECK}, wrong_step.describe()
-    assert "carries 20% of the traffic, but this analysis gates the 50% step" in wrong_step.cases[CHECK].message
+    unnamed = run_gate(stack, env_dir, tmp_path / "log")  # no --canary-step: the gate judges the step the Rollout is at
+    assert unnamed.returncode == 0 and unnamed.ids("passed") == {CHECK}, unnamed.describe()
+    log = tmp_path / "wrong.jsonl"
+    wrong_step = run_gate(stack, env_dir, log, "--canary-step", "50")
+    assert wrong_step.returncode == 6 and wrong_step.ids("inconclusive") == {CHECK}, wrong_step.describe()
+    message = wrong_step.cases[CHECK].message
+    assert "carries 20% of traffic" in message and "this analysis gates the 50% step: it ran at the wrong moment" in message, message
+    assert not rollback_records(log, "argo-abort") and payment_rollout(stack)["status"].get("abort") is None
 
 
 @pytest.mark.parametrize("mode", list(MODES))
@@ -157,8 +162,11 @@ def test_erring_canary_fails_the_step_and_is_aborted(mode: str, stack: StackCont
     assert re.search(rf"payment canary \(\w+, 20% of traffic; {source}; canary 1 of 3 ready pods = 33%\) 5xx ratio .* "
                      r"is above 0\.02 \(2%\)", message), message
     assert "runbook Section 2.3" in message and "graph:" in message
+    assert re.search(r"rollout: phase Paused .*canary \w+", message), message  # the Rollout's status, also in the escalation
     aborted = rollback_records(log, "argo-abort")
     assert len(aborted) == 1 and aborted[0]["outcome"] == "done", aborted
+    escalated = rollback_records(log, "escalation")
+    assert escalated and all("runbook Section 9: deployment failure during canary" in r["detail"] for r in escalated), escalated
     poll(lambda: payment_rollout(stack)["status"], lambda s: s.get("phase") == "Degraded" and s.get("abort") is True,
          timeout=10, what="payment canary aborted")
 
@@ -178,5 +186,12 @@ def test_an_aborted_canary_is_reported_and_not_aborted_again(stack: StackControl
     assert f"the canary {aborted['currentPodHash']} was aborted at {aborted['abortedAt']} by a client setting status.abort" in message, message
     assert "Rollout aborted update to revision 3" in message and "not aborted again" in message, message
     assert not rollback_records(log, "argo-abort")
+    # the rollout checks fail for an aborted release; their rollback finds it aborted already and does not abort again
+    rollout_log = tmp_path / "rollout.jsonl"
+    checks = run_suites("-m", "rollout", ROLLOUT_SUITE, "-k", "payment", f"--env-dir={env_dir}", f"--rollback-log={rollout_log}",
+                        "--released=payment", stack_file=stack.stack_file)
+    assert "test_rollout_is_complete[payment]" in checks.failed, checks.describe()
+    again = rollback_records(rollout_log, "argo-abort")
+    assert again and all(r["outcome"] == "skipped" and "not aborted again" in r["detail"] for r in again), again
     after = payment_rollout(stack)["status"]
     assert (after["abort"], after["abortedAt"], after["phase"]) == (True, aborted["abortedAt"], "Degraded")
