@@ -75,6 +75,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[Any]) -> 
         exc.msg = f"{exc.msg}\n  culprit: {', '.join(culprits)}"
     report = pytest.TestReport.from_item_and_call(item, call)
     report.user_properties += [(OUTCOME, outcome), (CULPRIT, ",".join(culprits))]
+    # JUnit writes the properties the item carries at teardown: the verdict and culprit, for its readers
+    item.user_properties += [("verdict", outcome), ("culprit", ",".join(culprits))]
     if isinstance(exc, CheckFailure) and exc.escalation:
         report.user_properties.append((ESCALATION, exc.escalation))
     if outcome != FAILED:

@@ -6,6 +6,8 @@ from typing import Any
 
 import pytest
 
+from polycheck.failures import CheckFailure
+
 from polycheck.argo import canary_state, rollout_phase, set_weight_at
 from polycheck.canary import CanaryPods
 from polycheck.rollout import canary_weight, expect_canary_healthy, rollout_settled
@@ -200,7 +202,8 @@ def test_canary_weight_reads_a_replica_based_rollout() -> None:
 
 def test_a_rollout_is_settled_at_the_analysed_step_or_when_done() -> None:
     at_20 = rollout(3, **PAUSED)
-    assert rollout_settled(at_20, 20) and not rollout_settled(at_20, 50) and not rollout_settled(at_20)
+    # paused at a step, it is judged there: at --canary-step's weight, with no step named, or (inconclusive) at another
+    assert rollout_settled(at_20, 20) and rollout_settled(at_20, 50) and rollout_settled(at_20)
     assert not rollout_settled(rollout(2, phase="Progressing"), 20)  # its pods are not there yet
     assert rollout_settled(rollout(7, current=STABLE, phase="Healthy"))
     assert rollout_settled(rollout(0, **ABORTED), 20)
@@ -212,9 +215,11 @@ def test_expect_canary_healthy_reports_an_abort_and_the_weight() -> None:
         expect_canary_healthy(rollout(0, **ABORTED), 20)
     expect_canary_healthy(rollout(3, **PAUSED), 20)
     expect_canary_healthy(rollout(3, routed=True, canary=weights(20), **PAUSED), 20)
-    with pytest.raises(pytest.fail.Exception, match=r"carries 20% of the traffic \(setWeight in force at step 3/7\), "
-                                                    r"expected 50%"):
+    with pytest.raises(CheckFailure, match=r"inconclusive: .*carries 20% of the traffic \(setWeight in force at step 3/7\), "
+                                           r"but this run gates the 50% step") as wrong_moment:
         expect_canary_healthy(rollout(3, **PAUSED), 50)
+    assert wrong_moment.value.inconclusive
     expect_canary_healthy(rollout(7, current=STABLE, phase="Healthy"), None)
-    with pytest.raises(pytest.fail.Exception, match="phase is 'Paused'"):
-        expect_canary_healthy(rollout(3, **PAUSED), None)
+    expect_canary_healthy(rollout(3, **PAUSED), None)  # a canary holding at a step, as designed
+    with pytest.raises(pytest.fail.Exception, match="phase is 'Degraded'"):
+        expect_canary_healthy(rollout(3, phase="Degraded"), None)
