@@ -1,7 +1,7 @@
 """Thin: registers the polycheck plugin and the fixture modules."""
 
 pytest_plugins = [
-    "polycheck.plugin",
+    "polycheck.pytest_plugin.plugin",
     "fixtures.environment",
     "fixtures.http",
     "fixtures.synthetic",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Collection
 from dataclasses import dataclass, field
@@ -86,6 +87,38 @@ def _describe_error(exc: httpx.HTTPError, timeout: httpx.Timeout) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
+class Connections:
+    """One connection pool per base URL for the whole run, shared by every check (one SSL context, keep-alive)."""
+
+    def __init__(self) -> None:
+        self._clients: dict[tuple[str, str], httpx.Client] = {}
+        self._lock = threading.Lock()
+        self.prefetched: dict[tuple[str, str, str], tuple[httpx.Response | None, "Exchange"]] = {}
+
+    def client(self, base_url: str, timeout: httpx.Timeout) -> httpx.Client:
+        key = (base_url, repr(timeout))
+        with self._lock:
+            if key not in self._clients:
+                self._clients[key] = httpx.Client(base_url=base_url, timeout=timeout, headers=SYNTHETIC_HEADERS,
+                                                  limits=httpx.Limits(max_connections=32, max_keepalive_connections=16))
+            return self._clients[key]
+
+    def take(self, trace_id: str, method: str, url: str) -> tuple[httpx.Response | None, "Exchange"] | None:
+        """The answer to a request this check's trace made in the run's fan-out, once."""
+        with self._lock:
+            return self.prefetched.pop((trace_id, method, url), None)
+
+    def keep(self, exchange: "Exchange", response: httpx.Response | None) -> None:
+        with self._lock:
+            self.prefetched[(exchange.trace_id, exchange.method, exchange.url)] = (response, exchange)
+
+    def close(self) -> None:
+        with self._lock:
+            for client in self._clients.values():
+                client.close()
+            self._clients.clear()
+
+
 class ServiceClient:
     """Requests to one service's base URL, tagged synthetic and traced, recorded in an ExchangeLog."""
 
@@ -101,6 +134,7 @@ class ServiceClient:
         routes: Routes | None = None,
         direct_urls: dict[str, str] | None = None,
         board: ServiceBoard | None = None,
+        connections: Connections | None = None,
     ) -> None:
         if not base_url:
             raise ValueError(f"no URL configured for service {service!r}")
@@ -112,12 +146,17 @@ class ServiceClient:
         self.routes = routes  # set for the gateway: which service each path reaches
         self.direct_urls = direct_urls or {}  # the services' own URLs, to tell a gateway fault from a service's
         self.board = board or ServiceBoard()
-        self._client = httpx.Client(
-            base_url=self.base_url, timeout=timeout, headers={**SYNTHETIC_HEADERS, **(headers or {})}
-        )
+        self.connections = connections
+        self.headers = dict(headers or {})
+        self._own: httpx.Client | None = None
+        if connections is not None:
+            self._client = connections.client(self.base_url, timeout)
+        else:
+            self._own = self._client = httpx.Client(base_url=self.base_url, timeout=timeout, headers=SYNTHETIC_HEADERS)
 
     def close(self) -> None:
-        self._client.close()
+        if self._own is not None:
+            self._own.close()
 
     def __enter__(self) -> "ServiceClient":
         return self
@@ -190,7 +229,7 @@ class ServiceClient:
         path = exchange.url.split(self.base_url, 1)[-1].split("?", 1)[0]
         upstream = status in UPSTREAM_FAILURES
         direct = ServiceClient(routed, self.direct_urls[routed], timeout=self.timeout, trace=self.trace, log=self.log,
-                               board=self.board)
+                               board=self.board, connections=self.connections)
         with direct:
             if upstream:
                 answer, seen = direct.send("GET", "/health/live")
@@ -224,9 +263,15 @@ class ServiceClient:
         headers: dict[str, str] | None = None,
     ) -> tuple[httpx.Response | None, Exchange]:
         """Send one request and record it; never fails the check (for callers that judge the answer themselves)."""
+        if self.connections is not None and method == "GET" and json_body is None:
+            url = str(self._client.build_request(method, path, params=params).url)
+            kept = self.connections.take(self.trace.trace_id, method, url)
+            if kept is not None:  # sent for this check in the run's concurrent fan-out
+                self.log.add(kept[1])
+                return kept
         traceparent, request_id = self.trace.new_span()
         answered_by = (self.routes.service_for(path) or GATEWAY) if self.routes is not None else self.service
-        sent_headers = {**(headers or {}), "traceparent": traceparent, "X-Request-ID": request_id}
+        sent_headers = {**self.headers, **(headers or {}), "traceparent": traceparent, "X-Request-ID": request_id}
         request = self._client.build_request(method, path, json=json_body, params=params, headers=sent_headers)
         exchange = Exchange(
             service=self.service,

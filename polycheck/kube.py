@@ -1,7 +1,8 @@
 """Kubernetes access for rollout checks and rollback actions, with the official client.
 
 In-cluster (service account) or from a kubeconfig and context named in the env config; every call has
-a timeout, and an unreachable cluster is a `KubeUnavailable` that names the context.
+a timeout, and an unreachable cluster is a `KubeUnavailable` that names the context. The client library is
+imported when a cluster is first connected to, so runs without Kubernetes checks never load it.
 """
 
 from __future__ import annotations
@@ -9,12 +10,6 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from typing import Any
-
-import urllib3
-from kubernetes import client as k8s
-from kubernetes import config as k8s_config
-from kubernetes.client.exceptions import ApiException
-from kubernetes.config.config_exception import ConfigException
 
 from .failures import CannotMeasure
 from .config import KubernetesConfig
@@ -37,13 +32,17 @@ class KubeNotFound(LookupError):
 class Kube:
     """Typed reads and writes of the PolyShop workloads in one namespace."""
 
-    api: k8s.ApiClient
+    api: Any  # kubernetes.client.ApiClient
     namespace: str
     where: str  # "context X of kubeconfig Y" / "in-cluster": for messages
     timeout: float = 10.0
 
     @classmethod
     def connect(cls, settings: KubernetesConfig, timeout: float = 10.0) -> "Kube":
+        from kubernetes import client as k8s
+        from kubernetes import config as k8s_config
+        from kubernetes.config.config_exception import ConfigException
+
         try:
             if settings.in_cluster or running_in_cluster_without_kubeconfig(settings):
                 configuration = k8s.Configuration()
@@ -61,6 +60,9 @@ class Kube:
 
     # -- calls -----------------------------------------------------------------------------------
     def _call(self, what: str, function: Any, *args: Any, **kwargs: Any) -> Any:
+        import urllib3
+        from kubernetes.client.exceptions import ApiException
+
         try:
             return function(*args, _request_timeout=self.timeout, **kwargs)
         except ApiException as exc:
@@ -73,16 +75,22 @@ class Kube:
             raise KubeUnavailable(f"{what}: the cluster is unreachable ({self.where}): {type(exc).__name__}: {exc}") from None
 
     @property
-    def apps(self) -> k8s.AppsV1Api:
-        return k8s.AppsV1Api(self.api)
+    def apps(self) -> Any:
+        from kubernetes.client import AppsV1Api
+
+        return AppsV1Api(self.api)
 
     @property
-    def core(self) -> k8s.CoreV1Api:
-        return k8s.CoreV1Api(self.api)
+    def core(self) -> Any:
+        from kubernetes.client import CoreV1Api
+
+        return CoreV1Api(self.api)
 
     @property
-    def custom(self) -> k8s.CustomObjectsApi:
-        return k8s.CustomObjectsApi(self.api)
+    def custom(self) -> Any:
+        from kubernetes.client import CustomObjectsApi
+
+        return CustomObjectsApi(self.api)
 
     def _plain(self, obj: Any) -> dict[str, Any]:
         return obj if isinstance(obj, dict) else self.api.sanitize_for_serialization(obj)

@@ -7,6 +7,7 @@ other service is judged as soon as it has data, so one broken service never bloc
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass, field
 
 from .failures import check_failed, inconclusive
@@ -64,3 +65,8 @@ def require_prometheus(client: PrometheusClient, url: str) -> None:
         client.query("vector(1)")
     except PrometheusError as exc:
         inconclusive(f"Prometheus {url} cannot be queried: {exc}")
+
+
+def deployed_at(times: dict[str, float], service: str, window_seconds: float) -> float:
+    """When the service was deployed (from `deploy_times`), else the start of the window."""
+    return times.get(service, time.time() - window_seconds)

@@ -15,9 +15,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Callable
 
+from typing import TYPE_CHECKING, Any
+
 from .config import EnvConfig
-from .kube import Kube, KubeNotFound, KubeUnavailable
-from .rollout import current_replicaset
+
+if TYPE_CHECKING:
+    from .kube import Kube
 
 
 @dataclass(frozen=True)
@@ -49,13 +52,15 @@ def _epoch(text: str) -> float:
     return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
 
 
-def _image_tags(workload: dict) -> set[str]:
+def _image_tags(workload: dict[str, Any]) -> set[str]:
     containers = workload.get("spec", {}).get("template", {}).get("spec", {}).get("containers") or []
     return {str(c.get("image", "")).rsplit(":", 1)[-1] for c in containers if ":" in str(c.get("image", ""))}
 
 
-def from_cluster(config: EnvConfig, kube: Kube, *, since: float | None, release_version: str | None) -> ReleaseScope | None:
+def from_cluster(config: EnvConfig, kube: "Kube", *, since: float | None, release_version: str | None) -> ReleaseScope | None:
     """The services whose current revision is newer than `since`, or whose image is the release version."""
+    from .rollout import current_replicaset
+
     if since is None and not release_version:
         return None
     released: set[str] = set()
@@ -85,10 +90,12 @@ def resolve(
     explicit: frozenset[str] | None,
     since: float | None,
     release_version: str | None,
-    kube_factory: Callable[[], Kube],
+    kube_factory: Callable[[], "Kube"],
 ) -> ReleaseScope:
     if explicit is not None:
         return ReleaseScope(explicit, "--released")
+    from .kube import KubeNotFound, KubeUnavailable
+
     try:
         scope = from_cluster(config, kube_factory(), since=since, release_version=release_version)
     except (KubeUnavailable, KubeNotFound) as exc:

@@ -1,42 +1,110 @@
-"""The state of one check run, kept in `config.stash`: config, contract, release, local stack."""
+"""One run, resolved once: what it checks, where, with which release and rollback settings.
+
+`Run` is frozen. The xdist controller resolves it at configure time (after starting the local stack, its
+Prometheus and the preflight) and hands its `RunInputs` to each worker as one JSON value; a worker
+resolves the same `Run` from them with the same function. Fixtures and suites read it, never raw options.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import json
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
-import pytest
-
-from .attribution import ServiceBoard
-from .config import EnvConfig
+from .config import EnvConfig, load_env
 from .contract import MetricsContract
-from .localstack import LocalStack, StackInfo
+from .localstack import StackInfo
+from .preflight import Reach, cut_off, reaches_from_json
 
 
-@dataclass
-class RunState:
+@dataclass(frozen=True)
+class RunInputs:
+    """Everything a run is resolved from, as plain values (JSON for the xdist workers)."""
+
+    env: str
+    env_dir: str
+    contracts: str
+    run_id: str
+    rollback_log: str
+    release_version: str | None = None
+    released: tuple[str, ...] | None = None
+    rollback_mode: str | None = None
+    canary_step: int | None = None
+    since: float | None = None
+    stack: dict[str, Any] | None = None  # StackInfo.to_json() of the local stack in use
+    prometheus_url: str = ""  # the Prometheus a local run started
+    reaches: dict[str, dict[str, Any]] = field(default_factory=dict)  # the preflight's Reach per target
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> "RunInputs":
+        data = json.loads(text)
+        if data.get("released") is not None:
+            data["released"] = tuple(data["released"])
+        return cls(**data)
+
+
+@dataclass(frozen=True)
+class Run:
+    """The run: the environment's config pointed at what this run uses, and every setting of the run."""
+
+    inputs: RunInputs
     config: EnvConfig
     contract: MetricsContract
-    run_id: str
-    release_version: str | None = None
-    rollback_mode: str = "dry-run"
-    canary_step: int | None = None
-    prometheus: Any = None  # a LocalPrometheus started for a local run
-    prometheus_url: str = ""
-    stack: LocalStack | None = None
-    stack_info: StackInfo | None = None
-    released: frozenset[str] | None = None  # --released
-    since: float | None = None  # --since, as epoch seconds
-    board: ServiceBoard = field(default_factory=ServiceBoard)  # services seen hanging in this process
-    reaches: dict[str, Any] = field(default_factory=dict)  # the preflight's Reach per service (and the gateway)
-    cut_off: str | None = None  # why this runner cannot reach the environment at all (INCONCLUSIVE)
+    stack: StackInfo | None
+    reaches: dict[str, Reach]
 
+    @classmethod
+    def resolve(cls, inputs: RunInputs) -> "Run":
+        """Raises ConfigError for a missing, malformed or invalid environment file."""
+        config = load_env(inputs.env, Path(inputs.env_dir))
+        stack = StackInfo.from_json(inputs.stack) if inputs.stack and config.environment.local_stack else None
+        if stack is not None:
+            config = config.with_urls(stack.gateway, stack.services)
+            if stack.kubeconfig:
+                config = config.with_kubeconfig(stack.kubeconfig, stack.kube_context)
+        if inputs.prometheus_url:
+            config = replace(config, prometheus=replace(config.prometheus, url=inputs.prometheus_url))
+        contract = MetricsContract.load(Path(inputs.contracts) / "metrics.toml")
+        return cls(inputs, config, contract, stack, reaches_from_json(inputs.reaches))
 
-RUN_STATE = pytest.StashKey[RunState]()
+    @property
+    def run_id(self) -> str:
+        return self.inputs.run_id
 
+    @property
+    def release_version(self) -> str | None:
+        """--release-version, if the run was given one."""
+        return self.inputs.release_version
 
-def run_state(config: pytest.Config) -> RunState:
-    try:
-        return config.stash[RUN_STATE]
-    except KeyError:
-        raise RuntimeError("polycheck is not configured for this run (is the plugin loaded by conftest.py?)") from None
+    @property
+    def released(self) -> frozenset[str] | None:
+        """--released, if given."""
+        return frozenset(self.inputs.released) if self.inputs.released is not None else None
+
+    @property
+    def rollback_mode(self) -> str:
+        return self.inputs.rollback_mode or self.config.rollback.mode
+
+    @property
+    def rollback_log(self) -> Path:
+        """--rollback-log, else the env's rollback.audit_log (relative paths: to the rootdir)."""
+        return Path(self.inputs.rollback_log or self.config.rollback.audit_log)
+
+    @property
+    def canary_step(self) -> int | None:
+        """--canary-step: the canary weight this run gates (None: the step the Rollout is at)."""
+        return self.inputs.canary_step
+
+    @property
+    def since(self) -> float | None:
+        """--since, as epoch seconds: when the deploy under check began."""
+        return self.inputs.since
+
+    @property
+    def cut_off(self) -> str | None:
+        """Why this runner cannot reach the environment at all (every check INCONCLUSIVE), else None."""
+        return cut_off(self.reaches)

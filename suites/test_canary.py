@@ -10,13 +10,13 @@ from polycheck.failures import check_failed, inconclusive
 from polycheck.kube import Kube, KubeNotFound, selector_of
 from polycheck.prometheus import PrometheusClient, PrometheusError
 from polycheck.promql import CANARY_ERROR_RATE
-from polycheck.run import run_state
+from polycheck.run import Run
 
 pytestmark = [pytest.mark.canary]
 
 
 def test_canary_error_rate_within_limit(
-    canary_service: str, kube: Kube, prometheus: PrometheusClient, env_config: EnvConfig, pytestconfig: pytest.Config
+    canary_service: str, kube: Kube, prometheus: PrometheusClient, env_config: EnvConfig, run: Run
 ) -> None:
     """Runbook Section 2.3: the canary's 5xx ratio is ≤ 2% and no worse than the stable version's; else abort the canary."""
     name, settings = env_config.deployment_of(canary_service), env_config.prometheus
@@ -30,7 +30,7 @@ def test_canary_error_rate_within_limit(
                     f"stable {pods.stable}: nothing to gate, and it is not aborted again")
     if not pods.in_progress:
         pytest.skip(f"no canary of {name} in progress (stable = current = {pods.stable})")
-    step = run_state(pytestconfig).canary_step  # None: the gate judges the step the Rollout is at
+    step = run.canary_step  # None: the gate judges the step the Rollout is at
     if step is not None and pods.weight != step:
         inconclusive(f"rollout {name}: the canary carries {pods.weight_text()}, but this analysis gates the {step}% step: "
                      f"it ran at the wrong moment, which says nothing about the release; nothing aborted ({pods.status_text()})")

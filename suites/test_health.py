@@ -14,17 +14,20 @@ from polycheck.health import (
     expect_release_version,
 )
 from polycheck.http import ServiceClient
+from polycheck.fanout import GATEWAY_PROBE
 
 pytestmark = [pytest.mark.smoke, pytest.mark.synthetic]
 
 
 @pytest.mark.rollback
+@pytest.mark.requests("GET /health")
 def test_health_reports_ok(service: str, service_client: ServiceClient, env_config: EnvConfig) -> None:
     """Runbook Step 4 `/health`: 200, status ok, its own name and a semantic version, within the latency budget."""
     expect_health_ok(service_client, service, within=env_config.thresholds.health_latency_seconds)
 
 
 @pytest.mark.rollback
+@pytest.mark.requests("GET /health")
 def test_runs_the_release_version(
     service: str, service_client: ServiceClient, env_config: EnvConfig, cli_release_version: str | None
 ) -> None:
@@ -37,18 +40,21 @@ def test_runs_the_release_version(
 
 
 @pytest.mark.rollback
+@pytest.mark.requests("GET /health/live")
 def test_liveness_probe_answers(service_client: ServiceClient, env_config: EnvConfig) -> None:
     """Runbook Section 8 liveness probe: /health/live is 200."""
     expect_probe_ok(service_client, "/health/live", "liveness", within=env_config.thresholds.health_latency_seconds)
 
 
 @pytest.mark.rollback
+@pytest.mark.requests("GET /health/ready")
 def test_readiness_probe_answers(service_client: ServiceClient, env_config: EnvConfig) -> None:
     """Runbook Section 8 readiness probe: /health/ready is 200, so the pod takes traffic."""
     expect_probe_ok(service_client, "/health/ready", "readiness", within=env_config.thresholds.health_latency_seconds)
 
 
 @pytest.mark.rollback
+@pytest.mark.requests("GET /metrics")
 def test_metrics_expose_contract_families(
     service: str, service_client: ServiceClient, env_config: EnvConfig, metrics_contract: MetricsContract
 ) -> None:
@@ -58,6 +64,7 @@ def test_metrics_expose_contract_families(
 
 
 @pytest.mark.rollback("gateway")
+@pytest.mark.requests(GATEWAY_PROBE)
 def test_gateway_routes_to_service(routed_service: str, gateway_client: ServiceClient, env_config: EnvConfig) -> None:
     """Runbook Step 4: the gateway routes the service's /api/... paths to it."""
     probe = env_config.service(routed_service).gateway_probe

@@ -6,10 +6,9 @@ import dataclasses
 
 import pytest
 
-from fixtures.prometheus import deployed_at
 from polycheck import promql
 from polycheck.config import EnvConfig
-from polycheck.postdeploy import DataReadiness
+from polycheck.postdeploy import DataReadiness, deployed_at
 from polycheck.prometheus import PrometheusClient, PrometheusError, parse_duration
 from polycheck.failures import inconclusive
 

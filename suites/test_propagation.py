@@ -10,6 +10,7 @@ from polycheck.http import ServiceClient
 pytestmark = [pytest.mark.smoke, pytest.mark.synthetic]
 
 
+@pytest.mark.requests("GET /health/live")
 def test_request_id_and_trace_are_propagated(service: str, service_client: ServiceClient) -> None:
     """Runbook Section 1 (Loki, Jaeger): the service echoes X-Request-ID and continues the caller's traceparent."""
     expect_propagation(service_client, service)

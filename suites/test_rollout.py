@@ -11,7 +11,7 @@ from polycheck.config import EnvConfig
 from polycheck.failures import check_failed
 from polycheck.kube import Kube
 from polycheck.polling import PollTimeout, poll
-from polycheck.run import run_state
+from polycheck.run import Run
 from polycheck.rollout import (
     expect_canary_healthy,
     expect_pods_healthy,
@@ -24,13 +24,13 @@ from polycheck.rollout import (
 pytestmark = [pytest.mark.smoke, pytest.mark.rollout, pytest.mark.rollback]
 
 
-def test_rollout_is_complete(service: str, kube: Kube, env_config: EnvConfig, pytestconfig: pytest.Config) -> None:
+def test_rollout_is_complete(service: str, kube: Kube, env_config: EnvConfig, run: Run) -> None:
     """Runbook Step 3 `kubectl rollout status`: every replica updated, ready and available, within the rollout deadline."""
     name, deadline = env_config.deployment_of(service), env_config.kubernetes.rollout_deadline_seconds
     if env_config.service(service).workload == "deployment":
         expect_rollout_complete(kube, name, deadline)
         return
-    step = run_state(pytestconfig).canary_step
+    step = run.canary_step
     try:
         rollout = poll(lambda: kube.rollout(name), lambda r: rollout_settled(r, step),
                        timeout=deadline, what=f"rollout {name} settled", describe=lambda r: canary_state(r).describe())

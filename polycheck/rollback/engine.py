@@ -7,16 +7,17 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import httpx
 
 from ..config import EnvConfig, MissingSecretError
-from ..kube import Kube
 from ..redact import redact_text
 from ..release import ReleaseScope
-from .actions import PLANNERS, ActionContext, RollbackActionError, RollbackActionSkipped
 from .allure_report import report_rollback
+
+if TYPE_CHECKING:
+    from ..kube import Kube
 
 Notify = Callable[[str, bool], None]  # (line, is_bad)
 # Runbook Section 9 "Immediate escalation", by the culprit a failing check names.
@@ -35,7 +36,7 @@ class RollbackEngine:
     run_id: str
     release: str
     audit_path: Path
-    kube_factory: Callable[[], Kube]
+    kube_factory: Callable[[], "Kube"]
     released: Callable[["RollbackEngine"], ReleaseScope] = lambda engine: ReleaseScope(frozenset(engine.config.service_names), "every service")
     notify: Notify = lambda line, bad: None
     fired: dict[str, float] = field(default_factory=dict)  # service -> when the rollback was requested
@@ -44,7 +45,7 @@ class RollbackEngine:
     allure_dir: Path | None = None  # also write each rollback as an Allure result there
     _reported: set[str] = field(default_factory=set)
     failed_at: float | None = None  # when the check that triggered the current decision failed (epoch seconds)
-    _kube: Kube | None = None
+    _kube: "Kube | None" = None
     _scope: ReleaseScope | None = None
     judged: bool = True  # False once the run was found inconclusive
 
@@ -123,6 +124,8 @@ class RollbackEngine:
         self.escalate(service, check, reason, why + (f"; {section_9}" if section_9 else ""), actions=results, key="rollback")
 
     def _run(self, action: str, service: str, check: str, reason: str) -> tuple[str, str]:
+        from .actions import PLANNERS, ActionContext, RollbackActionError, RollbackActionSkipped  # imports the cluster client
+
         ctx = ActionContext(
             service=service,
             deployment=self.config.deployment_of(service),
@@ -146,7 +149,7 @@ class RollbackEngine:
         self._audit(service, check, action, outcome, detail)
         return outcome, detail
 
-    def kube(self) -> Kube:
+    def kube(self) -> "Kube":
         if self._kube is None:
             self._kube = self.kube_factory()
         return self._kube

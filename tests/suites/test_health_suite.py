@@ -95,10 +95,13 @@ def test_healthy_stack_passes_under_xdist(stack: StackControl) -> None:
 
 
 @pytest.mark.parametrize("case", FAULTS, ids=lambda c: c.id)
-def test_fault_fails_exactly_its_checks(stack: StackControl, case: FaultCase) -> None:
+def test_fault_fails_exactly_its_checks(stack: StackControl, case: FaultCase, tmp_path: Path) -> None:
     stack.set_fault(case.service, case.kind, **case.params)
-    run = run_suites("-m", "smoke", SUITE, stack_file=stack.stack_file)
+    log = tmp_path / "rollback.jsonl"
+    run = run_suites("-m", "smoke", SUITE, "--rollback", "off", f"--rollback-log={log}", stack_file=stack.stack_file)
     assert run.returncode == 1, run.describe()
+    records = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+    assert {r["service"] for r in records if r["step"] == "decision"} == {case.service}, records  # only the culprit
     assert run.failed == case.expected_failures, run.describe()
     assert run.ids("passed") == all_checks() - case.expected_failures, run.describe()
     for name in case.expected_failures:

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from .failures import CheckFailure, culprits_of, is_inconclusive
+from ..failures import CheckFailure, culprits_of, is_inconclusive
 
 OUTCOME = "polycheck_outcome"
 CULPRIT = "polycheck_culprit"

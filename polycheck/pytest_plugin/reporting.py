@@ -6,7 +6,7 @@ from typing import Any, Generator
 
 import pytest
 
-from .http import ExchangeLog
+from ..http import ExchangeLog
 
 try:
     import allure

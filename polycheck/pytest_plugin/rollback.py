@@ -8,35 +8,40 @@ from typing import Any
 import pytest
 
 from .. import release
-from ..kube import Kube
-from ..run import run_state
-from ..verdicts import BLOCKED, CULPRIT, ESCALATION, FAILED, INCONCLUSIVE, OUTCOME
-from .engine import RollbackEngine
-from .targets import ESCALATE_PROPERTY, ROLLBACK_PROPERTY, escalation_of, may_roll_back
+from ..rollback.engine import RollbackEngine
+from .markers import ESCALATE_PROPERTY, ROLLBACK_PROPERTY, escalation_of, may_roll_back
+from .state import is_xdist_worker, run_of
+from .verdicts import BLOCKED, CULPRIT, ESCALATION, FAILED, INCONCLUSIVE, OUTCOME
 
 ENGINE = pytest.StashKey[RollbackEngine]()
 
 
+def _connect(settings: Any) -> Any:
+    from ..kube import Kube  # the kubernetes client is imported only when a rollback needs the cluster
+
+    return Kube.connect(settings)
+
+
 def engine_for(config: pytest.Config) -> RollbackEngine | None:
-    if hasattr(config, "workerinput"):
+    if is_xdist_worker(config):
         return None  # workers never roll back: the controller sees every report
     engine = config.stash.get(ENGINE, None)
     if engine is None:
-        state = run_state(config)
+        state = run_of(config)
         terminal = config.pluginmanager.get_plugin("terminalreporter")
 
         def notify(line: str, bad: bool) -> None:
             if terminal is not None:
                 terminal.write_line(f"polycheck: {line}", red=bad, yellow=not bad, bold=True)
 
-        audit = Path(config.getoption("polycheck_rollback_log") or state.config.rollback.audit_log)
+        audit = state.rollback_log
         engine = RollbackEngine(
             config=state.config,
             mode=state.rollback_mode,
             run_id=state.run_id,
             release=state.release_version or state.config.environment.release_version,
             audit_path=audit if audit.is_absolute() else config.rootpath / audit,
-            kube_factory=lambda: Kube.connect(run_state(config).config.kubernetes),
+            kube_factory=lambda: _connect(state.config.kubernetes),
             released=lambda engine: release.resolve(
                 state.config, explicit=state.released, since=state.since, kube_factory=engine.kube,
                 release_version=state.release_version,  # --release-version only: an env's pin is no evidence of a deploy

@@ -1,0 +1,173 @@
+"""The pytest plugin: options, one frozen Run resolved at configure time, the local stack, xdist hand-over.
+
+Run-once work (starting the local stack and its Prometheus, the preflight) happens on the xdist controller
+(or the only process) in `pytest_configure`; workers receive the run's inputs as one JSON value.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ..config import ConfigError
+from ..failures import inconclusive
+from ..http import timeout_from
+from ..localstack import LocalStack, LocalStackError, StackInfo
+from ..preflight import preflight, seed_board
+from ..promserver import LocalPrometheus, LocalPrometheusError
+from ..release import parse_released
+from ..run import Run, RunInputs
+from . import options, verdicts
+from .rollback import RollbackPlugin
+from .state import RESOURCES, RUN, Resources, is_xdist_worker, run_of
+
+WORKER_RUN = "polycheck_run"
+
+pytest_plugins = ["polycheck.pytest_plugin.reporting", "polycheck.pytest_plugin.params"]
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    options.add_options(parser)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config: pytest.Config) -> None:
+    _default_report_paths(config)
+    resources = Resources()
+    config.stash[RESOURCES] = resources
+    workerinput: dict[str, Any] = getattr(config, "workerinput", {})
+    try:
+        if WORKER_RUN in workerinput:
+            run = Run.resolve(RunInputs.from_json(workerinput[WORKER_RUN]))
+        else:
+            run = Run.resolve(_inputs(config))
+            if not (config.option.collectonly or config.option.help):
+                run = _prepare(config, run, resources)
+    except (ConfigError, ValueError) as exc:
+        raise pytest.UsageError(f"polycheck: {exc}") from None
+    config.stash[RUN] = run
+    seed_board(resources.board, run.reaches)
+    config.pluginmanager.register(verdicts, "polycheck-verdicts")
+    config.pluginmanager.register(verdicts.RunVerdict(), "polycheck-verdict")
+    config.pluginmanager.register(RollbackPlugin(config), "polycheck-rollback")
+
+
+def _inputs(config: pytest.Config) -> RunInputs:
+    """The run's inputs from the command line, ini and environment (before anything is started)."""
+    name, env_dir = options.env_name(config), Path(options.env_dir(config))
+    released = config.getoption("polycheck_released")
+    stack_file = options.stack_file(config)
+    stack = None
+    if stack_file:
+        try:
+            stack = StackInfo.from_file(Path(stack_file)).to_json()
+        except LocalStackError as exc:
+            raise ValueError(str(exc)) from None
+    return RunInputs(
+        env=name,
+        env_dir=str(env_dir),
+        contracts=str(config.rootpath / config.getini("polycheck_contracts_dir")),
+        run_id=uuid.uuid4().hex[:12],
+        rollback_log=config.getoption("polycheck_rollback_log") or "",
+        release_version=config.getoption("polycheck_release_version"),
+        released=tuple(sorted(parse_released(released, _service_names(name, env_dir)) or ())) if released else None,
+        rollback_mode=config.getoption("polycheck_rollback"),
+        canary_step=config.getoption("polycheck_canary_step"),
+        since=_parse_since(config.getoption("polycheck_since")),
+        stack=stack,
+    )
+
+
+def _service_names(name: str, env_dir: Path) -> list[str]:
+    from ..config import load_env
+
+    return load_env(name, env_dir).service_names
+
+
+def _prepare(config: pytest.Config, run: Run, resources: Resources) -> Run:
+    """On the controller: start the local stack and its Prometheus when the run needs them, then the preflight."""
+    inputs = run.inputs
+    if run.config.environment.local_stack and run.stack is None:
+        try:
+            resources.stack = LocalStack.start(cwd=config.rootpath)
+        except LocalStackError as exc:
+            raise pytest.UsageError(f"polycheck: could not start the local PolyShop stack: {exc}") from None
+        inputs = RunInputs(**{**inputs.__dict__, "stack": resources.stack.info.to_json()})
+        run = Run.resolve(inputs)
+    if run.config.environment.local_stack and not run.config.prometheus.url and run.stack is not None \
+            and LocalPrometheus.available() is None:
+        try:
+            resources.prometheus = LocalPrometheus.start(run.stack.services, scrape_interval="1s")
+        except LocalPrometheusError as exc:
+            raise pytest.UsageError(f"polycheck: could not start the local Prometheus: {exc}") from None
+        inputs = RunInputs(**{**inputs.__dict__, "prometheus_url": resources.prometheus.url})
+        run = Run.resolve(inputs)
+    cfg = run.config
+    targets = {name: cfg.service(name).url for name in cfg.service_names}
+    targets["gateway"] = cfg.gateway.url or targets.get("gateway", "")
+    reaches = preflight(targets, timeout_from(cfg.http.connect_timeout_seconds, cfg.http.read_timeout_seconds))
+    return Run.resolve(RunInputs(**{**inputs.__dict__, "reaches": {k: r.to_json() for k, r in reaches.items()}}))
+
+
+def _parse_since(text: str | None) -> float | None:
+    if not text:
+        return None
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        raise ValueError(f"--since {text!r} is not an ISO-8601 time such as 2026-11-27T09:30:00Z") from None
+
+
+def _default_report_paths(config: pytest.Config) -> None:
+    """Allure results go to reports/allure-results unless --alluredir says otherwise."""
+    if hasattr(config.option, "allure_report_dir") and not config.option.allure_report_dir:
+        default = config.getini("polycheck_allure_dir")
+        if default:
+            config.option.allure_report_dir = str(config.rootpath / default)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """A runner that reaches nothing judges nothing: every check is inconclusive, at once."""
+    why = run_of(item.config).cut_off
+    if why:
+        inconclusive(why)
+
+
+def pytest_configure_node(node: Any) -> None:
+    """xdist controller: hand the whole run to each worker as one value."""
+    node.workerinput[WORKER_RUN] = run_of(node.config).inputs.to_json()
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    run, resources = run_of(config), config.stash[RESOURCES]
+    cfg = run.config
+    lines = [f"polycheck: env {cfg.name} ({cfg.source}), run {run.run_id}, services: {', '.join(cfg.service_names)}"]
+    if resources.stack is not None:
+        lines.append(f"polycheck: local PolyShop stack started (pid {resources.stack.info.pid}), gateway {cfg.gateway.url}")
+    elif run.stack is not None:
+        lines.append(f"polycheck: using the local PolyShop stack of pid {run.stack.pid}, gateway {cfg.gateway.url}")
+    if resources.prometheus is not None:
+        lines.append(f"polycheck: local Prometheus {resources.prometheus.url} scraping the stack every 1 s")
+    if run.release_version:
+        lines.append(f"polycheck: release under check {run.release_version}")
+    if run.released is not None:
+        lines.append(f"polycheck: released services (--released): {', '.join(sorted(run.released))}")
+    if run.cut_off:
+        lines.append(f"polycheck: INCONCLUSIVE: {run.cut_off}")
+    hanging = resources.board.snapshot()
+    if hanging:
+        lines.append(f"polycheck: hanging at the start of the run: {'; '.join(f'{k}: {v}' for k, v in hanging.items())}")
+    actions = sorted({a for name in cfg.service_names for a in cfg.rollback.actions_for(name)})
+    lines.append(f"polycheck: rollback {run.rollback_mode}; actions {actions or 'none'}")
+    return lines
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    resources = config.stash.get(RESOURCES, None)
+    if resources is not None:
+        resources.stop()
