@@ -1,12 +1,12 @@
-"""A Kubernetes API server simulator for the local PolyShop stack.
+"""A Kubernetes API server simulator, serving the PolyShop workloads to the local PolyShop stack and its tests.
 
 The official `kubernetes` Python client and a real `kubectl` talk to it over HTTP through a generated kubeconfig:
 
     sim = KubeSimulator()
-    server = HttpServer(sim.app, "127.0.0.1")      # stack.runtime.HttpServer, inside the stack's event loop
+    server = HttpServer(sim.app, "127.0.0.1")      # any ASGI server, on the event loop that runs the controllers
     await server.start(); await sim.start()
     write_kubeconfig(path, server.url, token=sim.token)
-    sim.crashloop_rollout("order")                  # faults: see stack.kube.faults.FAULTS
+    sim.crashloop_rollout("order")                  # faults: see kubesim.faults.FAULTS
     sim.reset()                                     # back to the seed
 
 Modules: meta (resource types, Status errors, hashes), store (objects, resourceVersion, watch fan-out),
