@@ -15,7 +15,7 @@ from .meta import (
     DESIRED_REPLICAS, MAX_REPLICAS, POD_TEMPLATE_HASH, REVISION, REVISION_HISTORY, Obj, annotations_of, owner_ref,
     rfc3339, template_hash, templates_equal,
 )
-from .pods import ReplicaSetController
+from .replicaset_controller import ReplicaSetController
 
 COMPONENT = "deployment-controller"
 _SKIP_COPY = {

@@ -42,7 +42,7 @@ from .meta import (
     ROLLOUT_DESIRED_REPLICAS, ROLLOUT_POD_TEMPLATE_HASH, ROLLOUT_REVISION, Obj, annotations_of, fnv32a, owner_ref,
     rfc3339, safe_encode, selector_string, template_hash, templates_equal,
 )
-from .pods import ReplicaSetController
+from .replicaset_controller import ReplicaSetController
 
 COMPONENT = "rollouts-controller"
 MAX_WEIGHT = 100

@@ -12,7 +12,7 @@ from .cluster import Settings
 from .faults import FAULTS, FaultError, Faults
 from .kubeconfig import DEFAULT_TOKEN
 from .meta import Obj
-from .pods import container_log
+from .kubelet import container_log
 from .runtime import on_loop
 from .seed import NAMESPACE, PREVIOUS_VERSION, REGISTRY, VERSION, seed
 from .tables import pod_status_reason
