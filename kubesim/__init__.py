@@ -11,9 +11,10 @@ The official `kubernetes` Python client and a real `kubectl` talk to it over HTT
 
 Modules: meta (resource types, Status errors, hashes), store (objects, resourceVersion, watch fan-out),
 patches (JSON, merge and strategic merge patch), defaults (defaulting, validation), kubelet (pod lifecycle),
-replicaset_controller (ReplicaSet controller), controller (Deployment controller), rollouts (Argo Rollouts canary
-controller), tables (server-side printing), discovery, api (the Starlette app), seed, faults, kubeconfig, simulator,
-testing (a simulator on a background thread, for tests).
+replicaset_controller (ReplicaSet controller), replicaset_owner (the ReplicaSet handling the Deployment and the
+Argo Rollouts controllers share), controller (Deployment controller), rollouts (Argo Rollouts canary controller),
+tables (server-side printing), discovery, api (the Starlette app), seed, faults, kubeconfig, simulator, testing
+(a simulator on a background thread, and `poll`, for tests).
 """
 
 from .cluster import Settings
