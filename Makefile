@@ -1,5 +1,5 @@
 # make smoke: the smoke suite against the local PolyShop stack (or ENV=staging|prod).
-# make test:  the project's own tests (unit tests and fault-injection runs of the suites).
+# make test:  the project's own tests (unit tests, fault-injection runs of the suites, the Kubernetes simulator's).
 PYTHON ?= python3
 VENV ?= .venv
 ENV ?= local
@@ -19,7 +19,7 @@ smoke: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/lint-imports --config pyproject.toml
-	$(BIN)/pytest -c tests/pytest.ini tests -n 2 --dist loadfile $(ARGS)
+	$(BIN)/pytest -c tests/pytest.ini --rootdir . tests kubesim/tests -n 2 --dist loadfile $(ARGS)
 
 test-stress: $(STAMP)
 	$(BIN)/pytest -c tests/pytest.ini tests -m stress $(ARGS)

@@ -11,8 +11,9 @@ import sys
 import tempfile
 from pathlib import Path
 
+from kubesim import DEFAULT_CONTEXT, KubeSimulator, write_kubeconfig
+
 from .canary import CanaryRouter
-from .kube import DEFAULT_CONTEXT, KubeSimulator, write_kubeconfig
 from .runtime import HttpServer, Stack
 
 

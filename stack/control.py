@@ -9,8 +9,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from kubesim import FaultError as KubeFaultError
+
 from .faults import FAULT_KINDS, FaultError
-from .kube import FaultError as KubeFaultError
 
 if TYPE_CHECKING:
     from .runtime import Stack
@@ -87,7 +88,7 @@ def control_app(stack: "Stack") -> Starlette:
         return getattr(stack, "kube", None)
 
     async def kube_fault(request: Request) -> JSONResponse:
-        """Inject a Kubernetes fault (stack.kube.faults.FAULTS) into the simulator, e.g. PUT /kube/faults/order/crashloop."""
+        """Inject a Kubernetes fault (kubesim.faults.FAULTS) into the simulator, e.g. PUT /kube/faults/order/crashloop."""
         sim = simulator()
         if sim is None:
             return JSONResponse({"error": "this stack runs no Kubernetes simulator"}, status_code=404)

@@ -1,15 +1,12 @@
-"""Fixtures of the stack's self-tests: the gateway as a check sees it, and a Kubernetes simulator per module."""
+"""Fixtures of the stack's self-tests: the gateway as a check sees it."""
 
 from __future__ import annotations
 
 from typing import Iterator
 
 import pytest
-from kubernetes import client, config
 
 from polycheck.localstack import LocalStack
-from stack.kube import KubeSimulator
-from stack.kube.testing import SimulatorThread
 from tests.support.shop import Buyer, Shop
 from tests.support.stack_control import StackControl
 
@@ -25,42 +22,3 @@ def shop(local_stack: LocalStack) -> Iterator[Shop]:
 def buyer(shop: Shop, stack: StackControl) -> Buyer:
     """A fresh synthetic buyer; depending on `stack` clears the faults around the test."""
     return shop.new_buyer()
-
-
-@pytest.fixture(scope="module")
-def kube() -> Iterator[SimulatorThread]:
-    """The simulator behind a real HTTP server on a loopback port, in a background thread."""
-    with SimulatorThread(KubeSimulator()) as running:
-        yield running
-
-
-@pytest.fixture
-def seeded(kube: SimulatorThread) -> Iterator[None]:
-    """The cluster at its seed before and after the test."""
-    kube.sim.reset()
-    yield
-    kube.sim.reset()
-
-
-@pytest.fixture(scope="module")
-def api_client(kube: SimulatorThread, tmp_path_factory: pytest.TempPathFactory) -> Iterator[client.ApiClient]:
-    """The official client, configured from the simulator's kubeconfig."""
-    path = kube.write_kubeconfig(tmp_path_factory.mktemp("kube") / "config")
-    api = config.new_client_from_config(config_file=str(path))
-    yield api
-    api.close()
-
-
-@pytest.fixture
-def apps(api_client: client.ApiClient) -> client.AppsV1Api:
-    return client.AppsV1Api(api_client)
-
-
-@pytest.fixture
-def core(api_client: client.ApiClient) -> client.CoreV1Api:
-    return client.CoreV1Api(api_client)
-
-
-@pytest.fixture
-def custom(api_client: client.ApiClient) -> client.CustomObjectsApi:
-    return client.CustomObjectsApi(api_client)

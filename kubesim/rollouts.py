@@ -25,7 +25,8 @@ skips the remaining steps; `spec.paused` halts the Rollout. `status.abort` (set 
 desired weight 0, canary scaled down, `abortedAt`, currentStepIndex 0, Progressing False RolloutAborted, phase
 Degraded; `status.abort=false` (retry) runs the steps again from the first, Progressing Unknown RolloutRetry. A new
 pod template or new steps reset the step index and clear pause, abort and promoteFull; going back to the stable
-template skips the steps (SkipSteps). ReplicaSets are `<rollout>-<hash>`, labelled `rollouts-pod-template-hash`.
+template skips the steps (SkipSteps). ReplicaSets are `<rollout>-<hash>`, labelled `rollouts-pod-template-hash`
+(replicaset_owner, shared with the Deployment controller).
 Conditions Available, Progressing (with progressDeadlineSeconds), Paused, Completed and Healthy; `status.phase` /
 `status.message` as rolloututil.CalculateRolloutPhase computes them (Healthy, Progressing, Paused, Degraded).
 """
@@ -39,10 +40,11 @@ import re
 
 from .cluster import Cluster
 from .meta import (
-    ROLLOUT_DESIRED_REPLICAS, ROLLOUT_POD_TEMPLATE_HASH, ROLLOUT_REVISION, Obj, annotations_of, fnv32a, owner_ref,
-    rfc3339, safe_encode, selector_string, template_hash, templates_equal,
+    ROLLOUT_DESIRED_REPLICAS, ROLLOUT_POD_TEMPLATE_HASH, ROLLOUT_REVISION, Obj, annotations_of, fnv32a, rfc3339,
+    safe_encode, selector_string,
 )
-from .pods import ReplicaSetController
+from .replicaset_controller import ReplicaSetController
+from .replicaset_owner import ReplicaSetOwner, get_condition, omit_zero, replica_counts, set_condition, status_sum
 
 COMPONENT = "rollouts-controller"
 MAX_WEIGHT = 100
@@ -225,29 +227,8 @@ def basic_canary_counts(spec: Obj, new_rs: Obj, stable_rs: Obj | None, others: l
     return new_count, stable_count
 
 
-def _revision(rs: Obj) -> int:
-    value = annotations_of(rs).get(ROLLOUT_REVISION, "0")
-    return int(value) if value.isdigit() else 0
-
-
 def _pod_hash(rs: Obj | None) -> str:
     return ((rs or {}).get("metadata", {}).get("labels") or {}).get(ROLLOUT_POD_TEMPLATE_HASH, "")
-
-
-def set_condition(status: Obj, cond: Obj) -> bool:
-    """conditions.SetRolloutCondition: the same status and reason keep the old condition (and its message)."""
-    conditions = status.setdefault("conditions", [])
-    current = next((c for c in conditions if c["type"] == cond["type"]), None)
-    if current is not None and all(current.get(k) == cond.get(k) for k in ("status", "reason")):
-        return False
-    if current is not None and current["status"] == cond["status"]:
-        cond["lastTransitionTime"] = current["lastTransitionTime"]
-    status["conditions"] = [c for c in conditions if c["type"] != cond["type"]] + [cond]
-    return True
-
-
-def get_condition(status: Obj, type_: str) -> Obj | None:
-    return next((c for c in status.get("conditions") or [] if c["type"] == type_), None)
 
 
 def calculate_phase(spec: Obj, status: Obj) -> tuple[str, str]:
@@ -278,23 +259,31 @@ def calculate_phase(spec: Obj, status: Obj) -> tuple[str, str]:
 # -- the controller ------------------------------------------------------------------------------
 
 
-class RolloutController:
+class RolloutController(ReplicaSetOwner):
+    COMPONENT = COMPONENT
+    HASH_LABEL = ROLLOUT_POD_TEMPLATE_HASH
+    REVISION = ROLLOUT_REVISION
+
     def __init__(self, cluster: Cluster, rs_controller: ReplicaSetController) -> None:
-        self.c, self.rsc = cluster, rs_controller
-        self._progress_at: dict[str, float] = {}
+        super().__init__(cluster, rs_controller)
         self._pause_started: dict[tuple[str, str, int], float] = {}  # (uid, pod hash, step) -> monotonic start
 
     def forget(self) -> None:
-        self._progress_at.clear()
+        super().forget()
         self._pause_started.clear()
 
-    def _cond(self, type_: str, status: str, reason: str, message: str) -> Obj:
-        now = rfc3339(self.c.clock.now())
-        return {"type": type_, "status": status, "lastUpdateTime": now, "lastTransitionTime": now,
-                "reason": reason, "message": message}
+    def desired_annotations(self, owner: Obj) -> dict[str, str]:
+        return {ROLLOUT_DESIRED_REPLICAS: str(owner["spec"].get("replicas", 1))}
 
-    def _event(self, ro: Obj, reason: str, message: str, type_: str = "Normal") -> None:
-        self.c.recorder.record(ro, type_, reason, message, COMPONENT)
+    def created_event(self, owner: Obj, rs: Obj) -> None:
+        self.event(owner, "NewReplicaSetCreated", f"Created ReplicaSet {rs['metadata']['name']} "
+                   f"(revision {self.revision(rs)})")
+
+    def scaled_event(self, owner: Obj, rs: Obj, old: int, new: int) -> None:
+        direction = "up" if new > old else "down"
+        self.event(owner, "ScalingReplicaSet",
+                   f"Scaled {direction} ReplicaSet {rs['metadata']['name']} (revision {self.revision(rs)}) "
+                   f"from {old} to {new}")
 
     def _later(self, ro: Obj, key: str, seconds: float) -> None:
         self.c.scheduler.later(max(seconds, 0) + 0.005, (key, ro["metadata"]["uid"]), self.sync,
@@ -304,61 +293,22 @@ class RolloutController:
 
     def _scale(self, ro: Obj, rs: Obj, replicas: int) -> bool:
         """Scale a ReplicaSet (and record it as Argo does); True when its replica count changed."""
-        current = rs["spec"].get("replicas", 0)
-        ann = rs["metadata"].setdefault("annotations", {})
-        desired = str(ro["spec"].get("replicas", 1))
-        if current == replicas and ann.get(ROLLOUT_DESIRED_REPLICAS) == desired:
-            return False
-        rs["spec"]["replicas"] = replicas
-        ann[ROLLOUT_DESIRED_REPLICAS] = desired
-        self.c.store.replace("replicasets", rs)
-        if current != replicas:
-            direction = "up" if replicas > current else "down"
-            self._event(ro, "ScalingReplicaSet",
-                        f"Scaled {direction} ReplicaSet {rs['metadata']['name']} (revision {_revision(rs)}) "
-                        f"from {current} to {replicas}")
-        self.rsc.sync(rs["metadata"]["namespace"], rs["metadata"]["name"])
-        return current != replicas
-
-    def _fresh(self, rs: Obj) -> Obj:
-        return self.c.store.get("replicasets", rs["metadata"]["namespace"], rs["metadata"]["name"]) or rs
+        before = rs["spec"].get("replicas", 0)
+        return self.scale_replicaset(ro, rs, replicas) and before != replicas
 
     def _desired_rs(self, ro: Obj, rses: list[Obj], initial_replicas: int) -> tuple[Obj, bool]:
         """Find (and renumber) or create the ReplicaSet of the current template; True when created."""
-        existing = next((r for r in rses if templates_equal(r["spec"]["template"], ro["spec"]["template"])), None)
+        existing = self.current_replicaset(ro, rses)
         others = [r for r in rses if existing is None or r["metadata"]["uid"] != existing["metadata"]["uid"]]
-        new_revision = max((_revision(r) for r in others), default=0) + 1
+        new_revision = self.next_revision(others)
         if existing is not None:
-            if _revision(existing) < new_revision:
+            if self.revision(existing) < new_revision:
                 existing["metadata"].setdefault("annotations", {})[ROLLOUT_REVISION] = str(new_revision)
                 existing = self.c.store.replace("replicasets", existing)
             return existing, False
-        template = copy.deepcopy(ro["spec"]["template"])
-        pod_hash = template_hash(template, (ro.get("status") or {}).get("collisionCount", 0))
-        template.setdefault("metadata", {}).setdefault("labels", {})[ROLLOUT_POD_TEMPLATE_HASH] = pod_hash
-        selector = copy.deepcopy(ro["spec"]["selector"])
-        selector.setdefault("matchLabels", {})[ROLLOUT_POD_TEMPLATE_HASH] = pod_hash
-        rs: Obj = {
-            "kind": "ReplicaSet",
-            "apiVersion": "apps/v1",
-            "metadata": {
-                "name": f"{ro['metadata']['name']}-{pod_hash}",
-                "namespace": ro["metadata"]["namespace"],
-                "labels": dict(template["metadata"]["labels"]),
-                "annotations": {ROLLOUT_REVISION: str(new_revision),
-                                ROLLOUT_DESIRED_REPLICAS: str(ro["spec"].get("replicas", 1))},
-                "ownerReferences": [owner_ref(ro)],
-            },
-            "spec": {"replicas": initial_replicas, "selector": selector, "template": template},
-        }
-        created = self.c.store.create("replicasets", rs, timestamp=self.c.clock.now())
-        self._event(ro, "NewReplicaSetCreated", f"Created ReplicaSet {created['metadata']['name']} "
-                    f"(revision {new_revision})")
-        if initial_replicas:
-            self._event(ro, "ScalingReplicaSet", f"Scaled up ReplicaSet {created['metadata']['name']} "
-                        f"(revision {new_revision}) from 0 to {initial_replicas}")
-        self.rsc.sync(created["metadata"]["namespace"], created["metadata"]["name"])
-        return self.c.store.must_get("replicasets", created["metadata"]["namespace"], created["metadata"]["name"]), True
+        rs = self.new_replicaset(ro, initial_replicas, {ROLLOUT_REVISION: str(new_revision),
+                                                        **self.desired_annotations(ro)})
+        return self.create_replicaset(ro, rs), True
 
     def _scale_down_later(self, ro: Obj, rs: Obj, seconds: float) -> None:
         """The scale-down-deadline of a traffic-routed canary: scale `rs` to zero after `seconds` (simulated),
@@ -392,7 +342,7 @@ class RolloutController:
         canary = (spec.get("strategy") or {}).get("canary") or {}
         steps = canary.get("steps") or []
         replicas = spec.get("replicas", 1)
-        rses = self.c.store.owned_by("replicasets", ro)
+        rses = self.owned_replicasets(ro)
         first_deploy = not status.get("stableRS")
         new_rs, created = self._desired_rs(ro, rses, replicas if first_deploy else 0)
         new_hash = _pod_hash(new_rs)
@@ -400,13 +350,13 @@ class RolloutController:
             ro["metadata"].setdefault("annotations", {})[ROLLOUT_REVISION] = annotations_of(new_rs)[ROLLOUT_REVISION]
             ro = self.c.store.replace("rollouts", ro)
             if created:
-                self._event(ro, "RolloutUpdated", f"Rollout updated to revision {_revision(new_rs)}")
+                self.event(ro, "RolloutUpdated", f"Rollout updated to revision {self.revision(new_rs)}")
         if first_deploy:
             status["stableRS"] = new_hash  # shouldFullPromote: "Initial deploy"
         stable_hash = status["stableRS"]
         if status.get("currentPodHash") != new_hash or status.get("currentStepHash") != step_hash(steps):
             self._reset(ro, status, new_rs, new_hash, stable_hash, steps, created)
-        by_hash = {_pod_hash(r): r for r in self.c.store.owned_by("replicasets", ro)}
+        by_hash = {_pod_hash(r): r for r in self.owned_replicasets(ro)}
         stable_rs = by_hash.get(stable_hash)
         others = [r for h, r in by_hash.items() if h not in (new_hash, stable_hash)]
         promoted = stable_hash == new_hash
@@ -428,7 +378,7 @@ class RolloutController:
             else:
                 scaled, at_desired = self._reconcile_basic(ro, status, steps, index, new_rs, stable_rs, others,
                                                            promoted, aborted)
-            new_rs = self._fresh(new_rs)
+            new_rs = self.fresh(new_rs)
             reason = self._should_promote(replicas, status, steps, new_rs, stable_rs, promoted, aborted)
             if reason:
                 self._promote(ro, status, new_rs, steps, reason)
@@ -445,12 +395,12 @@ class RolloutController:
         status["currentPodHash"], status["currentStepHash"] = new_hash, step_hash(steps)
         status["currentStepIndex"] = len(steps) if new_hash == stable_hash else 0
         if previous and previous != new_hash and new_hash == stable_hash and steps:
-            self._event(ro, "SkipSteps", "Rollback to stable ReplicaSets")
+            self.event(ro, "SkipSteps", "Rollback to stable ReplicaSets")
         if created or (previous and previous != new_hash):
-            set_condition(status, self._cond("Progressing", "True", "NewReplicaSetCreated" if created else
-                                             "FoundNewReplicaSet", f'{"Created" if created else "Found"} new '
+            set_condition(status, self.condition("Progressing", "True", "NewReplicaSetCreated" if created else
+                                                 "FoundNewReplicaSet", f'{"Created" if created else "Found"} new '
                                              f'replica set "{new_rs["metadata"]["name"]}"'))
-            self._progress_at[ro["metadata"]["uid"]] = self.c.clock.monotonic()
+            self.mark_progress(ro)
 
     def _abort(self, ro: Obj, status: Obj, new_rs: Obj, promoted: bool, step_count: int) -> None:
         """CalculateAbortStatus: keep the first abortedAt; no pause while aborted; back to the first step."""
@@ -476,11 +426,11 @@ class RolloutController:
             scaled = self._scale(ro, stable_rs, stable_count) or scaled
         scaled = self._scale(ro, new_rs, new_count) or scaled
         scaled = self._scale_down_others(ro, others) or scaled
-        new_rs, stable_rs = self._fresh(new_rs), self._fresh(stable_rs) if stable_rs is not None else None
+        new_rs, stable_rs = self.fresh(new_rs), self.fresh(stable_rs) if stable_rs is not None else None
         at_desired = (settled and _available(new_rs) == new_count
                       and (stable_rs is None or promoted or (stable_rs.get("status") or {}).get("replicas", 0)
                            == stable_count)
-                      and sum(_available(self._fresh(r)) for r in others) == 0)
+                      and sum(_available(self.fresh(r)) for r in others) == 0)
         return scaled, at_desired
 
     def _scale_down_others(self, ro: Obj, others: list[Obj]) -> bool:
@@ -489,13 +439,13 @@ class RolloutController:
         spec = ro["spec"]
         _, unavailable = fenceposts(spec)
         scaled = False
-        live = [self._fresh(r) for r in others if _spec_replicas(r)]
+        live = [self.fresh(r) for r in others if _spec_replicas(r)]
         for rs in live:
             if _spec_replicas(rs) > _available(rs):
                 scaled = self._scale(ro, rs, _available(rs)) or scaled
-        all_available = sum(_available(self._fresh(r)) for r in self.c.store.owned_by("replicasets", ro))
+        all_available = sum(_available(self.fresh(r)) for r in self.owned_replicasets(ro))
         budget = all_available - (spec.get("replicas", 1) - unavailable)
-        for rs in sorted((self._fresh(r) for r in live), key=_revision, reverse=True):
+        for rs in sorted((self.fresh(r) for r in live), key=self.revision, reverse=True):
             if budget <= 0:
                 break
             count = _spec_replicas(rs)
@@ -582,8 +532,8 @@ class RolloutController:
             return
         before = (previous or {}).get("canary", {}).get("weight")
         if before != weight:
-            self._event(ro, "TrafficWeightUpdated", "Traffic weight updated " +
-                        (f"to {weight}" if previous is None else f"from {before} to {weight}"))
+            self.event(ro, "TrafficWeightUpdated", "Traffic weight updated " +
+                       (f"to {weight}" if previous is None else f"from {before} to {weight}"))
         status.setdefault("canary", {})["weights"] = weights
 
     @staticmethod
@@ -612,8 +562,8 @@ class RolloutController:
         else:
             status.pop("currentStepIndex", None)
         status["stableRS"] = status["currentPodHash"]
-        self._event(ro, "RolloutCompleted", f"Rollout completed update to revision {_revision(new_rs)} "
-                    f"({status['currentPodHash']}): {reason}")
+        self.event(ro, "RolloutCompleted", f"Rollout completed update to revision {self.revision(new_rs)} "
+                   f"({status['currentPodHash']}): {reason}")
 
     def _step(self, ro: Obj, status: Obj, steps: list, index: int, scaled: bool, at_desired: bool) -> None:
         """reconcileCanaryPause and completedCurrentCanaryStep for the current step."""
@@ -648,8 +598,8 @@ class RolloutController:
             return
         self._pause_started.pop((ro["metadata"]["uid"], status["currentPodHash"], index), None)
         status["currentStepIndex"] = index + 1
-        self._event(ro, "RolloutStepCompleted", f"Rollout step {index + 1}/{len(steps)} completed "
-                    f"({step_string(step)})")
+        self.event(ro, "RolloutStepCompleted", f"Rollout step {index + 1}/{len(steps)} completed "
+                   f"({step_string(step)})")
         remaining_pauses = [p for p in status.get("pauseConditions") or [] if p.get("reason") != PAUSE_REASON]
         if remaining_pauses:
             status["pauseConditions"] = remaining_pauses
@@ -660,20 +610,14 @@ class RolloutController:
     # -- status --------------------------------------------------------------------------------
 
     def _finish(self, ro: Obj, old_status: Obj, status: Obj, new_rs: Obj, steps: list) -> None:
-        spec, uid = ro["spec"], ro["metadata"]["uid"]
+        spec = ro["spec"]
         replicas = spec.get("replicas", 1)
-        rses = self.c.store.owned_by("replicasets", ro)
+        rses = self.owned_replicasets(ro)
         new_rs = next((r for r in rses if r["metadata"]["uid"] == new_rs["metadata"]["uid"]), new_rs)
 
-        def total(field: str, items: list[Obj]) -> int:
-            return sum((r.get("status") or {}).get(field, 0) for r in items)
-
         status.update({
-            "replicas": total("replicas", rses),
-            "updatedReplicas": total("replicas", [new_rs]),
-            "readyReplicas": total("readyReplicas", rses),
-            "availableReplicas": total("availableReplicas", rses),
-            "HPAReplicas": total("replicas", rses),
+            **replica_counts(rses, new_rs),
+            "HPAReplicas": status_sum("replicas", rses),
             "selector": selector_string(spec["selector"]),
             "observedGeneration": str(ro["metadata"].get("generation", 1)),
         })
@@ -682,7 +626,7 @@ class RolloutController:
         paused = bool(status.get("pauseConditions")) or bool(spec.get("paused"))
         aborted = bool(status.get("abort"))
         rs_name = new_rs["metadata"]["name"]
-        revision = _revision(new_rs)
+        revision = self.revision(new_rs)
         completed = bool(status.get("stableRS")) and status.get("stableRS") == status.get("currentPodHash")
         progress = get_condition(old_status, "Progressing")
         abort_cond = progress is not None and progress.get("reason") == "RolloutAborted"
@@ -690,61 +634,62 @@ class RolloutController:
         if paused != (progress is not None and progress.get("reason") == "RolloutPaused") and not abort_cond \
                 and not aborted and not completed:
             if paused:
-                set_condition(status, self._cond("Progressing", "Unknown", "RolloutPaused", "Rollout is paused"))
+                set_condition(status, self.condition("Progressing", "Unknown", "RolloutPaused", "Rollout is paused"))
             else:
-                set_condition(status, self._cond("Progressing", "Unknown", "RolloutResumed", "Rollout is resumed"))
-                self._progress_at[uid] = self.c.clock.monotonic()
+                set_condition(status, self.condition("Progressing", "Unknown", "RolloutResumed", "Rollout is resumed"))
+                self.mark_progress(ro)
         if abort_cond and not aborted:
-            set_condition(status, self._cond("Progressing", "Unknown", "RolloutRetry", "Retrying Rollout after abort"))
-            self._event(ro, "RolloutRetry", "Retrying Rollout after abort")
-            self._progress_at[uid] = self.c.clock.monotonic()
+            set_condition(status, self.condition("Progressing", "Unknown", "RolloutRetry",
+                                                 "Retrying Rollout after abort"))
+            self.event(ro, "RolloutRetry", "Retrying Rollout after abort")
+            self.mark_progress(ro)
         paused_cond = get_condition(old_status, "Paused")
         if paused != (paused_cond is not None and paused_cond["status"] == "True") and not abort_cond:
             # Argo writes the same reason and message whether the condition is True or False
-            set_condition(status, self._cond("Paused", "True" if paused else "False", "RolloutPaused",
-                                             "Rollout is paused"))
+            set_condition(status, self.condition("Paused", "True" if paused else "False", "RolloutPaused",
+                                                 "Rollout is paused"))
         # calculateRolloutConditions
         healthy = self._healthy(ro, status, steps)
         if not paused and healthy:
-            set_condition(status, self._cond("Healthy", "True", "RolloutHealthy", "Rollout is healthy"))
+            set_condition(status, self.condition("Healthy", "True", "RolloutHealthy", "Rollout is healthy"))
         elif get_condition(status, "Healthy") is not None:
-            set_condition(status, self._cond("Healthy", "False", "RolloutHealthy", "Rollout is not healthy"))
+            set_condition(status, self.condition("Healthy", "False", "RolloutHealthy", "Rollout is not healthy"))
         if aborted:
             message = f"Rollout aborted update to revision {revision}"
-            if set_condition(status, self._cond("Progressing", "False", "RolloutAborted", message)):
-                self._event(ro, "RolloutAborted", message, "Warning")
+            if set_condition(status, self.condition("Progressing", "False", "RolloutAborted", message)):
+                self.event(ro, "RolloutAborted", message, "Warning")
         current = get_condition(status, "Progressing")
         if not aborted and not paused and current is not None and current.get("reason") != "RolloutPaused":
             if healthy:
-                set_condition(status, self._cond("Progressing", "True", "NewReplicaSetAvailable",
-                                                 f'ReplicaSet "{rs_name}" has successfully progressed.'))
+                set_condition(status, self.condition("Progressing", "True", "NewReplicaSetAvailable",
+                                                     f'ReplicaSet "{rs_name}" has successfully progressed.'))
             elif self._made_progress(old_status, status):
-                cond = self._cond("Progressing", "True", "ReplicaSetUpdated", f'ReplicaSet "{rs_name}" is progressing.')
+                cond = self.condition("Progressing", "True", "ReplicaSetUpdated",
+                                      f'ReplicaSet "{rs_name}" is progressing.')
                 if current["status"] == "True":
                     cond["lastTransitionTime"] = current["lastTransitionTime"]
                 status["conditions"] = [c for c in status["conditions"] if c["type"] != "Progressing"] + [cond]
-                self._progress_at[uid] = self.c.clock.monotonic()
+                self.mark_progress(ro)
             elif not self._indefinite_step(status, steps) and self._timed_out(ro, status):
-                set_condition(status, self._cond("Progressing", "False", "ProgressDeadlineExceeded",
-                                                 f'ReplicaSet "{rs_name}" has timed out progressing.'))
-        if total("availableReplicas", rses) >= replicas:
-            set_condition(status, self._cond("Available", "True", "AvailableReason", "Rollout has minimum availability"))
+                set_condition(status, self.condition("Progressing", "False", "ProgressDeadlineExceeded",
+                                                     f'ReplicaSet "{rs_name}" has timed out progressing.'))
+        if status_sum("availableReplicas", rses) >= replicas:
+            set_condition(status, self.condition("Available", "True", "AvailableReason",
+                                                 "Rollout has minimum availability"))
         else:
-            set_condition(status, self._cond("Available", "False", "AvailableReason",
-                                             "Rollout does not have minimum availability"))
-        if set_condition(status, self._cond("Completed", "True" if completed else "False", "RolloutCompleted",
-                                            "RolloutCompleted")) and not completed:
-            self._event(ro, "RolloutNotCompleted", f"Rollout not completed, started update to revision {revision} "
-                        f"({status.get('currentPodHash')})")
+            set_condition(status, self.condition("Available", "False", "AvailableReason",
+                                                 "Rollout does not have minimum availability"))
+        if set_condition(status, self.condition("Completed", "True" if completed else "False", "RolloutCompleted",
+                                                "RolloutCompleted")) and not completed:
+            self.event(ro, "RolloutNotCompleted", f"Rollout not completed, started update to revision {revision} "
+                       f"({status.get('currentPodHash')})")
         status["phase"], message = calculate_phase(spec, status)
         if message:
             status["message"] = message
         else:
             status.pop("message", None)
-        for key in ("replicas", "updatedReplicas", "readyReplicas", "availableReplicas", "HPAReplicas", "abort",
-                    "controllerPause", "pauseConditions", "abortedAt", "promoteFull"):
-            if not status.get(key):
-                status.pop(key, None)
+        status = omit_zero(status, ("replicas", "updatedReplicas", "readyReplicas", "availableReplicas", "HPAReplicas",
+                                    "abort", "controllerPause", "pauseConditions", "abortedAt", "promoteFull"))
         if status != old_status:
             ro = self.c.store.must_get("rollouts", ro["metadata"]["namespace"], ro["metadata"]["name"])
             ro["status"] = status
@@ -753,11 +698,7 @@ class RolloutController:
         if (cond is not None and cond.get("reason") in ("ReplicaSetUpdated", "NewReplicaSetCreated",
                                                          "FoundNewReplicaSet", "RolloutResumed", "RolloutRetry")
                 and not paused and not aborted):
-            since = self._progress_at.setdefault(uid, self.c.clock.monotonic())
-            self._later(ro, "deadline", since + self._deadline(ro) - self.c.clock.monotonic() + 0.015)
-
-    def _deadline(self, ro: Obj) -> float:
-        return self.c.settings.scaled(ro["spec"].get("progressDeadlineSeconds", 600))
+            self._later(ro, "deadline", self.progress_since(ro) + self.deadline(ro) - self.c.clock.monotonic() + 0.015)
 
     def _timed_out(self, ro: Obj, status: Obj) -> bool:
         cond = get_condition(status, "Progressing")
@@ -765,8 +706,7 @@ class RolloutController:
             return False
         if cond.get("reason") == "ProgressDeadlineExceeded":
             return True
-        since = self._progress_at.setdefault(ro["metadata"]["uid"], self.c.clock.monotonic())
-        return self.c.clock.monotonic() - since > self._deadline(ro)
+        return self.deadline_passed(ro)
 
     @staticmethod
     def _indefinite_step(status: Obj, steps: list) -> bool:

@@ -9,7 +9,8 @@ from .cluster import Cluster, Settings
 from .controller import DeploymentController
 from .defaults import default_deployment, default_rollout, validate_workload
 from .meta import RESOURCES, Names, Obj
-from .pods import Kubelet, ReplicaSetController
+from .kubelet import Kubelet
+from .replicaset_controller import ReplicaSetController
 from .rollouts import RolloutController
 from .store import Change
 

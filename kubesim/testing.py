@@ -4,6 +4,10 @@ for tests and tools that drive it with the official client or kubectl from ordin
     with SimulatorThread() as kube:
         kube.write_kubeconfig(tmp_path / "kubeconfig")
         kube.sim.crashloop_rollout("order")
+        poll(lambda: kube.sim.summary()["order-service"]["progressing"], lambda r: r == "ProgressDeadlineExceeded",
+             timeout=10, what="order-service timed out")
+
+`poll` waits for what the simulated controllers do next, with a deadline, and says what it last saw.
 """
 
 from __future__ import annotations
@@ -13,13 +17,16 @@ import contextlib
 import os
 import socket
 import threading
+import time
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator, TypeVar
 
 import uvicorn
 
 from .kubeconfig import write_kubeconfig
 from .simulator import KubeSimulator
+
+T = TypeVar("T")
 
 
 class _Server(uvicorn.Server):
@@ -89,3 +96,22 @@ class SimulatorThread:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def poll(probe: Callable[[], T], until: Callable[[T], bool], *, timeout: float, what: str, interval: float = 0.1,
+         max_interval: float = 1.0, describe: Callable[[T], str] = repr) -> T:
+    """Call `probe` until `until(value)` holds and return that value; after `timeout` seconds an AssertionError
+    names `what`, the attempts and the last value seen. The interval grows by half up to `max_interval`."""
+    deadline = time.monotonic() + timeout
+    attempts, wait = 0, interval
+    while True:
+        attempts += 1
+        value = probe()
+        if until(value):
+            return value
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise AssertionError(f"{what}: not reached within {timeout:g} s ({attempts} attempts); "
+                                 f"last observed: {describe(value)}")
+        time.sleep(min(wait, remaining))
+        wait = min(wait * 1.5, max_interval)

@@ -11,9 +11,8 @@ import pytest
 from kubernetes import client, config, watch
 from kubernetes.client.exceptions import ApiException
 
-from polycheck.polling import poll
-from stack.kube import KubeSimulator, Settings, kubeconfig_dict
-from stack.kube.testing import SimulatorThread
+from kubesim import KubeSimulator, Settings, kubeconfig_dict
+from kubesim.testing import SimulatorThread, poll
 
 NS = "polyshop"
 DEPLOYMENTS = ["auth", "product", "inventory", "order", "notification", "search", "gateway"]

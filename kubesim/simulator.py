@@ -12,7 +12,7 @@ from .cluster import Settings
 from .faults import FAULTS, FaultError, Faults
 from .kubeconfig import DEFAULT_TOKEN
 from .meta import Obj
-from .pods import container_log
+from .kubelet import container_log
 from .runtime import on_loop
 from .seed import NAMESPACE, PREVIOUS_VERSION, REGISTRY, VERSION, seed
 from .tables import pod_status_reason
@@ -21,8 +21,9 @@ from .world import World
 class KubeSimulator(Faults):
     """A Kubernetes API server with the PolyShop workloads, for the official client and kubectl over HTTP.
 
-    Serve `.app` (ASGI) on a port, e.g. with stack.runtime.HttpServer, and give clients a kubeconfig from
-    `stack.kube.write_kubeconfig(path, url, token=sim.token)`. The controllers run on the event loop that serves
+    Serve `.app` (ASGI) on a port with any ASGI server (the local stack's HttpServer, or uvicorn as
+    kubesim.testing.SimulatorThread does), and give clients a kubeconfig from
+    `kubesim.write_kubeconfig(path, url, token=sim.token)`. The controllers run on the event loop that serves
     the app (bound at `await start()` or at the first request). Fault methods, `reset()` and the read helpers may be
     called from any thread: they run on that loop.
 

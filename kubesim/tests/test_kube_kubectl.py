@@ -15,8 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from polycheck.polling import poll
-from stack.kube.testing import SimulatorThread
+from kubesim.testing import SimulatorThread, poll
 
 KUBECTL = shutil.which("kubectl")
 pytestmark = [pytest.mark.skipif(KUBECTL is None, reason="kubectl is not installed"), pytest.mark.usefixtures("seeded")]

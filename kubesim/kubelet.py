@@ -1,6 +1,6 @@
-"""Pods: the ReplicaSet controller that creates and deletes them, and a kubelet model that moves them through
-Pending → ContainerCreating → Running/Ready, or into CrashLoopBackOff, ErrImagePull/ImagePullBackOff or
-Unschedulable, by what their image tag and resource requests say.
+"""The kubelet (with the scheduler and the container runtime, as far as pod status shows them): it moves pods
+through Pending → ContainerCreating → Running/Ready, or into CrashLoopBackOff, ErrImagePull/ImagePullBackOff or
+Unschedulable, by what their image tag and resource requests say, and serves their logs.
 
 An image whose tag contains `crashloop` starts and exits with code 1 over and over; one whose tag contains
 `nonexistent` cannot be pulled; a container requesting more CPU or memory than a node has never schedules.
@@ -13,7 +13,7 @@ import hashlib
 from dataclasses import dataclass, field
 
 from .cluster import Cluster
-from .meta import Obj, labels_of, owner_ref, rfc3339
+from .meta import ApiError, Obj, owner_ref, rfc3339
 
 KUBELET = "kubelet"
 SCHEDULER = "default-scheduler"
@@ -399,68 +399,12 @@ def _pull_error(image: str) -> str:
             f'failed to resolve reference "{ref}": {ref}: not found')
 
 
-# -- the ReplicaSet controller -------------------------------------------------------------------
-
-
 def pod_is_ready(pod: Obj) -> bool:
     return any(c["type"] == "Ready" and c["status"] == "True" for c in (pod.get("status") or {}).get("conditions") or [])
 
 
-def _restarts(pod: Obj) -> int:
-    return sum(s.get("restartCount", 0) for s in (pod.get("status") or {}).get("containerStatuses") or [])
-
-
-def _deletion_rank(pod: Obj) -> tuple:
-    """Lower sorts first = deleted first (controller.ActivePodsWithRanks, simplified)."""
-    phase_rank = {"Pending": 0, "Unknown": 1, "Running": 2}.get((pod.get("status") or {}).get("phase", "Pending"), 0)
-    return (bool(pod["spec"].get("nodeName")), phase_rank, pod_is_ready(pod), -_restarts(pod),
-            tuple(-ord(ch) for ch in pod["metadata"]["creationTimestamp"]), pod["metadata"]["name"])
-
-
-class ReplicaSetController:
-    """Keeps each ReplicaSet's pod count at spec.replicas and its status current."""
-
-    def __init__(self, cluster: Cluster, kubelet: Kubelet) -> None:
-        self.c, self.kubelet = cluster, kubelet
-
-    def sync(self, ns: str, name: str) -> None:
-        rs = self.c.store.get("replicasets", ns, name)
-        if rs is None:
-            return
-        pods = [p for p in self.c.store.owned_by("pods", rs) if not p["metadata"].get("deletionTimestamp")]
-        want = rs["spec"].get("replicas", 1)
-        if len(pods) < want:
-            for _ in range(want - len(pods)):
-                pod = self.kubelet.create_pod(rs)
-                self.c.recorder.record(rs, "Normal", "SuccessfulCreate", f"Created pod: {pod['metadata']['name']}",
-                                       "replicaset-controller")
-                pods.append(pod)
-        elif len(pods) > want:
-            doomed = sorted(pods, key=_deletion_rank)[: len(pods) - want]
-            for pod in doomed:
-                self.kubelet.terminate(pod)
-                self.c.recorder.record(rs, "Normal", "SuccessfulDelete", f"Deleted pod: {pod['metadata']['name']}",
-                                       "replicaset-controller")
-            names = {p["metadata"]["name"] for p in doomed}
-            pods = [p for p in pods if p["metadata"]["name"] not in names]
-        rs = self.c.store.get("replicasets", ns, name) or rs
-        selector = labels_of({"metadata": rs["spec"]["template"].get("metadata") or {}})
-        ready = sum(1 for p in pods if pod_is_ready(p))
-        status: Obj = {
-            "replicas": len(pods),
-            "fullyLabeledReplicas": sum(1 for p in pods if all(labels_of(p).get(k) == v for k, v in selector.items())),
-            "readyReplicas": ready,
-            "availableReplicas": ready,
-            "observedGeneration": rs["metadata"].get("generation", 1),
-        }
-        rs["status"] = {k: v for k, v in status.items() if v or k == "replicas"}
-        self.c.store.replace("replicasets", rs)
-
-
 def container_log(pod: Obj, run: PodRun | None, container: str | None, previous: bool) -> str:
     """What `kubectl logs` prints; raises ApiError 400 the way the kubelet refuses, for a container not running."""
-    from .meta import ApiError
-
     names = [c["name"] for c in pod["spec"].get("containers") or []]
     name = container or (names[0] if len(names) == 1 else None)
     pod_name = pod["metadata"]["name"]

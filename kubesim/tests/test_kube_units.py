@@ -6,15 +6,14 @@ import re
 
 import pytest
 
-from stack.canary import canary_share
-from stack.kube import KubeSimulator, kubeconfig_dict
-from stack.kube.meta import RESOURCES, ApiError, human_duration, template_hash
-from stack.kube.patches import apply_json_patch, apply_merge_patch, apply_patch, apply_strategic_merge_patch
-from stack.kube.rollouts import (
+from kubesim import KubeSimulator, kubeconfig_dict
+from kubesim.meta import RESOURCES, ApiError, human_duration, template_hash
+from kubesim.patches import apply_json_patch, apply_merge_patch, apply_patch, apply_strategic_merge_patch
+from kubesim.rollouts import (
     RolloutController, basic_canary_counts, calculate_phase, current_set_weight, fenceposts, parse_duration,
     weighted_counts,
 )
-from stack.kube.selectors import field_selector, label_selector
+from kubesim.selectors import field_selector, label_selector
 
 CONTAINERS = {"spec": {"containers": [
     {"name": "app", "image": "app:1", "env": [{"name": "A", "value": "1"}, {"name": "B", "value": "2"}]},
@@ -172,18 +171,6 @@ def test_a_traffic_routed_canary_scales_by_weight_or_set_canary_scale() -> None:
     assert [count(spec, {}, steps, i, False, False) for i in range(6)] == [1, 3, 3, 2, 1, 3]
     assert count(spec, {}, steps, 2, False, True) == 0  # aborted: the canary goes (after abortScaleDownDelaySeconds)
     assert count(spec, {}, steps, 2, True, False) == 4 and count(spec, {"promoteFull": True}, steps, 0, False, False) == 4
-
-
-def test_the_stack_splits_traffic_by_router_weight_or_ready_pods() -> None:
-    def rs(pod_hash: str, ready: int) -> dict:
-        return {"metadata": {"labels": {"rollouts-pod-template-hash": pod_hash}}, "status": {"readyReplicas": ready}}
-
-    basic = {"status": {"stableRS": "s", "currentPodHash": "c", "canary": {}}}
-    assert canary_share(basic, [rs("s", 2), rs("c", 1), rs("old", 2)]) == pytest.approx(100 / 3)
-    assert canary_share(basic, [rs("s", 2), rs("c", 0)]) == 0
-    routed = {"status": {"stableRS": "s", "currentPodHash": "c", "canary": {"weights": {"canary": {"weight": 20}}}}}
-    assert canary_share(routed, [rs("s", 2), rs("c", 1)]) == 20
-    assert canary_share({"status": {"stableRS": "s", "currentPodHash": "s"}}, [rs("s", 2)]) == 0
 
 
 def test_kubeconfig_points_at_the_server() -> None:

@@ -9,9 +9,8 @@ from typing import Any, Callable
 import pytest
 from kubernetes import client
 
-from polycheck.polling import poll
-from stack.kube import KubeSimulator
-from stack.kube.testing import SimulatorThread
+from kubesim import KubeSimulator
+from kubesim.testing import SimulatorThread, poll
 
 NS, NAME = "polyshop", "payment-service"
 ARGO = ("argoproj.io", "v1alpha1", NS, "rollouts")

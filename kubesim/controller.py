@@ -1,34 +1,24 @@
 """The Deployment controller, ported from kube-controller-manager's (pkg/controller/deployment) at the level of
 detail that `kubectl rollout status|undo|history` and the checks observe: ReplicaSets per pod template named
-`<deployment>-<pod-template-hash>`, revisions (an old ReplicaSet is reused and renumbered on rollback), rolling
-update fenceposts (maxSurge / maxUnavailable), Recreate, status and the Available / Progressing conditions,
-including ProgressDeadlineExceeded.
+`<deployment>-<pod-template-hash>` (replicaset_owner, shared with the Argo Rollouts controller), revisions (an old
+ReplicaSet is reused and renumbered on rollback, its earlier numbers in revision-history), rolling update
+fenceposts (maxSurge / maxUnavailable), Recreate, status and the Available / Progressing conditions, including
+ProgressDeadlineExceeded.
 """
 
 from __future__ import annotations
 
 import copy
 
-from .cluster import Cluster
 from .defaults import scaled
-from .meta import (
-    DESIRED_REPLICAS, MAX_REPLICAS, POD_TEMPLATE_HASH, REVISION, REVISION_HISTORY, Obj, annotations_of, owner_ref,
-    rfc3339, template_hash, templates_equal,
-)
-from .pods import ReplicaSetController
+from .meta import DESIRED_REPLICAS, MAX_REPLICAS, POD_TEMPLATE_HASH, REVISION, REVISION_HISTORY, Obj, annotations_of
+from .replicaset_owner import ReplicaSetOwner, get_condition, omit_zero, replica_counts, set_condition, status_sum
 
 COMPONENT = "deployment-controller"
 _SKIP_COPY = {
     "kubectl.kubernetes.io/last-applied-configuration", REVISION, REVISION_HISTORY, DESIRED_REPLICAS, MAX_REPLICAS,
     "deprecated.deployment.rollback.to",
 }
-
-
-def revision(obj: Obj) -> int:
-    try:
-        return int(annotations_of(obj).get(REVISION, "0"))
-    except ValueError:
-        return 0
 
 
 def fenceposts(d: Obj) -> tuple[int, int]:
@@ -46,34 +36,20 @@ def fenceposts(d: Obj) -> tuple[int, int]:
     return surge, min(unavailable, replicas)
 
 
-def set_condition(status: Obj, cond: Obj) -> None:
-    """deploymentutil.SetDeploymentCondition: same status+reason is kept; lastTransitionTime kept if status is."""
-    conditions = status.setdefault("conditions", [])
-    current = next((c for c in conditions if c["type"] == cond["type"]), None)
-    if current is not None and current["status"] == cond["status"] and current.get("reason") == cond.get("reason"):
-        return
-    if current is not None and current["status"] == cond["status"]:
-        cond["lastTransitionTime"] = current["lastTransitionTime"]
-    status["conditions"] = [c for c in conditions if c["type"] != cond["type"]] + [cond]
+class DeploymentController(ReplicaSetOwner):
+    COMPONENT = COMPONENT
+    HASH_LABEL = POD_TEMPLATE_HASH
+    REVISION = REVISION
 
+    def desired_annotations(self, owner: Obj) -> dict[str, str]:
+        surge, _ = fenceposts(owner)
+        want = owner["spec"].get("replicas", 1)
+        return {DESIRED_REPLICAS: str(want), MAX_REPLICAS: str(want + surge)}
 
-def get_condition(status: Obj, type_: str) -> Obj | None:
-    return next((c for c in status.get("conditions") or [] if c["type"] == type_), None)
-
-
-def _omit_zero(status: Obj, keys: tuple[str, ...]) -> Obj:
-    return {k: v for k, v in status.items() if not (k in keys and not v)}
-
-
-class DeploymentController:
-    def __init__(self, cluster: Cluster, rs_controller: ReplicaSetController) -> None:
-        self.c, self.rsc = cluster, rs_controller
-        self._progress_at: dict[str, float] = {}  # deployment uid -> monotonic time of its last recorded progress
-
-    def _condition(self, type_: str, status: str, reason: str, message: str) -> Obj:
-        now = rfc3339(self.c.clock.now())
-        return {"type": type_, "status": status, "lastUpdateTime": now, "lastTransitionTime": now,
-                "reason": reason, "message": message}
+    def scaled_event(self, owner: Obj, rs: Obj, old: int, new: int) -> None:
+        direction = "up" if new > old else "down"
+        self.event(owner, "ScalingReplicaSet",
+                   f"Scaled {direction} replica set {rs['metadata']['name']} from {old} to {new}")
 
     # -- the sync loop -------------------------------------------------------------------------
 
@@ -84,15 +60,15 @@ class DeploymentController:
         d.setdefault("status", {})
         self._check_paused_condition(d)
         if d["spec"].get("paused"):
-            rses = self.c.store.owned_by("replicasets", d)
-            new_rs = self._find_new(d, rses)
+            rses = self.owned_replicasets(d)
+            new_rs = self.current_replicaset(d, rses)
             status = self._calculate_status(d, rses, new_rs)
             self._write_status(d, status)
             return
         recreate = (d["spec"].get("strategy") or {}).get("type") == "Recreate"
         new_rs = self._get_new_rs(d, create=not recreate)
         d = self.c.store.get("deployments", ns, name) or d
-        old = [r for r in self.c.store.owned_by("replicasets", d) if new_rs is None or r["metadata"]["uid"] !=
+        old = [r for r in self.owned_replicasets(d) if new_rs is None or r["metadata"]["uid"] !=
                new_rs["metadata"]["uid"]]
         if recreate:
             new_rs = self._recreate(d, new_rs, old)
@@ -101,8 +77,8 @@ class DeploymentController:
             new_rs = self._reconcile_new(d, new_rs, old)
             self._reconcile_old(d, new_rs)
         d = self.c.store.get("deployments", ns, name) or d
-        rses = self.c.store.owned_by("replicasets", d)
-        new_rs = self._find_new(d, rses)
+        rses = self.owned_replicasets(d)
+        new_rs = self.current_replicaset(d, rses)
         self._sync_rollout_status(d, rses, new_rs)
         d = self.c.store.get("deployments", ns, name) or d
         if self._complete(d, d.get("status") or {}):
@@ -114,20 +90,17 @@ class DeploymentController:
             return
         paused_cond = cond is not None and cond.get("reason") == "DeploymentPaused"
         if d["spec"].get("paused") and not paused_cond:
-            set_condition(d["status"], self._condition("Progressing", "Unknown", "DeploymentPaused",
-                                                       "Deployment is paused"))
+            set_condition(d["status"], self.condition("Progressing", "Unknown", "DeploymentPaused",
+                                                      "Deployment is paused"))
         elif not d["spec"].get("paused") and paused_cond:
-            set_condition(d["status"], self._condition("Progressing", "Unknown", "DeploymentResumed",
-                                                       "Deployment is resumed"))
+            set_condition(d["status"], self.condition("Progressing", "Unknown", "DeploymentResumed",
+                                                      "Deployment is resumed"))
         else:
             return
-        self._mark_progress(d)
+        self.mark_progress(d)
         self.c.store.replace("deployments", d)
 
     # -- ReplicaSets ---------------------------------------------------------------------------
-
-    def _find_new(self, d: Obj, rses: list[Obj]) -> Obj | None:
-        return next((rs for rs in rses if templates_equal(rs["spec"]["template"], d["spec"]["template"])), None)
 
     def _rs_annotations(self, d: Obj, rs: Obj, new_revision: int, exists: bool) -> bool:
         """deploymentutil.SetNewReplicaSetAnnotations; True when something changed."""
@@ -144,18 +117,16 @@ class DeploymentController:
                 history = ann.get(REVISION_HISTORY)
                 ann[REVISION_HISTORY] = f"{history},{old}" if history else old
         if not exists:
-            surge, _ = fenceposts(d)
-            replicas = d["spec"].get("replicas", 1)
-            ann[DESIRED_REPLICAS], ann[MAX_REPLICAS] = str(replicas), str(replicas + surge)
+            ann.update(self.desired_annotations(d))
             changed = True
         return changed
 
     def _get_new_rs(self, d: Obj, create: bool) -> Obj | None:
         """The ReplicaSet for the current template; found (and renumbered) or created with the next revision."""
-        rses = self.c.store.owned_by("replicasets", d)
-        existing = self._find_new(d, rses)
+        rses = self.owned_replicasets(d)
+        existing = self.current_replicaset(d, rses)
         old = [r for r in rses if existing is None or r["metadata"]["uid"] != existing["metadata"]["uid"]]
-        new_revision = max((revision(r) for r in old), default=0) + 1
+        new_revision = self.next_revision(old)
         deployment_changed = False
         if existing is not None:
             rs = existing
@@ -165,46 +136,27 @@ class DeploymentController:
                 d["metadata"].setdefault("annotations", {})[REVISION] = annotations_of(rs)[REVISION]
                 deployment_changed = True
             if get_condition(d["status"], "Progressing") is None and "progressDeadlineSeconds" in d["spec"]:
-                set_condition(d["status"], self._condition("Progressing", "True", "FoundNewReplicaSet",
-                                                           f'Found new replica set "{rs["metadata"]["name"]}"'))
-                self._mark_progress(d)
+                set_condition(d["status"], self.condition("Progressing", "True", "FoundNewReplicaSet",
+                                                          f'Found new replica set "{rs["metadata"]["name"]}"'))
+                self.mark_progress(d)
                 deployment_changed = True
             if deployment_changed:
                 self.c.store.replace("deployments", d)
             return rs
         if not create:
             return None
-        template = copy.deepcopy(d["spec"]["template"])
-        pod_hash = template_hash(template, d["status"].get("collisionCount", 0))
-        template.setdefault("metadata", {}).setdefault("labels", {})[POD_TEMPLATE_HASH] = pod_hash
-        selector = copy.deepcopy(d["spec"]["selector"])
-        selector.setdefault("matchLabels", {})[POD_TEMPLATE_HASH] = pod_hash
-        rs: Obj = {
-            "kind": "ReplicaSet",
-            "apiVersion": "apps/v1",
-            "metadata": {
-                "name": f"{d['metadata']['name']}-{pod_hash}",
-                "namespace": d["metadata"]["namespace"],
-                "labels": dict(template["metadata"]["labels"]),
-                "ownerReferences": [owner_ref(d)],
-            },
-            "spec": {"replicas": 0, "selector": selector, "template": template},
-        }
+        rs = self.new_replicaset(d, self._new_rs_replicas(d, old, 0))
         if d["spec"].get("minReadySeconds"):
             rs["spec"]["minReadySeconds"] = d["spec"]["minReadySeconds"]
         self._rs_annotations(d, rs, new_revision, exists=False)
-        rs["spec"]["replicas"] = self._new_rs_replicas(d, old, 0)
-        created = self.c.store.create("replicasets", rs, timestamp=self.c.clock.now())
-        if rs["spec"]["replicas"]:
-            self._scaled_event(d, created, 0, rs["spec"]["replicas"])
-        self.rsc.sync(created["metadata"]["namespace"], created["metadata"]["name"])
+        created = self.create_replicaset(d, rs)
         d["metadata"].setdefault("annotations", {})[REVISION] = str(new_revision)
         if "progressDeadlineSeconds" in d["spec"]:
-            set_condition(d["status"], self._condition("Progressing", "True", "NewReplicaSetCreated",
-                                                       f'Created new replica set "{created["metadata"]["name"]}"'))
-            self._mark_progress(d)
+            set_condition(d["status"], self.condition("Progressing", "True", "NewReplicaSetCreated",
+                                                      f'Created new replica set "{created["metadata"]["name"]}"'))
+            self.mark_progress(d)
         self.c.store.replace("deployments", d)
-        return self.c.store.get("replicasets", created["metadata"]["namespace"], created["metadata"]["name"])
+        return self.fresh(created)
 
     def _new_rs_replicas(self, d: Obj, old: list[Obj], current: int) -> int:
         """deploymentutil.NewRSNewReplicas."""
@@ -217,26 +169,9 @@ class DeploymentController:
             return current
         return current + min(replicas + surge - total, replicas - current)
 
-    def _scaled_event(self, d: Obj, rs: Obj, old: int, new: int) -> None:
-        direction = "up" if new > old else "down"
-        self.c.recorder.record(d, "Normal", "ScalingReplicaSet",
-                               f"Scaled {direction} replica set {rs['metadata']['name']} from {old} to {new}", COMPONENT)
-
     def _scale(self, d: Obj, rs: Obj, replicas: int) -> Obj:
-        current = rs["spec"].get("replicas", 1)
-        surge, _ = fenceposts(d)
-        want = d["spec"].get("replicas", 1)
-        ann = rs["metadata"].setdefault("annotations", {})
-        annotations_ok = ann.get(DESIRED_REPLICAS) == str(want) and ann.get(MAX_REPLICAS) == str(want + surge)
-        if current == replicas and annotations_ok:
-            return rs
-        rs["spec"]["replicas"] = replicas
-        ann[DESIRED_REPLICAS], ann[MAX_REPLICAS] = str(want), str(want + surge)
-        self.c.store.replace("replicasets", rs)
-        if current != replicas:
-            self._scaled_event(d, rs, current, replicas)
-        self.rsc.sync(rs["metadata"]["namespace"], rs["metadata"]["name"])
-        return self.c.store.get("replicasets", rs["metadata"]["namespace"], rs["metadata"]["name"]) or rs
+        """Scale a ReplicaSet; its state afterwards."""
+        return self.fresh(rs) if self.scale_replicaset(d, rs, replicas) else rs
 
     # -- strategies ----------------------------------------------------------------------------
 
@@ -252,8 +187,7 @@ class DeploymentController:
     def _reconcile_old(self, d: Obj, new_rs: Obj) -> None:
         """rolloutRolling's reconcileOldReplicaSets: unhealthy old pods go first, then within maxUnavailable."""
         def olds() -> list[Obj]:
-            return [r for r in self.c.store.owned_by("replicasets", d)
-                    if r["metadata"]["uid"] != new_rs["metadata"]["uid"]]
+            return [r for r in self.owned_replicasets(d) if r["metadata"]["uid"] != new_rs["metadata"]["uid"]]
 
         old = olds()
         old_count = sum(r["spec"].get("replicas", 0) for r in old)
@@ -277,8 +211,8 @@ class DeploymentController:
             self._scale(d, rs, replicas - n)
             cleaned += n
         old = olds()
-        new_rs = self.c.store.get("replicasets", new_rs["metadata"]["namespace"], new_rs["metadata"]["name"]) or new_rs
-        available = sum((r.get("status") or {}).get("availableReplicas", 0) for r in old + [new_rs])
+        new_rs = self.fresh(new_rs)
+        available = status_sum("availableReplicas", old + [new_rs])
         if available <= min_available:
             return
         to_scale = available - min_available
@@ -314,17 +248,12 @@ class DeploymentController:
     # -- status --------------------------------------------------------------------------------
 
     def _calculate_status(self, d: Obj, rses: list[Obj], new_rs: Obj | None) -> Obj:
-        def total(field: str, items: list[Obj]) -> int:
-            return sum((r.get("status") or {}).get(field, 0) for r in items)
-
-        available = total("availableReplicas", rses)
+        counts = replica_counts(rses, new_rs)
+        available = counts["availableReplicas"]
         spec_total = sum(r["spec"].get("replicas", 0) for r in rses)
         status: Obj = {
             "observedGeneration": d["metadata"].get("generation", 1),
-            "replicas": total("replicas", rses),
-            "updatedReplicas": total("replicas", [new_rs] if new_rs else []),
-            "readyReplicas": total("readyReplicas", rses),
-            "availableReplicas": available,
+            **counts,
             "unavailableReplicas": max(spec_total - available, 0),
             "conditions": copy.deepcopy(d["status"].get("conditions") or []),
         }
@@ -332,10 +261,10 @@ class DeploymentController:
             status["collisionCount"] = d["status"]["collisionCount"]
         _, max_unavailable = fenceposts(d)
         if available >= d["spec"].get("replicas", 1) - max_unavailable:
-            cond = self._condition("Available", "True", "MinimumReplicasAvailable", "Deployment has minimum availability.")
+            cond = self.condition("Available", "True", "MinimumReplicasAvailable", "Deployment has minimum availability.")
         else:
-            cond = self._condition("Available", "False", "MinimumReplicasUnavailable",
-                                   "Deployment does not have minimum availability.")
+            cond = self.condition("Available", "False", "MinimumReplicasUnavailable",
+                                  "Deployment does not have minimum availability.")
         set_condition(status, cond)
         return status
 
@@ -355,20 +284,13 @@ class DeploymentController:
                 or new.get("readyReplicas", 0) > old.get("readyReplicas", 0)
                 or new.get("availableReplicas", 0) > old.get("availableReplicas", 0))
 
-    def _deadline(self, d: Obj) -> float:
-        return self.c.settings.scaled(d["spec"]["progressDeadlineSeconds"])
-
-    def _mark_progress(self, d: Obj) -> None:
-        self._progress_at[d["metadata"]["uid"]] = self.c.clock.monotonic()
-
     def _timed_out(self, d: Obj, status: Obj) -> bool:
         cond = get_condition(status, "Progressing")
         if cond is None or cond.get("reason") == "NewReplicaSetAvailable":
             return False
         if cond.get("reason") == "ProgressDeadlineExceeded":
             return True
-        since = self._progress_at.setdefault(d["metadata"]["uid"], self.c.clock.monotonic())
-        return self.c.clock.monotonic() - since > self._deadline(d)
+        return self.deadline_passed(d)
 
     def _sync_rollout_status(self, d: Obj, rses: list[Obj], new_rs: Obj | None) -> None:
         """syncRolloutStatus: status counts plus the Progressing condition, timing out after the deadline."""
@@ -384,32 +306,31 @@ class DeploymentController:
             if self._complete(d, status):
                 msg = (f'ReplicaSet "{rs_name}" has successfully progressed.' if rs_name
                        else f'Deployment "{d["metadata"]["name"]}" has successfully progressed.')
-                set_condition(status, self._condition("Progressing", "True", "NewReplicaSetAvailable", msg))
+                set_condition(status, self.condition("Progressing", "True", "NewReplicaSetAvailable", msg))
             elif self._progressing(d, status):
                 msg = (f'ReplicaSet "{rs_name}" is progressing.' if rs_name
                        else f'Deployment "{d["metadata"]["name"]}" is progressing.')
-                cond = self._condition("Progressing", "True", "ReplicaSetUpdated", msg)
+                cond = self.condition("Progressing", "True", "ReplicaSetUpdated", msg)
                 if current is not None and current["status"] == "True":
                     cond["lastTransitionTime"] = current["lastTransitionTime"]
                 status["conditions"] = [c for c in status["conditions"] if c["type"] != "Progressing"] + [cond]
-                self._mark_progress(d)
+                self.mark_progress(d)
             elif self._timed_out(d, status):
                 msg = (f'ReplicaSet "{rs_name}" has timed out progressing.' if rs_name
                        else f'Deployment "{d["metadata"]["name"]}" has timed out progressing.')
-                set_condition(status, self._condition("Progressing", "False", "ProgressDeadlineExceeded", msg))
+                set_condition(status, self.condition("Progressing", "False", "ProgressDeadlineExceeded", msg))
         self._write_status(d, status)
         cond = get_condition(status, "Progressing")
         if (has_deadline and cond is not None and cond.get("reason") not in ("NewReplicaSetAvailable",
                                                                                 "ProgressDeadlineExceeded")
                 and not self._complete(d, status)):
-            since = self._progress_at.setdefault(d["metadata"]["uid"], self.c.clock.monotonic())
-            remaining = since + self._deadline(d) - self.c.clock.monotonic()
+            remaining = self.progress_since(d) + self.deadline(d) - self.c.clock.monotonic()
             self.c.scheduler.later(max(remaining, 0) + 0.02, ("deadline", d["metadata"]["uid"]), self.sync,
                                    d["metadata"]["namespace"], d["metadata"]["name"], replace=True)
 
     def _write_status(self, d: Obj, status: Obj) -> None:
-        status = _omit_zero(status, ("replicas", "updatedReplicas", "readyReplicas", "availableReplicas",
-                                     "unavailableReplicas"))
+        status = omit_zero(status, ("replicas", "updatedReplicas", "readyReplicas", "availableReplicas",
+                                    "unavailableReplicas"))
         if status == d.get("status"):
             return
         d["status"] = status
@@ -419,9 +340,6 @@ class DeploymentController:
         """Delete the oldest fully scaled-down ReplicaSets beyond spec.revisionHistoryLimit."""
         limit = d["spec"].get("revisionHistoryLimit", 10)
         cleanable = [r for r in old if r["spec"].get("replicas", 0) == 0 and not (r.get("status") or {}).get("replicas")]
-        cleanable.sort(key=lambda r: (revision(r), r["metadata"]["creationTimestamp"]))
+        cleanable.sort(key=lambda r: (self.revision(r), r["metadata"]["creationTimestamp"]))
         for rs in cleanable[: max(len(cleanable) - limit, 0)]:
             self.c.store.delete("replicasets", rs["metadata"]["namespace"], rs["metadata"]["name"])
-
-    def forget(self) -> None:
-        self._progress_at.clear()
