@@ -3,10 +3,15 @@ GO, NO-GO or INCONCLUSIVE, and no secret in any file a run leaves behind (traces
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 import re
 import secrets
+import shutil
+import subprocess
+import sys
+import time
 import zipfile
 from pathlib import Path
 from typing import Any, Iterator
@@ -14,6 +19,7 @@ from typing import Any, Iterator
 import httpx
 import pytest
 
+from polycheck.browser import choose_chromium, in_ci
 from polycheck.promserver import LocalPrometheus
 from tests.support.prometheus_wait import until_query
 from tests.support.receiver import receiver  # noqa: F401 - a fixture
@@ -46,7 +52,7 @@ def test_a_healthy_run_signs_off_go(stack: StackControl, tmp_path: Path) -> None
     assert signoff["problems"] == [] and signoff["rollbacks"] == [] and signoff["escalations"] == []
     assert signoff["env"] == "local" and signoff["release"] == "1.3.0" and signoff["who"] and signoff["host"]
     assert signoff["environment"]["service.order.version"] == "1.3.0", signoff["environment"]
-    assert signoff["environment"]["service.order.image"].endswith("order-service:1.3.0"), signoff["environment"]
+    assert signoff["environment"].get("service.order.image", "").endswith("order-service:1.3.0"), signoff["environment"]
     assert signoff["environment"]["playwright.version"] and signoff["environment"]["chromium.version"]
     md = (reports / "latest" / "signoff.md").read_text()
     assert md.startswith("# Release sign-off: GO") and "| Step 4 smoke tests | GO |" in md, md
@@ -88,7 +94,7 @@ def test_an_unreachable_environment_is_inconclusive(tmp_path: Path) -> None:
     signoff = signoff_of(reports)
     assert signoff["verdict"] == "INCONCLUSIVE" and signoff["exit_code"] == 6, signoff
     assert signoff["problems"] and {p["outcome"] for p in signoff["problems"]} == {"inconclusive"}
-    assert len(signoff["escalations"]) == 1, signoff["escalations"]
+    assert len({(e["service"], e["check"]) for e in signoff["escalations"]}) == 1, signoff["escalations"]  # one, to each webhook
     assert "INCONCLUSIVE: env unreachable" in last_lines(run.output), last_lines(run.output)
 
 
@@ -234,3 +240,86 @@ def test_no_secret_in_any_artefact(stack: StackControl, tmp_path: Path, promethe
     searched = [v for k, v in values.items() if k != "POLYSHOP_SYNTHETIC_EMAIL"]  # an identity, shown on purpose
     found = leaks(reports, [("terminal output", run.output.encode()), ("rollback log", log.read_bytes())], searched)
     assert not found, "secrets in the artefacts:\n" + "\n".join(found[:40])
+
+
+# -- the offline HTML report -------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def allure3() -> Path:
+    """Allure 3 installed as `make report` installs it (the version pinned in package.json)."""
+    binary = REPO / "node_modules" / ".bin" / "allure"
+    if not binary.exists():
+        npm = shutil.which("npm")
+        if npm is None:
+            if in_ci():
+                pytest.fail("CI must have npm (make report installs Allure 3 with it)")
+            pytest.skip("no npm to install Allure 3 (make report needs it)")
+        subprocess.run([npm, "install", "--no-audit", "--no-fund", "--no-package-lock", "--loglevel=error"], cwd=REPO,
+                       check=True, timeout=600)
+    return binary
+
+
+def decoded(page_html: str, name: str) -> Any:
+    """A data file embedded in the single-file report (base64 JSON)."""
+    match = re.search(r'd\("' + re.escape(name) + r'","([^"]*)"\)', page_html)
+    assert match, f"{name} is not in the report"
+    return json.loads(base64.b64decode(match.group(1)))
+
+
+def test_the_html_report_is_offline_and_shows_totals_environment_reason_and_history(
+        stack: StackControl, tmp_path: Path, allure3: Path) -> None:
+    reports = tmp_path / "reports"
+    args = ("-m", SMOKE, "suites/test_health.py", "-p", "no:randomly", "--rollback", "off")
+    assert run_suites(*args, stack_file=stack.stack_file, reports_dir=reports).returncode == 0
+    stack.set_fault("search", "wrong_version", version="1.2.9")
+    second = run_suites(*args, stack_file=stack.stack_file, reports_dir=reports)
+    assert second.returncode == 1, second.describe()
+    started = time.monotonic()
+    built = subprocess.run([sys.executable, "-m", "polycheck", "report", f"--reports-dir={reports}"], cwd=REPO,
+                           capture_output=True, text=True, timeout=600)
+    assert built.returncode == 0, built.stdout + built.stderr
+    assert time.monotonic() - started < 120, "the report took too long to build"
+    html = reports / "latest" / "report" / "index.html"
+    text = html.read_text()
+    assert "googletagmanager" not in text and "gtag(" not in text
+    results = [json.loads(p.read_text()) for p in (reports / "latest" / "allure-results").glob("*-result.json")]
+    total, failed = len({r["historyId"] for r in results}), len({r["historyId"] for r in results if r["status"] == "failed"})
+    assert len(second.failed) == 1 and total >= 40, second.describe()  # (+ "rollback of search", off: skipped)
+    # the second report carries the first run in its history
+    trend = decoded(text, "widgets/history-trend.json")
+    assert len(trend) == 2 and trend[1]["data"]["passed"] == len(second.cases) and trend[0]["data"]["failed"] == failed, trend
+    choice = choose_chromium(None)
+    if choice is None or choice.executable is None:
+        if in_ci():
+            pytest.fail("CI must have chromium to open the report")
+        pytest.skip("no chromium to open the report")
+    from playwright.sync_api import sync_playwright
+
+    outside: list[str] = []
+
+    def only_local(route: Any) -> None:
+        url = route.request.url
+        if url.startswith(("file:", "data:", "blob:", "about:")):
+            route.continue_()
+        else:
+            outside.append(url)
+            route.abort()
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=choice.executable, args=list(choice.args), headless=True)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.route("**/*", only_local)
+            page.goto(html.as_uri())
+            page.get_by_text("test cases").first.wait_for(timeout=20_000)
+            overview = page.inner_text("body")
+            assert re.search(rf"\b{total}\s+test cases", overview), overview[:2000]
+            assert "release.version" in overview and "1.3.0" in overview and "local run" in overview, overview[:2000]
+            assert "Release defect" in overview, overview[:2000]
+            page.goto(html.as_uri() + "#categories")
+            page.get_by_text("Release defect").first.click()
+            page.get_by_text("search runs version", exact=False).first.wait_for(timeout=20_000)
+            reason = page.inner_text("body")
+            assert "search runs version '1.2.9', but this release is '1.3.0'" in reason, reason[:3000]
+        finally:
+            browser.close()
+    assert not outside, f"the report tried to load: {outside}"
