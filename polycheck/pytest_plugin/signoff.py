@@ -60,7 +60,7 @@ class SignOffPlugin:
         def connect() -> Any:
             from ..kube import Kube  # the cluster client only for this read
 
-            return Kube.connect(cfg.kubernetes, timeout=5.0)
+            return Kube.connect(cfg.kubernetes, timeout=10.0)
 
         images = service_images(cfg, connect) if not run.cut_off else {"*": "(not read: the environment is unreachable)"}
         return environment_properties(self._head(), versions, images, checker_versions(self.config.rootpath))
