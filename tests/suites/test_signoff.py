@@ -95,7 +95,7 @@ def test_an_unreachable_environment_is_inconclusive(tmp_path: Path) -> None:
     assert signoff["verdict"] == "INCONCLUSIVE" and signoff["exit_code"] == 6, signoff
     assert signoff["problems"] and {p["outcome"] for p in signoff["problems"]} == {"inconclusive"}
     assert len({(e["service"], e["check"]) for e in signoff["escalations"]}) == 1, signoff["escalations"]  # one, to each webhook
-    assert "INCONCLUSIVE: env unreachable" in last_lines(run.output), last_lines(run.output)
+    assert "INCONCLUSIVE: env unreachable" in last_lines(run.output, 25), last_lines(run.output, 25)
 
 
 # -- one run, one result set; history ----------------------------------------------------------------------
