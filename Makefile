@@ -7,7 +7,7 @@ ARGS ?=
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.polycheck-installed
 
-.PHONY: smoke test test-stress lint bench stack clean
+.PHONY: smoke test test-stress lint bench stack report clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -30,5 +30,15 @@ bench: $(STAMP)
 stack: $(STAMP)
 	$(BIN)/python -m stack
 
+# report: the single-file HTML report of the latest run (reports/latest/report/index.html), built offline by
+# Allure 3 (package.json pins it; installed into node_modules on first use).
+ALLURE := node_modules/.bin/allure
+$(ALLURE): package.json
+	npm install --no-audit --no-fund --no-package-lock --loglevel=error
+	touch $(ALLURE)
+
+report: $(STAMP) $(ALLURE)
+	$(BIN)/python -m polycheck report $(ARGS)
+
 clean:
-	rm -rf $(VENV) reports/allure-results reports/junit.xml *.egg-info
+	rm -rf $(VENV) reports/runs reports/latest reports/allure-results reports/junit.xml node_modules *.egg-info

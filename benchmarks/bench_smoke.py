@@ -41,7 +41,8 @@ def timed(args: list[str], env: dict[str, str]) -> tuple[float, int, dict[str, f
     """(wall seconds, exit code, call seconds per check) of one pytest process."""
     junit = Path(tempfile.mkdtemp()) / "junit.xml"
     started = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-m", "pytest", *args, "-q", "-p", "no:cacheprovider", f"--junitxml={junit}"],
+    reports = [] if any(a.startswith("--reports-dir") for a in args) else [f"--reports-dir={junit.parent / 'reports'}"]
+    proc = subprocess.run([sys.executable, "-m", "pytest", *args, "-q", "-p", "no:cacheprovider", f"--junitxml={junit}", *reports],
                           cwd=REPO, env=env, capture_output=True, text=True)
     seconds = time.perf_counter() - started
     cases = {c.get("name", ""): float(c.get("time", 0)) for c in ET.parse(junit).getroot().iter("testcase")} if junit.exists() else {}
@@ -126,6 +127,22 @@ def main() -> int:
             delays.append(undo["seconds_after_failure"])
         control.delete("/kube/faults")
         print(f"{'marked check failed -> rollback applied on the API server':62} median {statistics.median(delays) * 1000:6.1f} ms")
+
+        allure = REPO / "node_modules" / ".bin" / "allure"
+        if allure.exists():  # `make report` installs it
+            reports = work / "reports-for-html"
+            timed([*base, f"--reports-dir={reports}"], shared)
+            builds = []
+            for _ in range(args.repeat):
+                started = time.perf_counter()
+                subprocess.run([sys.executable, "-m", "polycheck", "report", f"--reports-dir={reports}"], cwd=REPO, check=True,
+                               capture_output=True, timeout=600)
+                builds.append(time.perf_counter() - started)
+            rows.append({"scenario": "make report (Allure 3 single-file HTML of the healthy smoke run)",
+                         "median": statistics.median(builds), "min": min(builds), "max": max(builds), "runs": len(builds)})
+            print(f"{'make report: Allure 3 single-file HTML of that run':62} median {statistics.median(builds):6.2f} s")
+        else:
+            print("make report: Allure 3 not installed (make report installs it): not timed")
 
         print("\nTargets (ratios from this run):")
         rows.append(verdict("healthy / (start-up and collection + longest check)",

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import sys
 
-USAGE = "usage: python -m polycheck serve [--env NAME] [--port N] [--root DIR] [--marker EXPR] [-- PYTEST_ARGS]"
+USAGE = (
+    "usage: python -m polycheck serve [--env NAME] [--port N] [--root DIR] [--marker EXPR] [-- PYTEST_ARGS]\n"
+    "       python -m polycheck report [--reports-dir DIR] [--run RUN_DIR] [--output DIR]"
+)
 
 
 def main(argv: list[str]) -> int:
@@ -16,6 +19,10 @@ def main(argv: list[str]) -> int:
         from .serve import main as serve
 
         return serve(rest)
+    if command == "report":
+        from .signoff.html import main as report
+
+        return report(rest)
     print(f"polycheck: unknown command {command!r}\n{USAGE}", file=sys.stderr)
     return 2
 

@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Union
 
+from .redact import register_secret
+
 VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 SERVICE_NAME = re.compile(r"^[a-z][a-z0-9-]*$")
 
@@ -45,9 +47,13 @@ class Secret:
     def is_set(self) -> bool:
         return self.variable is None or bool(os.environ.get(self.variable))
 
-    def reveal(self) -> str:
+    def reveal(self, *, secret: bool = True) -> str:
+        """The value; from now on no report or file of this process shows it (`redact`), unless `secret=False`
+        (a value kept out of the file but meant to be shown, such as the synthetic account's email)."""
         name = self.variable
         if name is None:
+            if secret:
+                register_secret(self.raw)
             return self.raw
         value = os.environ.get(name)
         if not value:
@@ -55,6 +61,8 @@ class Secret:
                 f"the environment variable {name} is not set; {self.where or 'this setting'} reads it "
                 f"(export {name}=... before the run)"
             )
+        if secret:
+            register_secret(value)
         return value
 
     def __repr__(self) -> str:
@@ -190,6 +198,18 @@ class BrowserConfig:
 
 
 @dataclass(frozen=True)
+class LinksConfig:
+    """Where a failing check's evidence lives: URL templates the report fills per failure.
+
+    Placeholders: {trace_id}, {request_id} (from the failure message), {service} (its culprit), {env},
+    {from_ms} and {to_ms} (epoch milliseconds, five minutes either side of the failure)."""
+
+    grafana: str = ""  # e.g. https://grafana.example/d/polyshop?var-service={service}&from={from_ms}&to={to_ms}
+    jaeger: str = ""  # e.g. https://jaeger.example/trace/{trace_id}
+    loki: str = ""  # e.g. https://grafana.example/explore?...{request_id}...
+
+
+@dataclass(frozen=True)
 class Environment:
     """What the environment is."""
 
@@ -219,6 +239,7 @@ class EnvConfig:
     escalation: EscalationConfig = field(default_factory=EscalationConfig)
     synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
     browser: BrowserConfig = field(default_factory=BrowserConfig)
+    links: LinksConfig = field(default_factory=LinksConfig)
     source: str = ""
 
     @property

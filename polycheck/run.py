@@ -35,6 +35,8 @@ class RunInputs:
     stack: dict[str, Any] | None = None  # StackInfo.to_json() of the local stack in use
     prometheus_url: str = ""  # the Prometheus a local run started
     reaches: dict[str, dict[str, Any]] = field(default_factory=dict)  # the preflight's Reach per target
+    report_dir: str = ""  # this run's own result set, reports/runs/<time>-<run id> ("" for --collect-only)
+    started: float = 0.0  # when the run began (epoch seconds)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
@@ -103,6 +105,11 @@ class Run:
     def since(self) -> float | None:
         """--since, as epoch seconds: when the deploy under check began."""
         return self.inputs.since
+
+    @property
+    def report_dir(self) -> Path | None:
+        """This run's folder: Allure results, JUnit XML, the sign-off (None when the run writes none)."""
+        return Path(self.inputs.report_dir) if self.inputs.report_dir else None
 
     @property
     def cut_off(self) -> str | None:

@@ -11,6 +11,7 @@ import httpx
 
 from .failures import CheckFailure, check_failed
 from .http import Exchange, ServiceClient, exchange_of
+from .redact import register_secret
 
 
 @dataclass(frozen=True)
@@ -19,6 +20,9 @@ class Account:
 
     email: str
     password: str = field(repr=False)
+
+    def __post_init__(self) -> None:
+        register_secret(self.password)  # never in a report, an attachment, a trace or a file
 
 
 def new_idempotency_key() -> str:
@@ -34,6 +38,7 @@ class ShopApi:
         self.last: Exchange | None = None  # the latest answer, whose service is blamed when its body is off
 
     def signed_in(self, token: str) -> "ShopApi":
+        register_secret(token)
         return ShopApi(self.client, token)
 
     # -- plumbing -------------------------------------------------------------------------------
@@ -102,6 +107,8 @@ class ShopApi:
 
     def login(self, account: Account) -> dict[str, Any]:
         _, body = self.call("POST", "/api/auth/login", 200, json_body={"email": account.email, "password": account.password})
+        if isinstance(body, dict) and isinstance(body.get("access_token"), str):
+            register_secret(body["access_token"])
         return self.require(body, ("access_token", "token_type", "expires_in"), "the login answer")
 
     def me(self) -> dict[str, Any]:

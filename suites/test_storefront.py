@@ -7,19 +7,12 @@ from typing import Any
 import pytest
 from playwright.sync_api import expect
 
-from polycheck.browser import diagnose_storefront
+from polycheck.browser import diagnose_storefront, sign_in
 from polycheck.config import EnvConfig
 from polycheck.flow import step
 from polycheck.shop import Account, ShopApi
 
 pytestmark = [pytest.mark.smoke, pytest.mark.synthetic, pytest.mark.rollback("gateway"), pytest.mark.browser]
-
-
-def sign_in(page: Any, gateway: str, account: Account) -> None:
-    page.goto(f"{gateway.rstrip('/')}/login")
-    page.get_by_test_id("email").fill(account.email)
-    page.get_by_test_id("password").fill(account.password)
-    page.get_by_test_id("submit").click()
 
 
 def test_customer_signs_in_and_sees_products(

@@ -65,10 +65,26 @@ def add_options(parser: pytest.Parser) -> None:
         metavar="PERCENT",
         help="the canary weight this run gates (Argo Rollouts analysis): checks expect the canary at this weight",
     )
+    group.addoption(
+        "--reports-dir",
+        dest="polycheck_reports_dir",
+        metavar="DIR",
+        help="where runs write their result sets: DIR/runs/<time>-<run id>/ (Allure results, junit.xml, signoff.md, "
+        "signoff.json), DIR/latest pointing at the newest (default: ini polycheck_reports_dir, else reports/)",
+    )
+    group.addoption(
+        "--keep-runs",
+        dest="polycheck_keep_runs",
+        type=int,
+        metavar="N",
+        help="how many run folders to keep under DIR/runs; older ones are deleted when a run starts "
+        "(default: ini polycheck_keep_runs, else 20)",
+    )
     parser.addini("polycheck_env", "default environment when --env is not given", default="")
     parser.addini("polycheck_env_dir", "folder of the environment files, relative to the rootdir", default="envs")
     parser.addini("polycheck_contracts_dir", "folder of the contract files, relative to the rootdir", default="contracts")
-    parser.addini("polycheck_allure_dir", "default --alluredir for check runs", default="reports/allure-results")
+    parser.addini("polycheck_reports_dir", "folder of the runs' result sets, relative to the rootdir", default="reports")
+    parser.addini("polycheck_keep_runs", "how many run folders to keep", default="20")
 
 
 def env_name(config: pytest.Config) -> str:
@@ -87,3 +103,22 @@ def env_dir(config: pytest.Config) -> str:
 
 def stack_file(config: pytest.Config) -> str | None:
     return config.getoption("polycheck_stack_file") or os.environ.get("POLYCHECK_STACK_FILE") or None
+
+
+def reports_dir(config: pytest.Config) -> str:
+    """--reports-dir, else the ini value (relative to the rootdir)."""
+    given = config.getoption("polycheck_reports_dir")
+    return str(given) if given else str(config.rootpath / config.getini("polycheck_reports_dir"))
+
+
+def keep_runs(config: pytest.Config) -> int:
+    given = config.getoption("polycheck_keep_runs")
+    if given is None:
+        text = config.getini("polycheck_keep_runs")
+        try:
+            given = int(text)
+        except ValueError:
+            raise ValueError(f"ini polycheck_keep_runs must be a whole number, got {text!r}") from None
+    if given < 1:
+        raise ValueError(f"--keep-runs must be at least 1, got {given}")
+    return given

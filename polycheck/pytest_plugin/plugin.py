@@ -6,6 +6,7 @@ Run-once work (starting the local stack and its Prometheus, the preflight) happe
 
 from __future__ import annotations
 
+import time
 import uuid
 from datetime import datetime
 from pathlib import Path
@@ -21,8 +22,10 @@ from ..preflight import preflight, seed_board
 from ..promserver import LocalPrometheus, LocalPrometheusError
 from ..release import parse_released
 from ..run import Run, RunInputs
+from ..signoff.runs import ALLURE_RESULTS, create_run_folder, prune
 from . import options, verdicts
 from .rollback import RollbackPlugin
+from .signoff import SignOffPlugin
 from .state import RESOURCES, RUN, Resources, is_xdist_worker, run_of
 
 WORKER_RUN = "polycheck_run"
@@ -36,7 +39,6 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_configure(config: pytest.Config) -> None:
-    _default_report_paths(config)
     resources = Resources()
     config.stash[RESOURCES] = resources
     workerinput: dict[str, Any] = getattr(config, "workerinput", {})
@@ -46,14 +48,17 @@ def pytest_configure(config: pytest.Config) -> None:
         else:
             run = Run.resolve(_inputs(config))
             if not (config.option.collectonly or config.option.help):
+                run = _with_run_folder(config, run)
                 run = _prepare(config, run, resources)
     except (ConfigError, ValueError) as exc:
         raise pytest.UsageError(f"polycheck: {exc}") from None
     config.stash[RUN] = run
+    _report_paths(config, run)
     seed_board(resources.board, run.reaches)
     config.pluginmanager.register(verdicts, "polycheck-verdicts")
     config.pluginmanager.register(verdicts.RunVerdict(), "polycheck-verdict")
     config.pluginmanager.register(RollbackPlugin(config), "polycheck-rollback")
+    config.pluginmanager.register(SignOffPlugin(config), "polycheck-signoff")
 
 
 def _inputs(config: pytest.Config) -> RunInputs:
@@ -122,12 +127,26 @@ def _parse_since(text: str | None) -> float | None:
         raise ValueError(f"--since {text!r} is not an ISO-8601 time such as 2026-11-27T09:30:00Z") from None
 
 
-def _default_report_paths(config: pytest.Config) -> None:
-    """Allure results go to reports/allure-results unless --alluredir says otherwise."""
+def _with_run_folder(config: pytest.Config, run: Run) -> Run:
+    """On the controller: this run's own folder, reports/runs/<time>-<run id>/; older runs pruned by count."""
+    reports = Path(options.reports_dir(config))
+    keep = options.keep_runs(config)
+    started = time.time()
+    folder = create_run_folder(reports, run.run_id, started).resolve()
+    prune(reports, keep, current=folder)
+    return Run.resolve(RunInputs(**{**run.inputs.__dict__, "report_dir": str(folder), "started": started}))
+
+
+def _report_paths(config: pytest.Config, run: Run) -> None:
+    """Allure results and the JUnit XML go into the run's folder, unless --alluredir / --junitxml say otherwise.
+    (Also on xdist workers: they re-parse the command line, and take the folder from the run.)"""
+    folder = run.report_dir
+    if folder is None:
+        return
     if hasattr(config.option, "allure_report_dir") and not config.option.allure_report_dir:
-        default = config.getini("polycheck_allure_dir")
-        if default:
-            config.option.allure_report_dir = str(config.rootpath / default)
+        config.option.allure_report_dir = str(folder / ALLURE_RESULTS)
+    if not getattr(config.option, "xmlpath", None) and not is_xdist_worker(config):
+        config.option.xmlpath = str(folder / "junit.xml")
 
 
 @pytest.hookimpl(tryfirst=True)

@@ -1,12 +1,20 @@
-"""What a failing check leaves in the report: its HTTP exchanges (secrets redacted) attached to its Allure result."""
+"""What a check leaves in the report: Allure labels a reviewer can read (epic = runbook step, feature = suite,
+story = the runbook line, severity), and for a failure its HTTP exchanges (secrets redacted) and links to its
+evidence in Grafana, Jaeger and Loki."""
 
 from __future__ import annotations
 
+import json
 from typing import Any, Generator
 
 import pytest
 
 from ..http import ExchangeLog
+from ..signoff.links import evidence_links
+from ..signoff.steps import epic_of, feature_of, steps_of, story_of
+from .markers import may_roll_back
+from .state import run_of
+from .verdicts import BLOCKED, CULPRIT, INCONCLUSIVE, LINKS, STEPS, outcome_of
 
 try:
     import allure
@@ -18,9 +26,9 @@ REPORTS = pytest.StashKey[dict[str, pytest.TestReport]]()
 
 
 def check_failed_so_far(item: pytest.Item) -> bool:
-    """True when the check's set-up or body failed (for fixtures deciding what to keep at teardown)."""
+    """True when the check's set-up or body failed or was blocked (for fixtures deciding what to keep at teardown)."""
     reports = item.stash.get(REPORTS, {})
-    return any(r.failed for r in reports.values())
+    return any(r.failed or outcome_of(r) == BLOCKED for r in reports.values())
 
 
 def attach_file(name: str, path: str, extension: str) -> None:
@@ -39,11 +47,37 @@ def attach_text(name: str, text: str) -> None:
         allure.attach(text, name=name, attachment_type=allure.attachment_type.TEXT)
 
 
+def severity_of(item: pytest.Item, markers: set[str]) -> str:
+    """blocker: a rollback trigger (its failure rolls a service back); critical: smoke; else normal."""
+    if may_roll_back(item):
+        return "blocker"
+    return "critical" if "smoke" in markers else "normal"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Each check's runbook steps travel with its reports (for the sign-off); its Allure labels come from the runbook."""
+    for item in items:
+        markers = {mark.name for mark in item.iter_markers()}
+        item.user_properties.append((STEPS, ",".join(steps_of(markers))))
+        if allure is None:
+            continue
+        function = getattr(item, "function", None)
+        module = getattr(item, "module", None)
+        item.add_marker(allure.epic(epic_of(markers)))
+        item.add_marker(allure.feature(feature_of(getattr(module, "__doc__", None), getattr(module, "__name__", item.nodeid))))
+        item.add_marker(allure.story(story_of(getattr(function, "__doc__", None), getattr(function, "__name__", item.name))))
+        item.add_marker(allure.severity(severity_of(item, markers)))
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[Any]) -> Generator[None, Any, None]:
     outcome = yield
     report: pytest.TestReport = outcome.get_result()
     item.stash.setdefault(REPORTS, {})[report.when] = report
+    judged = outcome_of(report)
+    if report.when == "teardown" or not (report.failed or judged in (BLOCKED, INCONCLUSIVE)):
+        return
+    _link_evidence(item, report)
     if report.when != "call" or not report.failed:
         return
     log = getattr(item, "funcargs", {}).get("exchange_log")
@@ -51,3 +85,21 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[Any]) -> 
         for index, exchange in enumerate(log.exchanges, start=1):
             verdict = exchange.error or f"HTTP {exchange.status}"
             attach_text(f"{index}. {exchange.method} {exchange.url} -> {verdict}", exchange.as_text())
+
+
+def _link_evidence(item: pytest.Item, report: pytest.TestReport) -> None:
+    """Links to Grafana, Jaeger (trace id) and Loki (request id) from the env's [links], on the report and in Allure."""
+    try:
+        run = run_of(item.config)
+    except RuntimeError:
+        return
+    culprit = str(dict(report.user_properties).get(CULPRIT, "")).split(",")[0] or None
+    stop = getattr(report, "stop", None) or 0.0
+    links = evidence_links(run.config.links, report.longreprtext, service=culprit, env=run.config.name,
+                           failed_at_ms=int(stop * 1000))
+    if not links:
+        return
+    report.user_properties.append((LINKS, json.dumps(links)))
+    if allure is not None:
+        for name, url in links:
+            allure.dynamic.link(url, name=name)

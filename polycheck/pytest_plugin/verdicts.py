@@ -13,16 +13,21 @@ The run's verdict is GO (exit 0), NO-GO (exit 1: a check failed or was blocked) 
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from typing import Any
 
 import pytest
 
 from ..failures import CheckFailure, culprits_of, is_inconclusive
+from ..redact import redact_secrets
+from ..signoff.summary import CheckOutcome
 
 OUTCOME = "polycheck_outcome"
 CULPRIT = "polycheck_culprit"
 ESCALATION = "polycheck_escalation"
+STEPS = "polycheck_steps"  # the runbook steps a check belongs to (set at collection, see reporting)
+LINKS = "polycheck_links"  # a failure's evidence links, JSON [[name, url], ...] (see reporting)
 FAILED, BLOCKED, INCONCLUSIVE = "failed", "blocked", "inconclusive"
 EXIT_NO_GO = 1
 EXIT_INCONCLUSIVE = 6
@@ -63,12 +68,42 @@ def _first_line(text: str) -> str:
     return next((line.strip() for line in text.splitlines() if line.strip()), "")
 
 
+def redact_exception(exc: BaseException | None) -> None:
+    """Take every known secret out of an exception (and those it chains to), in place: Allure reads its text."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(getattr(exc, "msg", None), str):
+            exc.msg = redact_secrets(exc.msg)  # type: ignore[attr-defined]
+        if isinstance(getattr(exc, "_message", None), str):  # Playwright's errors
+            exc._message = redact_secrets(exc._message)  # type: ignore[attr-defined]
+        if exc.args:
+            exc.args = tuple(redact_secrets(a) if isinstance(a, str) else a for a in exc.args)
+        exc = exc.__cause__ or exc.__context__
+
+
+def redact_report(report: pytest.TestReport) -> pytest.TestReport:
+    """The report without any known secret: its failure text (kept structured when nothing was found) and sections."""
+    longrepr = report.longrepr
+    if isinstance(longrepr, tuple) and len(longrepr) == 3:
+        report.longrepr = (longrepr[0], longrepr[1], redact_secrets(str(longrepr[2])))
+    elif longrepr is not None:
+        text = str(longrepr)
+        clean = redact_secrets(text)
+        if clean != text:
+            report.longrepr = clean
+    report.sections = [(name, redact_secrets(content)) for name, content in report.sections]
+    return report
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[Any]) -> pytest.TestReport | None:
-    """Build the report ourselves, so every other hook (Allure, JUnit, xdist) sees the verdict."""
+    """Build the report ourselves, so every other hook (Allure, JUnit, xdist) sees the verdict, and no secret."""
     excinfo = call.excinfo
+    if excinfo is not None:
+        redact_exception(excinfo.value)
     if excinfo is None or excinfo.errisinstance((pytest.skip.Exception,)) or call.when == "teardown":
-        return None
+        return redact_report(pytest.TestReport.from_item_and_call(item, call))
     exc = excinfo.value
     outcome, culprits = judge(subjects_of(item), exc, call.when)
     if outcome == FAILED and culprits and isinstance(exc, CheckFailure):
@@ -88,8 +123,9 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[Any]) -> 
     if allure is not None:
         for culprit in culprits:
             allure.dynamic.label("culprit", culprit)
+        allure.dynamic.label("verdict", outcome)
         allure.dynamic.tag(outcome if outcome != FAILED else "release-defect")
-    return report
+    return redact_report(report)
 
 
 def outcome_of(report: pytest.TestReport) -> str | None:
@@ -108,23 +144,45 @@ def pytest_report_teststatus(report: pytest.TestReport, config: pytest.Config) -
 class RunVerdict:
     """Counts every final report (on the controller under xdist) and turns them into the run's verdict."""
 
+    RANK = {FAILED: 5, BLOCKED: 4, INCONCLUSIVE: 3, "skipped": 2, "passed": 1}
+
     def __init__(self) -> None:
         self.counts: Counter[str] = Counter()
         self.lines: list[tuple[str, str, str, str]] = []  # (outcome, nodeid, culprits, reason)
+        self.checks: dict[str, CheckOutcome] = {}  # nodeid -> its worst outcome over its phases, for the sign-off
+
+    def _record(self, report: pytest.TestReport, outcome: str, culprit: str = "", reason: str = "") -> None:
+        props = dict(report.user_properties)
+        steps = tuple(s for s in str(props.get(STEPS, "")).split(",") if s)
+        try:
+            links = [tuple(pair) for pair in json.loads(props.get(LINKS) or "[]")]
+        except ValueError:
+            links = []
+        known = self.checks.get(report.nodeid)
+        if known is None or self.RANK[outcome] > self.RANK[known.outcome]:
+            self.checks[report.nodeid] = CheckOutcome(report.nodeid, outcome, culprit, reason, steps, links)  # type: ignore[arg-type]
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if report.outcome == "rerun":  # pytest-rerunfailures tries again: only the last attempt counts
+            return
         outcome = outcome_of(report)
         if report.when == "call" and report.passed:
             self.counts["passed"] += 1
+            self._record(report, "passed")
         if outcome is None:
             if report.failed:  # a teardown error, or a failure the plugin could not judge
                 self.counts[FAILED] += 1
-                self.lines.append((FAILED, report.nodeid, "", _first_line(report.longreprtext)))
+                reason = _first_line(report.longreprtext)
+                self.lines.append((FAILED, report.nodeid, "", reason))
+                self._record(report, FAILED, "", reason)
+            elif report.skipped:
+                self._record(report, "skipped", "", report.longrepr[2] if isinstance(report.longrepr, tuple) else "")
             return
         culprits = dict(report.user_properties).get(CULPRIT, "")
         self.counts[outcome] += 1
         reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else _first_line(report.longreprtext)
         self.lines.append((outcome, report.nodeid, culprits, reason))
+        self._record(report, outcome, culprits, reason)
 
     @property
     def verdict(self) -> str:

@@ -11,7 +11,7 @@ import httpx
 
 from ..argo import canary_state
 from ..kube import Kube, revision_of, selector_of
-from ..redact import redact_text
+from ..redact import shown_url
 
 
 class RollbackActionError(RuntimeError):
@@ -143,7 +143,7 @@ def plan_argo_undo(ctx: ActionContext) -> Plan:
 
 def plan_webhook(ctx: ActionContext) -> Plan:
     url = ctx.webhook_url()
-    shown = redact_text(url.split("?")[0])
+    shown = shown_url(url)  # scheme and host: a webhook's path and query are its secret
 
     def apply() -> str:
         response = httpx.post(url, json=ctx.payload, timeout=ctx.timeout)

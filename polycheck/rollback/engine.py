@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Callable
 import httpx
 
 from ..config import EnvConfig, MissingSecretError
-from ..redact import redact_text
+from ..redact import redact_text, shown_url
 from ..release import ReleaseScope
 from .allure_report import report_rollback
 
@@ -172,7 +172,7 @@ class RollbackEngine:
         for index, secret in enumerate(self.config.escalation.webhooks):
             try:
                 url = secret.reveal()
-                shown = redact_text(url.split("?")[0])
+                shown = shown_url(url)
                 if self.mode == "dry-run":
                     outcome, detail = "planned", f"would POST the escalation to {shown}"
                 else:

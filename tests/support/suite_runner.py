@@ -42,15 +42,22 @@ class SuiteRun:
         return "\n".join(lines) + "\n--- output tail ---\n" + "\n".join(self.output.splitlines()[-25:])
 
 
-def run_suites(*args: str, stack_file: Path | None = None, extra_env: dict[str, str] | None = None, timeout: float = 300) -> SuiteRun:
-    """`python -m pytest ARGS` in the repo root with JUnit and Allure output in a temp folder."""
+def run_suites(*args: str, stack_file: Path | None = None, extra_env: dict[str, str] | None = None, timeout: float = 300,
+               reports_dir: Path | None = None) -> SuiteRun:
+    """`python -m pytest ARGS` in the repo root. By default JUnit and Allure output go to a temp folder (and the run's
+    own folder under a temp reports dir); with `reports_dir`, the run keeps its default layout there
+    (reports_dir/runs/<run>/, reports_dir/latest) and its JUnit is read from there."""
     out = Path(tempfile.mkdtemp(prefix="suite-run-"))
-    junit, allure_dir = out / "junit.xml", out / "allure"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "POLYCHECK_"))}
     if stack_file is not None:
         env["POLYCHECK_STACK_FILE"] = str(stack_file)
     env.update(extra_env or {})
-    command = [sys.executable, "-m", "pytest", *args, f"--junitxml={junit}", f"--alluredir={allure_dir}"]
+    if reports_dir is None:
+        junit, allure_dir = out / "junit.xml", out / "allure"
+        outputs = [f"--junitxml={junit}", f"--alluredir={allure_dir}", f"--reports-dir={out / 'reports'}"]
+    else:
+        junit, allure_dir, outputs = reports_dir / "latest" / "junit.xml", reports_dir / "latest" / "allure-results", [f"--reports-dir={reports_dir}"]
+    command = [sys.executable, "-m", "pytest", *args, *outputs]
     started = time.monotonic()
     proc = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
     run = SuiteRun(proc.returncode, proc.stdout + proc.stderr, time.monotonic() - started, allure_dir=allure_dir)

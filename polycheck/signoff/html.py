@@ -1,0 +1,121 @@
+"""`python -m polycheck report`: one self-contained HTML file from a run's result set, with Allure 3, offline.
+
+Allure 3 (the npm package `allure`, pinned in package.json, run by Node) renders the classic Allure report
+(`allure2` plugin) as a single file: overview, categories, suites, behaviours (runbook epic / feature /
+story), graphs, timeline, environment, executor and the trend from the run's `history.jsonl`. With
+`ALLURE_NO_ANALYTICS=true` that plugin includes no analytics script; the build checks the file for one
+anyway, and nothing else in it loads anything from the network (the self-tests open it in Chromium with
+every non-file request refused). GO / NO-GO is never read from Allure: it is the run's own `signoff.json`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from .results import HISTORY_FILE, REPORT_NAME
+from .runs import ALLURE_RESULTS, SIGNOFF_JSON, latest_run
+
+REPO = Path(__file__).resolve().parents[2]
+ALLURE_BIN = Path("node_modules") / ".bin" / "allure"
+ANALYTICS_MARKERS = ("googletagmanager", "gtag(", "google-analytics")
+BUILD_TIMEOUT_SECONDS = 600
+
+
+class ReportError(RuntimeError):
+    """The report cannot be built; the message says what to do."""
+
+
+def allure_command(root: Path = REPO) -> Path:
+    binary = root / ALLURE_BIN
+    if not binary.exists():
+        raise ReportError(f"Allure 3 is not installed in {root / 'node_modules'}: run `make report` (it runs "
+                          "`npm install` with the version pinned in package.json), or `npm install` there yourself")
+    return binary
+
+
+def results_of(run: Path) -> Path:
+    try:
+        given = json.loads((run / SIGNOFF_JSON).read_text()).get("allure_results")
+    except (OSError, ValueError):
+        given = None
+    results = Path(given) if given else run / ALLURE_RESULTS
+    if not results.is_dir():
+        raise ReportError(f"{run} has no Allure results ({results} is missing)")
+    return results
+
+
+def config_text(output: Path, history: Path | None, name: str) -> str:
+    config = {
+        "name": name,
+        "output": str(output),
+        "plugins": {"allure2": {"options": {"singleFile": True, "reportName": name, "reportLanguage": "en"}}},
+    }
+    if history is not None:
+        config["historyPath"] = str(history)
+        config["appendHistory"] = False  # the run's history is the earlier runs'; this one is carried by the next run
+    return "export default " + json.dumps(config, indent=2) + ";\n"
+
+
+def build_report(run: Path, *, root: Path = REPO, output: Path | None = None, timeout: float = BUILD_TIMEOUT_SECONDS) -> Path:
+    """Build `<run>/report/index.html` (or `output/index.html`); returns the file. Raises ReportError."""
+    binary = allure_command(root)
+    results = results_of(run)
+    output = output or run / "report"
+    history = run / HISTORY_FILE
+    with tempfile.TemporaryDirectory(prefix="polycheck-report-") as work:
+        config = Path(work) / "allurerc.mjs"
+        staged = Path(work) / "out"
+        config.write_text(config_text(staged, history if history.is_file() else None, REPORT_NAME))
+        env = {**os.environ, "ALLURE_NO_ANALYTICS": "true", "NO_COLOR": "1"}
+        try:
+            done = subprocess.run([str(binary), "generate", "--config", str(config), str(results)], cwd=work, env=env,
+                                  capture_output=True, text=True, timeout=timeout, check=False)
+        except subprocess.TimeoutExpired:
+            raise ReportError(f"allure generate did not finish within {timeout:g} s") from None
+        page = staged / "index.html"
+        if done.returncode != 0 or not page.is_file():
+            tail = "\n".join((done.stdout + done.stderr).strip().splitlines()[-15:])
+            raise ReportError(f"allure generate failed (exit {done.returncode}):\n{tail}")
+        text = page.read_text(errors="replace")
+        found = [m for m in ANALYTICS_MARKERS if m in text]
+        if found:
+            raise ReportError(f"the generated report would call an analytics service ({', '.join(found)}): not written")
+        if output.exists():
+            shutil.rmtree(output)
+        output.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copytree(staged, output)
+    return output / "index.html"
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m polycheck report",
+                                     description="Build the single-file HTML report of a run (default: reports/latest).")
+    parser.add_argument("--reports-dir", default=str(REPO / "reports"), help="the runs' folder (default: reports/)")
+    parser.add_argument("--run", help="a run folder (default: the one reports/latest points at)")
+    parser.add_argument("--output", help="folder to write index.html into (default: <run>/report)")
+    args = parser.parse_args(argv)
+    run = Path(args.run) if args.run else latest_run(Path(args.reports_dir))
+    if run is None or not run.is_dir():
+        print(f"polycheck report: no finished run under {args.reports_dir} (run the checks first)", file=sys.stderr)
+        return 2
+    started = time.monotonic()
+    try:
+        page = build_report(run.resolve(), output=Path(args.output) if args.output else None)
+    except ReportError as exc:
+        print(f"polycheck report: {exc}", file=sys.stderr)
+        return 1
+    verdict = ""
+    try:
+        verdict = json.loads((run / SIGNOFF_JSON).read_text())["verdict"] + " — "
+    except (OSError, ValueError, KeyError):
+        pass
+    print(f"polycheck report: {verdict}{page} ({page.stat().st_size // 1024} KiB, built in {time.monotonic() - started:.1f} s)")
+    return 0

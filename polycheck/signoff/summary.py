@@ -1,0 +1,210 @@
+"""The sign-off of one run: GO / NO-GO / INCONCLUSIVE, each runbook step's verdict, every check that did not pass
+with its reason and culprit, the rollbacks and escalations, and who ran it where, when, for how long.
+
+Written as `signoff.json` (for machines) and `signoff.md` (for the release manager); the terminal ends with
+the same lines as the top of `signoff.md`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from ..redact import redact_secrets
+from .steps import STEPS
+
+EXIT_CODES = {"GO": 0, "NO-GO": 1, "INCONCLUSIVE": 6}
+NOT_GOOD = ("failed", "blocked", "inconclusive")
+
+
+@dataclass
+class CheckOutcome:
+    nodeid: str
+    outcome: str  # passed | failed | blocked | inconclusive | skipped
+    culprit: str = ""
+    reason: str = ""
+    steps: tuple[str, ...] = ()
+    links: list[tuple[str, str]] = field(default_factory=list)
+
+
+def step_verdict(counts: Counter[str]) -> str:
+    if counts["failed"] or counts["blocked"]:
+        return "NO-GO"
+    if counts["inconclusive"]:
+        return "INCONCLUSIVE"
+    if counts["passed"]:
+        return "GO"
+    return "NOT RUN" if not counts["skipped"] else "SKIPPED"
+
+
+def describe_counts(counts: Counter[str] | dict[str, int]) -> str:
+    order = ("failed", "blocked", "inconclusive", "passed", "skipped")
+    return ", ".join(f"{counts[k]} {k}" for k in order if counts.get(k)) or "no check"
+
+
+def _iso(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, timezone.utc).isoformat(timespec="seconds")
+
+
+@dataclass
+class SignOff:
+    verdict: str
+    exit_code: int
+    env: str
+    release: str
+    run_id: str
+    run_folder: str
+    started: float
+    finished: float
+    executor: dict[str, Any]
+    checks: list[CheckOutcome]
+    rollbacks: list[dict[str, Any]] = field(default_factory=list)  # audit records of this run (decisions, actions)
+    escalations: list[dict[str, Any]] = field(default_factory=list)
+    note: str = ""  # why the verdict is what it is when no check decided it (usage error, interrupted, nothing ran)
+    command: str = ""
+    environment: dict[str, str] = field(default_factory=dict)
+    allure_results: str = ""  # where this run's Allure results are (its folder's, unless --alluredir said otherwise)
+
+    # -- derived -------------------------------------------------------------------------------------
+    @property
+    def counts(self) -> Counter[str]:
+        return Counter(check.outcome for check in self.checks)
+
+    def step_counts(self) -> list[tuple[str, str, Counter[str]]]:
+        """(key, title, counts) of every runbook step, those no check of the run belongs to included."""
+        out = []
+        for step in STEPS:
+            counts = Counter(c.outcome for c in self.checks if step.key in c.steps)
+            out.append((step.key, step.title, counts))
+        return out
+
+    @property
+    def seconds(self) -> float:
+        return round(max(0.0, self.finished - self.started), 1)
+
+    def problems(self) -> list[CheckOutcome]:
+        rank = {k: i for i, k in enumerate(NOT_GOOD)}
+        return sorted((c for c in self.checks if c.outcome in NOT_GOOD), key=lambda c: (rank[c.outcome], c.nodeid))
+
+    # -- rendering -----------------------------------------------------------------------------------
+    def headline(self) -> str:
+        return (f"{self.verdict}: env {self.env}, release {self.release or '(unnamed)'}, run {self.run_id}, "
+                f"{self.seconds:g} s, exit {self.exit_code}")
+
+    def rollback_line(self) -> str:
+        decided: dict[str, list[str]] = {}
+        for record in self.rollbacks:
+            if record.get("step") == "decision":
+                decided.setdefault(record["service"], []).append(f"{record['outcome']}")
+            else:
+                decided.setdefault(record["service"], []).append(f"{record['step']} {record['outcome']}")
+        parts = [f"{service} ({', '.join(steps)})" for service, steps in decided.items()]
+        sent = [e for e in self.escalations if e.get("outcome") in ("done", "planned")]
+        failed = [e for e in self.escalations if e.get("outcome") == "failed"]
+        text = f"rollbacks: {'; '.join(parts) if parts else 'none'}"
+        text += f"; escalations: {len(sent)} sent" + (f", {len(failed)} not sent" if failed else "") if self.escalations else "; escalations: none"
+        return text
+
+    def summary_lines(self, *, max_checks: int = 10) -> list[str]:
+        """The few lines the terminal ends with (and signoff.md starts with)."""
+        lines = [self.headline()]
+        lines += [f"  {title:34} {step_verdict(counts):12} {describe_counts(counts)}"
+                  for _key, title, counts in self.step_counts() if sum(counts.values())]
+        problems = self.problems()
+        for check in problems[:max_checks]:
+            blame = f" [culprit: {check.culprit}]" if check.culprit else ""
+            lines.append(f"  {check.outcome.upper():12} {check.nodeid}{blame}: {check.reason[:200]}")
+        if len(problems) > max_checks:
+            lines.append(f"  … and {len(problems) - max_checks} more (signoff.md)")
+        if self.note:
+            lines.append(f"  note: {self.note}")
+        lines.append(f"  {self.rollback_line()}")
+        where = self.executor.get("ci_url") or (self.executor.get("buildName") if self.executor.get("type") != "local" else "")
+        lines.append(f"  by {self.executor.get('who', '?')} on {self.executor.get('host', '?')}"
+                     + (f", {where}" if where else "") + f"; sign-off: {self.run_folder}/signoff.md")
+        return [redact_secrets(line) for line in lines]
+
+    def to_json(self) -> dict[str, Any]:
+        data = {
+            "verdict": self.verdict,
+            "exit_code": self.exit_code,
+            "env": self.env,
+            "release": self.release,
+            "run_id": self.run_id,
+            "run_folder": self.run_folder,
+            "started": _iso(self.started),
+            "finished": _iso(self.finished),
+            "seconds": self.seconds,
+            "who": self.executor.get("who"),
+            "host": self.executor.get("host"),
+            "ci_url": self.executor.get("ci_url") or None,
+            "executor": self.executor,
+            "command": self.command,
+            "counts": dict(sorted(self.counts.items())),
+            "steps": [{"key": key, "title": title, "verdict": step_verdict(counts), "counts": dict(sorted(counts.items()))}
+                      for key, title, counts in self.step_counts()],
+            "problems": [{"check": c.nodeid, "outcome": c.outcome, "culprit": c.culprit or None, "reason": c.reason,
+                          "links": [{"name": n, "url": u} for n, u in c.links]} for c in self.problems()],
+            "rollbacks": self.rollbacks,
+            "escalations": self.escalations,
+            "note": self.note or None,
+            "allure_results": self.allure_results or None,
+            "environment": self.environment,
+        }
+        return json.loads(redact_secrets(json.dumps(data)))
+
+    def to_markdown(self) -> str:
+        out = [f"# Release sign-off: {self.verdict}", "", "```", *self.summary_lines(max_checks=5), "```", ""]
+        out += ["| | |", "| --- | --- |",
+                f"| verdict | **{self.verdict}** (exit code {self.exit_code}) |",
+                f"| environment | {self.env} |", f"| release | {self.release or '(unnamed)'} |",
+                f"| run | {self.run_id} (`{self.run_folder}`) |",
+                f"| who | {self.executor.get('who', '?')} |", f"| where | {self.executor.get('host', '?')}"
+                + (f", [{self.executor.get('buildName')}]({self.executor['ci_url']})" if self.executor.get("ci_url")
+                   else (f", {self.executor.get('buildName', '')}" if self.executor.get("type") != "local" else "")) + " |",
+                f"| when | {_iso(self.started)} → {_iso(self.finished)} ({self.seconds:g} s) |"]
+        if self.command:
+            out.append(f"| command | `{self.command}` |")
+        out += ["", "## Runbook steps", "", "| step | verdict | checks |", "| --- | --- | --- |"]
+        out += [f"| {title} | {step_verdict(counts)} | {describe_counts(counts)} |" for _k, title, counts in self.step_counts()]
+        problems = self.problems()
+        out += ["", "## Checks that did not pass", ""]
+        if not problems:
+            out.append("None.")
+        else:
+            out += ["| outcome | check | culprit | reason | evidence |", "| --- | --- | --- | --- | --- |"]
+            for c in problems:
+                links = " ".join(f"[{n}]({u})" for n, u in c.links)
+                out.append(f"| {c.outcome} | `{c.nodeid}` | {c.culprit or '—'} | {_cell(c.reason)} | {links} |")
+        out += ["", "## Rollbacks and escalations", ""]
+        records = self.rollbacks + self.escalations
+        if not records:
+            out.append("None.")
+        else:
+            out += ["| time | service | step | outcome | detail |", "| --- | --- | --- | --- | --- |"]
+            out += [f"| {r.get('time', '')} | {r.get('service') or 'run'} | {r.get('step')} | {r.get('outcome')} | {_cell(str(r.get('detail', '')))} |"
+                    for r in sorted(records, key=lambda r: r.get("time", ""))]
+        if self.environment:
+            out += ["", "## Environment", "", "| | |", "| --- | --- |"]
+            out += [f"| {k} | {_cell(v)} |" for k, v in self.environment.items()]
+        out.append("")
+        return redact_secrets("\n".join(out))
+
+    def write(self, folder: Path) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "signoff.md").write_text(self.to_markdown())
+        temporary = folder / ".signoff.json.tmp"
+        temporary.write_text(json.dumps(self.to_json(), indent=2) + "\n")
+        temporary.replace(folder / "signoff.json")  # last: a run with signoff.json is finished
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")[:300]
+
+
+def as_dict(check: CheckOutcome) -> dict[str, Any]:
+    return asdict(check)
