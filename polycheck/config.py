@@ -190,6 +190,16 @@ class BrowserConfig:
 
 
 @dataclass(frozen=True)
+class ProbeConfig:
+    """A probe run's metrics (polycheck.probe_metrics) and the journal of what it creates (polycheck.leftovers)."""
+
+    pushgateway_url: str = ""  # where each run pushes its outcome; --push-metrics overrides
+    push_timeout_seconds: float = 5.0
+    job: str = "polycheck"  # the Pushgateway job (grouping key) of the probe's metrics
+    ledger: str = "reports/leftovers-{env}.jsonl"  # the journal of synthetic data, relative to the rootdir
+
+
+@dataclass(frozen=True)
 class Environment:
     """What the environment is."""
 
@@ -219,6 +229,7 @@ class EnvConfig:
     escalation: EscalationConfig = field(default_factory=EscalationConfig)
     synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
     browser: BrowserConfig = field(default_factory=BrowserConfig)
+    probe: ProbeConfig = field(default_factory=ProbeConfig)
     source: str = ""
 
     @property

@@ -35,6 +35,7 @@ class RunInputs:
     stack: dict[str, Any] | None = None  # StackInfo.to_json() of the local stack in use
     prometheus_url: str = ""  # the Prometheus a local run started
     reaches: dict[str, dict[str, Any]] = field(default_factory=dict)  # the preflight's Reach per target
+    push_metrics: str = ""  # --push-metrics: the Pushgateway the run pushes its outcome to
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
@@ -103,6 +104,11 @@ class Run:
     def since(self) -> float | None:
         """--since, as epoch seconds: when the deploy under check began."""
         return self.inputs.since
+
+    @property
+    def push_metrics_url(self) -> str:
+        """--push-metrics, else the env's [probe] pushgateway_url; empty: the run pushes nothing."""
+        return self.inputs.push_metrics or self.config.probe.pushgateway_url
 
     @property
     def cut_off(self) -> str | None:

@@ -65,6 +65,13 @@ def add_options(parser: pytest.Parser) -> None:
         metavar="PERCENT",
         help="the canary weight this run gates (Argo Rollouts analysis): checks expect the canary at this weight",
     )
+    group.addoption(
+        "--push-metrics",
+        dest="polycheck_push_metrics",
+        metavar="URL",
+        help="push each check's and the run's outcome to this Prometheus Pushgateway (default: the env's "
+        "[probe] pushgateway_url, else nothing is pushed)",
+    )
     parser.addini("polycheck_env", "default environment when --env is not given", default="")
     parser.addini("polycheck_env_dir", "folder of the environment files, relative to the rootdir", default="envs")
     parser.addini("polycheck_contracts_dir", "folder of the contract files, relative to the rootdir", default="contracts")

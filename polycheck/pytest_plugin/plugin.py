@@ -22,6 +22,7 @@ from ..promserver import LocalPrometheus, LocalPrometheusError
 from ..release import parse_released
 from ..run import Run, RunInputs
 from . import options, verdicts
+from .probe import ProbePlugin
 from .rollback import RollbackPlugin
 from .state import RESOURCES, RUN, Resources, is_xdist_worker, run_of
 
@@ -54,6 +55,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.pluginmanager.register(verdicts, "polycheck-verdicts")
     config.pluginmanager.register(verdicts.RunVerdict(), "polycheck-verdict")
     config.pluginmanager.register(RollbackPlugin(config), "polycheck-rollback")
+    config.pluginmanager.register(ProbePlugin(config), "polycheck-probe")
 
 
 def _inputs(config: pytest.Config) -> RunInputs:
@@ -79,6 +81,7 @@ def _inputs(config: pytest.Config) -> RunInputs:
         canary_step=config.getoption("polycheck_canary_step"),
         since=_parse_since(config.getoption("polycheck_since")),
         stack=stack,
+        push_metrics=config.getoption("polycheck_push_metrics") or "",
     )
 
 

@@ -95,3 +95,18 @@ def test_in_cluster_is_used_inside_a_pod_without_kubeconfig(tmp_path: Path, envi
         kubeconfig.write_text("apiVersion: v1\n")
     settings = KubernetesConfig(kubeconfig=str(kubeconfig), context="prod")
     assert running_in_cluster_without_kubeconfig(settings, environ) is expected
+
+
+def test_prometheus_rule_alerts_on_the_metrics_the_probe_pushes() -> None:
+    from polycheck.config import ProbeConfig
+
+    (rule,) = documents("prometheus-rule.yaml")
+    assert (rule["apiVersion"], rule["kind"]) == ("monitoring.coreos.com/v1", "PrometheusRule")
+    exprs = {r["alert"]: r["expr"] for group in rule["spec"]["groups"] for r in group["rules"]}
+    job = f'job="{ProbeConfig().job}"'
+    assert "polyshop_check_success" in exprs["PolyshopCheckFailing"] and job in exprs["PolyshopCheckFailing"]
+    assert "polyshop_check_last_success_timestamp_seconds" in exprs["PolyshopCheckNoSuccess"]
+    assert "push_time_seconds" in exprs["PolyshopProbeNotRun"] and "absent(" in exprs["PolyshopProbeNotRun"]
+    for env in ("prod", "staging"):
+        config = tomllib.loads((REPO / "envs" / f"{env}.toml").read_text())
+        assert config["probe"]["pushgateway_url"].startswith("http://"), f"{env} pushes its probe metrics"
