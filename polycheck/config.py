@@ -200,6 +200,42 @@ class ProbeConfig:
 
 
 @dataclass(frozen=True)
+class DeployWindow:
+    """A deployment window with Argo CD sync-window semantics: from each cron start, for `duration`, in `timezone`."""
+
+    kind: str  # "allow" or "deny"
+    schedule: str  # cron: minute hour day-of-month month day-of-week
+    duration: str  # e.g. "8h", "1h30m"
+    timezone: str = "UTC"  # IANA name, e.g. "Europe/Berlin"
+    name: str = ""  # how messages name it, e.g. "no Friday deploys after 15:00"
+
+
+@dataclass(frozen=True)
+class HighRiskChange:
+    """A kind of high-risk change (runbook Section 7): the changed paths (globs) or PR labels that make one."""
+
+    paths: list[str] = field(default_factory=list)
+    labels: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class GatesConfig:
+    """Pre-deploy gates (runbook Sections 2.2, 5 and 7), read by `pytest -m predeploy` (polycheck.gates)."""
+
+    windows: list[DeployWindow] = field(default_factory=list)  # none: deploys are allowed at any time
+    high_risk: dict[str, HighRiskChange] = field(default_factory=dict)  # name -> what makes one; needs --sre-approved
+    hotfix_branches: list[str] = field(default_factory=lambda: ["hotfix/*", "release/*"])
+    hotfix_max_files: int = 1
+    route_paths: list[str] = field(default_factory=list)  # globs of files that define HTTP routes
+    route_pattern: str = ""  # a regex of diff lines that add or remove a route ("" = the built-in one)
+    openapi_paths: list[str] = field(default_factory=lambda: ["**/openapi*.yaml", "**/openapi*.yml", "**/openapi*.json"])
+    github_repo: str = ""  # owner/name of the repository whose pull request is deployed
+    github_api_url: str = "https://api.github.com"
+    github_token: Secret | None = None  # e.g. "${GITHUB_TOKEN}"; unset: the PR and CI checks skip, naming it
+    timeout_seconds: float = 10.0
+
+
+@dataclass(frozen=True)
 class Environment:
     """What the environment is."""
 
@@ -230,6 +266,7 @@ class EnvConfig:
     synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
     browser: BrowserConfig = field(default_factory=BrowserConfig)
     probe: ProbeConfig = field(default_factory=ProbeConfig)
+    gates: GatesConfig = field(default_factory=GatesConfig)
     source: str = ""
 
     @property
@@ -429,4 +466,8 @@ def _validate(config: EnvConfig) -> EnvConfig:
     for key in ("connect_timeout_seconds", "read_timeout_seconds"):
         if getattr(config.http, key) <= 0:
             raise ctx.error(f"http.{key}", "must be greater than 0")
+    from .gates import validate_gates  # the cron and time-zone rules live with the gates
+
+    for where, message in validate_gates(config.gates):
+        raise ctx.error(where, message)
     return config

@@ -14,6 +14,7 @@ from typing import Any
 
 from .config import EnvConfig, load_env
 from .contract import MetricsContract
+from .gates import DeployRequest
 from .localstack import StackInfo
 from .preflight import Reach, cut_off, reaches_from_json
 
@@ -36,6 +37,7 @@ class RunInputs:
     prometheus_url: str = ""  # the Prometheus a local run started
     reaches: dict[str, dict[str, Any]] = field(default_factory=dict)  # the preflight's Reach per target
     push_metrics: str = ""  # --push-metrics: the Pushgateway the run pushes its outcome to
+    gates: dict[str, Any] = field(default_factory=dict)  # the predeploy options: gates.DeployRequest's fields
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
@@ -109,6 +111,13 @@ class Run:
     def push_metrics_url(self) -> str:
         """--push-metrics, else the env's [probe] pushgateway_url; empty: the run pushes nothing."""
         return self.inputs.push_metrics or self.config.probe.pushgateway_url
+
+    @property
+    def deploy_request(self) -> DeployRequest:
+        """What a predeploy run judges: --now, --emergency, --sre-approved, --hotfix-approved, the git refs, the PR."""
+        values = dict(self.inputs.gates)
+        values["labels"] = tuple(values.get("labels") or ())
+        return DeployRequest(**values)
 
     @property
     def cut_off(self) -> str | None:

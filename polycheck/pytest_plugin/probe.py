@@ -89,7 +89,8 @@ class ProbePlugin:
             self.outcome = f"pushed the probe metrics to {self.url} ({groups} groups, verdict {verdict})"
         except PushError as exc:
             self.outcome = f"PUSH FAILED: {exc}; the run's verdict ({verdict}) and exit code stand"
-            sys.stderr.write(f"polycheck: {self.outcome}\n")
+            if self.config.pluginmanager.get_plugin("terminalreporter") is None:
+                sys.stderr.write(f"polycheck: {self.outcome}\n")
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         if self.outcome:
