@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import sys
 
-USAGE = "usage: python -m polycheck serve [--env NAME] [--port N] [--root DIR] [--marker EXPR] [-- PYTEST_ARGS]"
+USAGE = """usage: python -m polycheck serve [--env NAME] [--port N] [--root DIR] [--marker EXPR] [-- PYTEST_ARGS]
+       python -m polycheck cleanup [--env NAME] [--dry-run] [--older-than 30m] [--ledger PATH] [--stack-file PATH]"""
 
 
 def main(argv: list[str]) -> int:
@@ -16,6 +17,10 @@ def main(argv: list[str]) -> int:
         from .serve import main as serve
 
         return serve(rest)
+    if command == "cleanup":
+        from .cleanup import main as cleanup
+
+        return cleanup(rest)
     print(f"polycheck: unknown command {command!r}\n{USAGE}", file=sys.stderr)
     return 2
 

@@ -38,6 +38,7 @@ class RunInputs:
     reaches: dict[str, dict[str, Any]] = field(default_factory=dict)  # the preflight's Reach per target
     push_metrics: str = ""  # --push-metrics: the Pushgateway the run pushes its outcome to
     gates: dict[str, Any] = field(default_factory=dict)  # the predeploy options: gates.DeployRequest's fields
+    ledger: str = ""  # --ledger: the journal of synthetic data (default: the env's probe.ledger)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
@@ -111,6 +112,11 @@ class Run:
     def push_metrics_url(self) -> str:
         """--push-metrics, else the env's [probe] pushgateway_url; empty: the run pushes nothing."""
         return self.inputs.push_metrics or self.config.probe.pushgateway_url
+
+    @property
+    def ledger_path(self) -> Path:
+        """--ledger, else the env's [probe] ledger with {env} filled in (relative paths: to the rootdir)."""
+        return Path(self.inputs.ledger or self.config.probe.ledger.replace("{env}", self.config.name))
 
     @property
     def deploy_request(self) -> DeployRequest:

@@ -72,6 +72,13 @@ def add_options(parser: pytest.Parser) -> None:
         help="push each check's and the run's outcome to this Prometheus Pushgateway (default: the env's "
         "[probe] pushgateway_url, else nothing is pushed)",
     )
+    group.addoption(
+        "--ledger",
+        dest="polycheck_ledger",
+        metavar="PATH",
+        help="the journal every synthetic order and payment is written to before it is created, for "
+        "`python -m polycheck cleanup` (default: the env's [probe] ledger, reports/leftovers-ENV.jsonl)",
+    )
     gates = parser.getgroup("polycheck-predeploy", "PolyShop pre-deploy gates (pytest -m predeploy)")
     gates.addoption("--now", dest="polycheck_now", metavar="TIME",
                     help="judge the deployment windows at this moment (ISO-8601 with offset, e.g. 2026-11-27T16:00:00+01:00): "

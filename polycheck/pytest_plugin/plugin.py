@@ -83,6 +83,7 @@ def _inputs(config: pytest.Config) -> RunInputs:
         stack=stack,
         push_metrics=config.getoption("polycheck_push_metrics") or "",
         gates=_gate_inputs(config),
+        ledger=config.getoption("polycheck_ledger") or "",
     )
 
 

@@ -31,7 +31,7 @@ def container_of(pod_spec: dict[str, Any]) -> dict[str, Any]:
 
 
 def test_cronjob_runs_the_synthetic_checks_as_the_polycheck_account() -> None:
-    (cron,) = documents("cronjob.yaml")
+    cron, claim = documents("cronjob.yaml")
     assert cron["kind"] == "CronJob" and cron["spec"]["concurrencyPolicy"] == "Forbid"
     pod = cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]
     args = container_of(pod)["args"]
@@ -107,6 +107,22 @@ def test_prometheus_rule_alerts_on_the_metrics_the_probe_pushes() -> None:
     assert "polyshop_check_success" in exprs["PolyshopCheckFailing"] and job in exprs["PolyshopCheckFailing"]
     assert "polyshop_check_last_success_timestamp_seconds" in exprs["PolyshopCheckNoSuccess"]
     assert "push_time_seconds" in exprs["PolyshopProbeNotRun"] and "absent(" in exprs["PolyshopProbeNotRun"]
-    for env in ("prod", "staging"):
-        config = tomllib.loads((REPO / "envs" / f"{env}.toml").read_text())
-        assert config["probe"]["pushgateway_url"].startswith("http://"), f"{env} pushes its probe metrics"
+    cron = documents("cronjob.yaml")[0]
+    text = " ".join(container_of(cron["spec"]["jobTemplate"]["spec"]["template"]["spec"])["args"])
+    assert "--push-metrics http://" in text, "the CronJob pushes every probe run"
+
+
+def test_cronjob_sweeps_leftovers_first_from_a_journal_that_outlives_the_pod() -> None:
+    cron, claim = documents("cronjob.yaml")
+    job = cron["spec"]["jobTemplate"]["spec"]
+    pod = job["template"]["spec"]
+    (init,) = pod["initContainers"]
+    sweep = " ".join(init["args"])
+    args = container_of(pod)["args"]
+    ledger = args[args.index("--ledger") + 1]
+    assert f"python -m polycheck cleanup --env prod --older-than 10m --ledger {ledger}" in sweep
+    assert 10 * 60 >= job["activeDeadlineSeconds"], "only entries older than any run's deadline are swept"
+    mounts = {m["name"]: m["mountPath"] for m in container_of(pod)["volumeMounts"]}
+    assert ledger.startswith(mounts["ledger"] + "/") and init["volumeMounts"] == container_of(pod)["volumeMounts"]
+    (volume,) = pod["volumes"]
+    assert claim["kind"] == "PersistentVolumeClaim" and volume["persistentVolumeClaim"]["claimName"] == claim["metadata"]["name"]
