@@ -131,6 +131,11 @@ class PrometheusConfig:
     canary_window: str = "1m"  # the rate window of the canary gate
     canary_margin: float = 0.01  # how much worse than the stable version the canary's 5xx ratio may be
     pod_hash_label: str = "rollouts_pod_template_hash"  # the label a pod's template hash has in Prometheus
+    # runbook Section 6 "Grafana dashboard OK": no PolyShop alert firing (polycheck.alerts)
+    alerts_query: str = 'ALERTS{alertstate="firing"}'  # the firing alerts that concern PolyShop
+    alertmanager_url: str = ""  # set: ask Alertmanager's API (active, not silenced or inhibited) instead of ALERTS
+    alertmanager_filter: list[str] = field(default_factory=list)  # Alertmanager matchers, e.g. ['namespace="polyshop"']
+    ignore_alerts: list[str] = field(default_factory=lambda: ["Watchdog", "InfoInhibitor"])  # always-firing alerts
 
 
 @dataclass(frozen=True)
