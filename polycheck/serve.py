@@ -5,7 +5,7 @@ measure) would abort a healthy canary. Argo's Web provider reads a JSON value in
 meets neither `successCondition` nor `failureCondition` is an Inconclusive measurement: Argo pauses the
 Rollout for a human. `GET /analysis?canary-step=20` runs the checks once (one run at a time) and answers
 200 `{"verdict": "GO" | "NO-GO" | "INCONCLUSIVE", "exit_code", "summary", "seconds", "args"}`;
-`deploy/analysis-template-web.yaml` maps GO to success and NO-GO to failure.
+`deploy/base/analysis-template-web.yaml` maps GO to success and NO-GO to failure.
 
 Flagger's webhooks (pre-rollout, rollout, post-rollout) POST `{"name", "namespace", "phase", "checksum",
 "metadata"}` and read only the status: 2xx passes, anything else fails. `POST /flagger` runs the checks once and

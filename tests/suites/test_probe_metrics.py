@@ -1,5 +1,5 @@
 """Probe metrics through a real Pushgateway and a real Prometheus scraping it (honor_labels: true), and the alerts of
-deploy/prometheus-rule.yaml evaluated on what a failing and a passing probe run pushed."""
+deploy/base/prometheus-rule.yaml evaluated on what a failing and a passing probe run pushed."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from polycheck.pushserver import LocalPushgateway
 from tests.support.stack_control import StackControl
 from tests.support.suite_runner import REPO, SuiteRun, run_suites
 
-RULE = REPO / "deploy" / "prometheus-rule.yaml"
+RULE = REPO / "deploy" / "base" / "prometheus-rule.yaml"
 LATER = 16 * 60  # seconds: past every 15-minute threshold of the rules
 HEALTH = ("suites/test_health.py", "-m", "smoke", "-k", "order or auth", "--env", "local")
 

@@ -13,7 +13,7 @@ from polycheck.config import KubernetesConfig
 from polycheck.kube import running_in_cluster_without_kubeconfig
 
 REPO = Path(__file__).resolve().parents[2]
-DEPLOY = REPO / "deploy"
+DEPLOY = REPO / "deploy" / "base"  # the Kustomize base; its overlays are in deploy/overlays/
 
 
 def documents(name: str) -> list[dict[str, Any]]:
@@ -81,7 +81,7 @@ def test_every_image_is_the_same_release_of_polycheck() -> None:
     assert images == {"ghcr.io/polyshop/polycheck:0.1.0"}
     version = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["version"]
     assert all(image.endswith(f":{version}") for image in images)
-    assert (DEPLOY / "Dockerfile").read_text().startswith("# polycheck as an image")
+    assert (REPO / "deploy" / "Dockerfile").read_text().startswith("# polycheck as an image")
 
 
 @pytest.mark.parametrize(
