@@ -147,3 +147,53 @@ def test_the_rules_are_valid_for_promtool(tmp_path: Path) -> None:
     rule_file.write_text(yaml.safe_dump({"groups": yaml.safe_load(RULE.read_text())["spec"]["groups"]}))
     checked = subprocess.run([promtool, "check", "rules", str(rule_file)], capture_output=True, text=True, timeout=60)
     assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+def test_the_rules_fire_after_their_durations_in_promtool(tmp_path: Path) -> None:
+    """promtool's rule unit tests, for what an instant query cannot show: `for: 10m`, and the 15-minute thresholds."""
+    import shutil
+    import subprocess
+
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        pytest.skip("no promtool on PATH (Debian's prometheus package ships it)")
+    groups = yaml.safe_load(RULE.read_text())["spec"]["groups"]
+    for rule in (r for group in groups for r in group["rules"]):
+        rule.pop("annotations", None)  # promtool compares annotations too: the test is about expressions and `for`
+    rule_file = tmp_path / "rules.yml"
+    rule_file.write_text(yaml.safe_dump({"groups": groups}))
+    labels = 'job="polycheck", env="prod", check="test_auth::test_login", service="auth", instance=""'
+    run_labels = 'job="polycheck", env="prod", instance=""'
+    failing = {"interval": "1m", "input_series": [
+        {"series": f"polyshop_check_success{{{labels}}}", "values": "0x20"},
+        {"series": f"polyshop_check_last_success_timestamp_seconds{{{labels}}}", "values": "0x20"},
+        {"series": f"push_time_seconds{{{run_labels}}}", "values": "0x20"},
+    ], "alert_rule_test": [
+        {"eval_time": "9m", "alertname": "PolyshopCheckFailing", "exp_alerts": []},
+        {"eval_time": "11m", "alertname": "PolyshopCheckFailing", "exp_alerts": [{"exp_labels": {
+            "severity": "page", "job": "polycheck", "env": "prod", "check": "test_auth::test_login", "service": "auth",
+}}]},
+        {"eval_time": "14m", "alertname": "PolyshopCheckNoSuccess", "exp_alerts": []},
+        {"eval_time": "16m", "alertname": "PolyshopCheckNoSuccess", "exp_alerts": [{"exp_labels": {
+            "severity": "page", "job": "polycheck", "env": "prod", "check": "test_auth::test_login", "service": "auth",
+}}]},
+        {"eval_time": "14m", "alertname": "PolyshopProbeNotRun", "exp_alerts": []},
+        {"eval_time": "16m", "alertname": "PolyshopProbeNotRun", "exp_alerts": [{"exp_labels": {
+            "severity": "page", "job": "polycheck", "env": "prod"}}]},
+    ]}
+    # passing: a run every 5 minutes, each pushing a fresh success and push time
+    passing = {"interval": "1m", "input_series": [
+        {"series": f"polyshop_check_success{{{labels}}}", "values": "1x30"},
+        {"series": f"polyshop_check_last_success_timestamp_seconds{{{labels}}}",
+         "values": " ".join(str(60 * (m - m % 5)) for m in range(31))},
+        {"series": f"push_time_seconds{{{run_labels}}}", "values": " ".join(str(60 * (m - m % 5)) for m in range(31))},
+    ], "alert_rule_test": [{"eval_time": f"{m}m", "alertname": name, "exp_alerts": []}
+                           for m in (11, 16, 30) for name in ("PolyshopCheckFailing", "PolyshopCheckNoSuccess", "PolyshopProbeNotRun")]}
+    never = {"interval": "1m", "input_series": [], "alert_rule_test": [
+        {"eval_time": "1m", "alertname": "PolyshopProbeNotRun", "exp_alerts": [{"exp_labels": {"severity": "page", "job": "polycheck"}}]},
+    ]}
+    tests = tmp_path / "rules_test.yml"
+    tests.write_text(yaml.safe_dump({"rule_files": [str(rule_file)], "evaluation_interval": "1m",
+                                     "tests": [failing, passing, never]}))
+    done = subprocess.run([promtool, "test", "rules", str(tests)], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stdout + done.stderr
