@@ -1,6 +1,6 @@
 """A real Prometheus Pushgateway for the self-tests and local trials: a child process on a free loopback port.
 
-`LocalPushgateway.start()` runs Debian's `prometheus-pushgateway` (or `pushgateway`) with no persistence, and is
+`LocalPushgateway.start()` runs Debian's `prometheus-pushgateway` (or `pushgateway`) in memory only, and is
 ready when `/-/ready` answers. Pair it with `LocalPrometheus.start({"pushgateway": gw.url})`, which scrapes with
 `honor_labels: true` as a Pushgateway needs (the pushed `job` and grouping labels are kept).
 """
@@ -52,7 +52,9 @@ class LocalPushgateway:
         url = f"http://127.0.0.1:{port}"
         log = workdir / "pushgateway.log"
         with open(log, "wb") as out:
-            process = subprocess.Popen([binary, f"--web.listen-address=127.0.0.1:{port}", "--log.level=info"],
+            # Debian's build persists to /var/lib/prometheus/pushgateway.data by default: shared by every instance
+            process = subprocess.Popen([binary, f"--web.listen-address=127.0.0.1:{port}", "--persistence.file=",
+                                        "--log.level=info"],
                                        cwd=workdir, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
                                        preexec_fn=_die_with_parent())
         gateway = cls(process, url, workdir)

@@ -49,7 +49,8 @@ class ProbePlugin:
 
     def __init__(self, config: pytest.Config) -> None:
         self.config = config
-        self.url = run_of(config).push_metrics_url
+        # a run that collects or explains without checking anything pushes nothing
+        self.url = "" if (config.option.collectonly or config.option.help) else run_of(config).push_metrics_url
         self.results: dict[str, CheckResult] = {}
         self.started = time.monotonic()
         self.outcome: str | None = None  # what the push did, for the terminal summary
