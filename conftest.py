@@ -9,4 +9,5 @@ pytest_plugins = [
     "fixtures.browser",
     "fixtures.kubernetes",
     "fixtures.prometheus",
+    "fixtures.predeploy",
 ]

@@ -6,7 +6,8 @@ import sys
 
 USAGE = (
     "usage: python -m polycheck serve [--env NAME] [--port N] [--root DIR] [--marker EXPR] [-- PYTEST_ARGS]\n"
-    "       python -m polycheck report [--reports-dir DIR] [--run RUN_DIR] [--output DIR]"
+    "       python -m polycheck report [--reports-dir DIR] [--run RUN_DIR] [--output DIR]\n"
+    "       python -m polycheck cleanup [--env NAME] [--dry-run] [--older-than 30m] [--ledger PATH] [--stack-file PATH]"
 )
 
 
@@ -23,6 +24,10 @@ def main(argv: list[str]) -> int:
         from .signoff.html import main as report
 
         return report(rest)
+    if command == "cleanup":
+        from .cleanup import main as cleanup
+
+        return cleanup(rest)
     print(f"polycheck: unknown command {command!r}\n{USAGE}", file=sys.stderr)
     return 2
 

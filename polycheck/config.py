@@ -139,6 +139,11 @@ class PrometheusConfig:
     canary_window: str = "1m"  # the rate window of the canary gate
     canary_margin: float = 0.01  # how much worse than the stable version the canary's 5xx ratio may be
     pod_hash_label: str = "rollouts_pod_template_hash"  # the label a pod's template hash has in Prometheus
+    # runbook Section 6 "Grafana dashboard OK": no PolyShop alert firing (polycheck.alerts)
+    alerts_query: str = 'ALERTS{alertstate="firing"}'  # the firing alerts that concern PolyShop
+    alertmanager_url: str = ""  # set: ask Alertmanager's API (active, not silenced or inhibited) instead of ALERTS
+    alertmanager_filter: list[str] = field(default_factory=list)  # Alertmanager matchers, e.g. ['namespace="polyshop"']
+    ignore_alerts: list[str] = field(default_factory=lambda: ["Watchdog", "InfoInhibitor"])  # always-firing alerts
 
 
 @dataclass(frozen=True)
@@ -210,6 +215,52 @@ class LinksConfig:
 
 
 @dataclass(frozen=True)
+class ProbeConfig:
+    """A probe run's metrics (polycheck.probe_metrics) and the journal of what it creates (polycheck.leftovers)."""
+
+    pushgateway_url: str = ""  # where each run pushes its outcome; --push-metrics overrides
+    push_timeout_seconds: float = 5.0
+    job: str = "polycheck"  # the Pushgateway job (grouping key) of the probe's metrics
+    ledger: str = "reports/leftovers-{env}.jsonl"  # the journal of synthetic data, relative to the rootdir
+
+
+@dataclass(frozen=True)
+class DeployWindow:
+    """A deployment window with Argo CD sync-window semantics: from each cron start, for `duration`, in `timezone`."""
+
+    kind: str  # "allow" or "deny"
+    schedule: str  # cron: minute hour day-of-month month day-of-week
+    duration: str  # e.g. "8h", "1h30m"
+    timezone: str = "UTC"  # IANA name, e.g. "Europe/Berlin"
+    name: str = ""  # how messages name it, e.g. "no Friday deploys after 15:00"
+
+
+@dataclass(frozen=True)
+class HighRiskChange:
+    """A kind of high-risk change (runbook Section 7): the changed paths (globs) or PR labels that make one."""
+
+    paths: list[str] = field(default_factory=list)
+    labels: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class GatesConfig:
+    """Pre-deploy gates (runbook Sections 2.2, 5 and 7), read by `pytest -m predeploy` (polycheck.gates)."""
+
+    windows: list[DeployWindow] = field(default_factory=list)  # none: deploys are allowed at any time
+    high_risk: dict[str, HighRiskChange] = field(default_factory=dict)  # name -> what makes one; needs --sre-approved
+    hotfix_branches: list[str] = field(default_factory=lambda: ["hotfix/*", "release/*"])
+    hotfix_max_files: int = 1
+    route_paths: list[str] = field(default_factory=list)  # globs of files that define HTTP routes
+    route_pattern: str = ""  # a regex of diff lines that add or remove a route ("" = the built-in one)
+    openapi_paths: list[str] = field(default_factory=lambda: ["**/openapi*.yaml", "**/openapi*.yml", "**/openapi*.json"])
+    github_repo: str = ""  # owner/name of the repository whose pull request is deployed
+    github_api_url: str = "https://api.github.com"
+    github_token: Secret | None = None  # e.g. "${GITHUB_TOKEN}"; unset: the PR and CI checks skip, naming it
+    timeout_seconds: float = 10.0
+
+
+@dataclass(frozen=True)
 class Environment:
     """What the environment is."""
 
@@ -240,6 +291,8 @@ class EnvConfig:
     synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
     browser: BrowserConfig = field(default_factory=BrowserConfig)
     links: LinksConfig = field(default_factory=LinksConfig)
+    probe: ProbeConfig = field(default_factory=ProbeConfig)
+    gates: GatesConfig = field(default_factory=GatesConfig)
     source: str = ""
 
     @property
@@ -439,4 +492,8 @@ def _validate(config: EnvConfig) -> EnvConfig:
     for key in ("connect_timeout_seconds", "read_timeout_seconds"):
         if getattr(config.http, key) <= 0:
             raise ctx.error(f"http.{key}", "must be greater than 0")
+    from .gates import validate_gates  # the cron and time-zone rules live with the gates
+
+    for where, message in validate_gates(config.gates):
+        raise ctx.error(where, message)
     return config

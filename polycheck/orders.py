@@ -10,6 +10,7 @@ from typing import Any, Callable, Iterator
 import pytest
 
 from .failures import check_failed
+from .leftovers import ORDER, PAYMENT, Journal
 from .polling import PollTimeout, poll
 from .shop import Account, ShopApi, new_idempotency_key
 
@@ -26,17 +27,36 @@ class OrderLedger:
     account: Account
     order_ids: list[str] = field(default_factory=list)
     payment_ids: list[str] = field(default_factory=list)
+    journal: Journal | None = None  # written before each create, so a killed run's data can be swept
+    journal_password: str | None = None  # the account's password, only when the run provisioned it itself
+    keys: dict[str, str] = field(default_factory=dict)  # order or payment id -> its Idempotency-Key
+
+    def _intend(self, key: str, kind: str, body: dict[str, Any]) -> None:
+        if self.journal is not None:
+            self.journal.intend(key, kind, self.account.email, body, self.journal_password)
+
+    def _created(self, key: str, object_id: str) -> None:
+        self.keys.setdefault(object_id, key)
+        if self.journal is not None:
+            self.journal.created(key, object_id)
 
     def create(self, items: list[dict[str, Any]], key: str | None = None, expect: tuple[int, ...] = (201,)) -> dict[str, Any]:
         __tracebackhide__ = True
-        _, order = self.shop.create_order(items, key or new_idempotency_key(), expect=expect)
+        key = key or new_idempotency_key()
+        self._intend(key, ORDER, {"items": items})
+        _, order = self.shop.create_order(items, key, expect=expect)
+        self._created(key, order["id"])
         if order["id"] not in self.order_ids:
             self.order_ids.append(order["id"])
         return order
 
     def pay(self, order: dict[str, Any], card_token: str, key: str | None = None) -> dict[str, Any]:
         __tracebackhide__ = True
-        payment = self.shop.pay(order, card_token, key or new_idempotency_key())
+        key = key or new_idempotency_key()
+        self._intend(key, PAYMENT, {"order_id": order["id"], "amount_cents": order["total_cents"],
+                                    "currency": order["currency"], "card_token": card_token})
+        payment = self.shop.pay(order, card_token, key)
+        self._created(key, payment["id"])
         if payment["id"] not in self.payment_ids:
             self.payment_ids.append(payment["id"])
         return payment
@@ -71,6 +91,8 @@ class OrderLedger:
                 cancelled = _retried(lambda: shop.cancel(order_id), f"cancel order {order_id}")
                 if cancelled.get("status") != "cancelled":
                     problems.append(f"order {order_id} reads {cancelled.get('status')!r} after cancel")
+                else:
+                    self._cleaned(order_id)
             except CLEANUP_ERRORS as exc:
                 problems.append(f"order {order_id} could not be cancelled: {exc}")
         for payment_id in self.payment_ids:
@@ -80,9 +102,17 @@ class OrderLedger:
                     payment = _retried(lambda: shop.refund(payment_id), f"refund payment {payment_id}")
                 if payment["status"] not in SETTLED:
                     problems.append(f"payment {payment_id} reads {payment['status']!r} after refund")
+                else:
+                    self._cleaned(payment_id)
             except CLEANUP_ERRORS as exc:
                 problems.append(f"payment {payment_id} could not be refunded: {exc}")
         return problems
+
+
+    def _cleaned(self, object_id: str) -> None:
+        key = self.keys.get(object_id)
+        if self.journal is not None and key is not None:
+            self.journal.cleaned(key)
 
 
 def _retried(action: Callable[[], dict[str, Any]], what: str) -> dict[str, Any]:

@@ -21,7 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -78,7 +78,7 @@ def _die_with_parent() -> Callable[[], None] | None:
     return preexec
 
 
-def _scrape_config(targets: Mapping[str, str], scrape_interval: str) -> dict:
+def _scrape_config(targets: Mapping[str, str], scrape_interval: str, rule_files: Sequence[str] = ()) -> dict:
     jobs = []
     for name, base_url in targets.items():
         if not name:
@@ -93,7 +93,7 @@ def _scrape_config(targets: Mapping[str, str], scrape_interval: str) -> dict:
             "metrics_path": parts.path.rstrip("/") + "/metrics",
             "static_configs": [{"targets": [f"{parts.hostname}:{parts.port}"]}],
         })
-    return {
+    config: dict = {
         "global": {
             "scrape_interval": scrape_interval,
             "scrape_timeout": scrape_interval,
@@ -101,6 +101,9 @@ def _scrape_config(targets: Mapping[str, str], scrape_interval: str) -> dict:
         },
         "scrape_configs": jobs,
     }
+    if rule_files:
+        config["rule_files"] = list(rule_files)
+    return config
 
 
 class LocalPrometheus:
@@ -128,10 +131,14 @@ class LocalPrometheus:
         binary: str | None = None,
         *,
         timeout: float = START_TIMEOUT_SECONDS,
+        rule_files: Sequence[Path | str] = (),
+        flags: Sequence[str] = (),
     ) -> "LocalPrometheus":
         """Start Prometheus scraping each target's /metrics every `scrape_interval`; return once /-/ready answers.
 
-        `targets` maps a job name (the service) to the service's base URL. Raises LocalPrometheusError
+        `targets` maps a job name (the service) to the service's base URL; `rule_files` are alerting/recording
+        rule files evaluated every `scrape_interval`; `flags` are more command-line flags (e.g.
+        `--query.lookback-delta=1h`). Raises LocalPrometheusError
         with the tail of Prometheus's log when it exits or is not ready within `timeout` seconds.
         """
         binary = binary or shutil.which("prometheus")
@@ -141,13 +148,14 @@ class LocalPrometheus:
         interval = format_duration(scrape_interval)
         workdir = Path(tempfile.mkdtemp(prefix="polycheck-prometheus-"))
         config = workdir / "prometheus.yml"
-        config.write_text(json.dumps(_scrape_config(targets, interval), indent=2))  # JSON is YAML
+        rules = [str(Path(r).resolve()) for r in rule_files]
+        config.write_text(json.dumps(_scrape_config(targets, interval, rules), indent=2))  # JSON is YAML
         started = time.monotonic()
         for attempt in range(1, PORT_ATTEMPTS + 1):
             port = _free_port()
             log = workdir / f"prometheus-{attempt}.log"
             try:
-                return cls._launch(binary, config, workdir, log, port, timeout, started)  # type: ignore[arg-type]
+                return cls._launch(binary, config, workdir, log, port, timeout, started, flags)  # type: ignore[arg-type]
             except LocalPrometheusError as exc:
                 if "address already in use" not in str(exc) or attempt == PORT_ATTEMPTS:
                     shutil.rmtree(workdir, ignore_errors=True)
@@ -156,7 +164,8 @@ class LocalPrometheus:
 
     @classmethod
     def _launch(
-        cls, binary: str, config: Path, workdir: Path, log: Path, port: int, timeout: float, started: float
+        cls, binary: str, config: Path, workdir: Path, log: Path, port: int, timeout: float, started: float,
+        flags: Sequence[str] = (),
     ) -> "LocalPrometheus":
         url = f"http://127.0.0.1:{port}"
         command = [
@@ -166,6 +175,7 @@ class LocalPrometheus:
             "--storage.tsdb.retention.time=1d",
             f"--web.listen-address=127.0.0.1:{port}",
             "--log.level=info",
+            *flags,
         ]
         with open(log, "wb") as log_file:
             process = subprocess.Popen(

@@ -14,6 +14,7 @@ from typing import Any
 
 from .config import EnvConfig, load_env
 from .contract import MetricsContract
+from .gates import DeployRequest
 from .localstack import StackInfo
 from .preflight import Reach, cut_off, reaches_from_json
 
@@ -37,6 +38,9 @@ class RunInputs:
     reaches: dict[str, dict[str, Any]] = field(default_factory=dict)  # the preflight's Reach per target
     report_dir: str = ""  # this run's own result set, reports/runs/<time>-<run id> ("" for --collect-only)
     started: float = 0.0  # when the run began (epoch seconds)
+    push_metrics: str = ""  # --push-metrics: the Pushgateway the run pushes its outcome to
+    gates: dict[str, Any] = field(default_factory=dict)  # the predeploy options: gates.DeployRequest's fields
+    ledger: str = ""  # --ledger: the journal of synthetic data (default: the env's probe.ledger)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
@@ -110,6 +114,23 @@ class Run:
     def report_dir(self) -> Path | None:
         """This run's folder: Allure results, JUnit XML, the sign-off (None when the run writes none)."""
         return Path(self.inputs.report_dir) if self.inputs.report_dir else None
+
+    @property
+    def push_metrics_url(self) -> str:
+        """--push-metrics, else the env's [probe] pushgateway_url; empty: the run pushes nothing."""
+        return self.inputs.push_metrics or self.config.probe.pushgateway_url
+
+    @property
+    def ledger_path(self) -> Path:
+        """--ledger, else the env's [probe] ledger with {env} filled in (relative paths: to the rootdir)."""
+        return Path(self.inputs.ledger or self.config.probe.ledger.replace("{env}", self.config.name))
+
+    @property
+    def deploy_request(self) -> DeployRequest:
+        """What a predeploy run judges: --now, --emergency, --sre-approved, --hotfix-approved, the git refs, the PR."""
+        values = dict(self.inputs.gates)
+        values["labels"] = tuple(values.get("labels") or ())
+        return DeployRequest(**values)
 
     @property
     def cut_off(self) -> str | None:

@@ -5,7 +5,12 @@ measure) would abort a healthy canary. Argo's Web provider reads a JSON value in
 meets neither `successCondition` nor `failureCondition` is an Inconclusive measurement: Argo pauses the
 Rollout for a human. `GET /analysis?canary-step=20` runs the checks once (one run at a time) and answers
 200 `{"verdict": "GO" | "NO-GO" | "INCONCLUSIVE", "exit_code", "summary", "seconds", "args"}`;
-`deploy/analysis-template-web.yaml` maps GO to success and NO-GO to failure.
+`deploy/base/analysis-template-web.yaml` maps GO to success and NO-GO to failure.
+
+Flagger's webhooks (pre-rollout, rollout, post-rollout) POST `{"name", "namespace", "phase", "checksum",
+"metadata"}` and read only the status: 2xx passes, anything else fails. `POST /flagger` runs the checks once and
+answers 200 on GO and 500 on NO-GO or INCONCLUSIVE, with the same JSON body; `metadata.canary-step` passes a
+canary weight on (`deploy/flagger-canary.yaml`).
 """
 
 from __future__ import annotations
@@ -77,6 +82,21 @@ def handler_for(analysis: Analysis) -> type[BaseHTTPRequestHandler]:
             except ValueError as exc:
                 return self._json(400, {"error": "bad_request", "detail": str(exc)})
             self._json(200, body)
+
+        def do_POST(self) -> None:  # noqa: N802 - http.server's name
+            url = urlsplit(self.path)
+            if url.path != "/flagger":
+                return self._json(404, {"error": "not_found", "paths": ["POST /flagger"]})
+            try:
+                length = int(self.headers.get("Content-Length") or 0)
+                hook = json.loads(self.rfile.read(length) or b"{}") if length else {}
+                metadata = hook.get("metadata") or {} if isinstance(hook, dict) else {}
+                step = metadata.get("canary-step") if isinstance(metadata, dict) else None
+                body = analysis.run(str(step) if step not in (None, "") else None)
+            except (ValueError, AttributeError) as exc:
+                return self._json(400, {"error": "bad_request", "detail": str(exc)})
+            body["flagger"] = {k: hook.get(k) for k in ("name", "namespace", "phase")} if isinstance(hook, dict) else {}
+            self._json(200 if body["verdict"] == "GO" else 500, body)
 
         def _json(self, status: int, body: dict[str, Any]) -> None:
             data = json.dumps(body).encode()

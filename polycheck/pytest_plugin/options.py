@@ -80,6 +80,40 @@ def add_options(parser: pytest.Parser) -> None:
         help="how many run folders to keep under DIR/runs; older ones are deleted when a run starts "
         "(default: ini polycheck_keep_runs, else 20)",
     )
+    group.addoption(
+        "--push-metrics",
+        dest="polycheck_push_metrics",
+        metavar="URL",
+        help="push each check's and the run's outcome to this Prometheus Pushgateway (default: the env's "
+        "[probe] pushgateway_url, else nothing is pushed)",
+    )
+    group.addoption(
+        "--ledger",
+        dest="polycheck_ledger",
+        metavar="PATH",
+        help="the journal every synthetic order and payment is written to before it is created, for "
+        "`python -m polycheck cleanup` (default: the env's [probe] ledger, reports/leftovers-ENV.jsonl)",
+    )
+    gates = parser.getgroup("polycheck-predeploy", "PolyShop pre-deploy gates (pytest -m predeploy)")
+    gates.addoption("--now", dest="polycheck_now", metavar="TIME",
+                    help="judge the deployment windows at this moment (ISO-8601 with offset, e.g. 2026-11-27T16:00:00+01:00): "
+                    "would a deploy be allowed then; default: now")
+    gates.addoption("--emergency", dest="polycheck_emergency", metavar="REASON",
+                    help="an emergency deploy outside the deployment windows, and why (runbook Section 7)")
+    gates.addoption("--sre-approved", dest="polycheck_sre_approved", metavar="NAME",
+                    help="the SRE who approved this high-risk change (schema migration, payment provider, Kafka partitions)")
+    gates.addoption("--hotfix-approved", dest="polycheck_hotfix_approved", metavar="NAME",
+                    help="who approved a hotfix that changes more files than gates.hotfix_max_files (runbook Section 2.2)")
+    gates.addoption("--repo-dir", dest="polycheck_repo_dir", metavar="DIR", default=".",
+                    help="the git checkout of the change to deploy (default: the current directory)")
+    gates.addoption("--base-ref", dest="polycheck_base_ref", metavar="REF",
+                    help="the base of the change (e.g. origin/main); without it the change checks skip")
+    gates.addoption("--head-ref", dest="polycheck_head_ref", metavar="REF", default="HEAD",
+                    help="the head of the change, a branch name for the hotfix rule (e.g. hotfix/payment-timeout); default HEAD")
+    gates.addoption("--pr", dest="polycheck_pr", metavar="NUMBER", type=int,
+                    help="the pull request being deployed, checked approved and green through the GitHub API")
+    gates.addoption("--pr-labels", dest="polycheck_pr_labels", metavar="LABELS",
+                    help="the pull request's labels, comma-separated (also read from GitHub when a token is given)")
     parser.addini("polycheck_env", "default environment when --env is not given", default="")
     parser.addini("polycheck_env_dir", "folder of the environment files, relative to the rootdir", default="envs")
     parser.addini("polycheck_contracts_dir", "folder of the contract files, relative to the rootdir", default="contracts")

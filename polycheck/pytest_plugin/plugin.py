@@ -24,6 +24,7 @@ from ..release import parse_released
 from ..run import Run, RunInputs
 from ..signoff.runs import ALLURE_RESULTS, create_run_folder, prune
 from . import options, verdicts
+from .probe import ProbePlugin
 from .rollback import RollbackPlugin
 from .signoff import SignOffPlugin
 from .state import RESOURCES, RUN, Resources, is_xdist_worker, run_of
@@ -59,6 +60,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.pluginmanager.register(verdicts.RunVerdict(), "polycheck-verdict")
     config.pluginmanager.register(RollbackPlugin(config), "polycheck-rollback")
     config.pluginmanager.register(SignOffPlugin(config), "polycheck-signoff")
+    config.pluginmanager.register(ProbePlugin(config), "polycheck-probe")
 
 
 def _inputs(config: pytest.Config) -> RunInputs:
@@ -84,7 +86,29 @@ def _inputs(config: pytest.Config) -> RunInputs:
         canary_step=config.getoption("polycheck_canary_step"),
         since=_parse_since(config.getoption("polycheck_since")),
         stack=stack,
+        push_metrics=config.getoption("polycheck_push_metrics") or "",
+        gates=_gate_inputs(config),
+        ledger=config.getoption("polycheck_ledger") or "",
     )
+
+
+def _gate_inputs(config: pytest.Config) -> dict[str, Any]:
+    """The predeploy options, as gates.DeployRequest's fields (checked here, so a typo is a usage error)."""
+    from ..gates import parse_now
+
+    now = config.getoption("polycheck_now")
+    if now:
+        parse_now(now)  # raises ValueError naming the option
+    labels = config.getoption("polycheck_pr_labels") or ""
+    return {
+        "now": now, "emergency": config.getoption("polycheck_emergency"),
+        "sre_approved": config.getoption("polycheck_sre_approved"),
+        "hotfix_approved": config.getoption("polycheck_hotfix_approved"),
+        "repo_dir": str(Path(config.getoption("polycheck_repo_dir") or ".").resolve()),
+        "base_ref": config.getoption("polycheck_base_ref"), "head_ref": config.getoption("polycheck_head_ref") or "HEAD",
+        "pull_request": config.getoption("polycheck_pr"),
+        "labels": [label.strip() for label in labels.split(",") if label.strip()],
+    }
 
 
 def _service_names(name: str, env_dir: Path) -> list[str]:
@@ -151,9 +175,10 @@ def _report_paths(config: pytest.Config, run: Run) -> None:
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_setup(item: pytest.Item) -> None:
-    """A runner that reaches nothing judges nothing: every check is inconclusive, at once."""
+    """A runner that reaches nothing judges nothing: every check is inconclusive, at once (the pre-deploy gates,
+    which read git and GitHub, not the shop, run from CI runners that cannot reach it)."""
     why = run_of(item.config).cut_off
-    if why:
+    if why and item.get_closest_marker("predeploy") is None:
         inconclusive(why)
 
 

@@ -58,7 +58,8 @@ class RollbackEngine:
             if rollback or escalation:
                 who = f"several services ({', '.join(culprits)})" if culprits else "no service"
                 self.escalate(",".join(culprits) or "unattributed", check, reason,
-                              f"{check} failed and the evidence names {who}: nothing rolled back, a human must judge")
+                              f"{check} failed and the evidence names {who}: nothing rolled back, a human must judge"
+                              + (f"; {escalation}" if escalation else ""))
             return
         culprit = culprits[0]
         section_9 = escalation or (SECTION_9.get(culprit, "runbook Section 9: a business-critical service is failing")

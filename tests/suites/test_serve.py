@@ -18,7 +18,7 @@ from polycheck.serve import verdict_of
 from tests.support.stack_control import StackControl
 from tests.support.suite_runner import REPO
 
-TEMPLATE = REPO / "deploy" / "analysis-template-web.yaml"
+TEMPLATE = REPO / "deploy" / "base" / "analysis-template-web.yaml"
 
 
 def argo_phase(template: dict[str, Any], answer: dict[str, Any]) -> str:

@@ -13,7 +13,7 @@ from polycheck.config import KubernetesConfig
 from polycheck.kube import running_in_cluster_without_kubeconfig
 
 REPO = Path(__file__).resolve().parents[2]
-DEPLOY = REPO / "deploy"
+DEPLOY = REPO / "deploy" / "base"  # the Kustomize base; its overlays are in deploy/overlays/
 
 
 def documents(name: str) -> list[dict[str, Any]]:
@@ -31,7 +31,7 @@ def container_of(pod_spec: dict[str, Any]) -> dict[str, Any]:
 
 
 def test_cronjob_runs_the_synthetic_checks_as_the_polycheck_account() -> None:
-    (cron,) = documents("cronjob.yaml")
+    cron, claim = documents("cronjob.yaml")
     assert cron["kind"] == "CronJob" and cron["spec"]["concurrencyPolicy"] == "Forbid"
     pod = cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]
     args = container_of(pod)["args"]
@@ -81,7 +81,7 @@ def test_every_image_is_the_same_release_of_polycheck() -> None:
     assert images == {"ghcr.io/polyshop/polycheck:0.1.0"}
     version = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["version"]
     assert all(image.endswith(f":{version}") for image in images)
-    assert (DEPLOY / "Dockerfile").read_text().startswith("# polycheck as an image")
+    assert (REPO / "deploy" / "Dockerfile").read_text().startswith("# polycheck as an image")
 
 
 @pytest.mark.parametrize(
@@ -95,3 +95,34 @@ def test_in_cluster_is_used_inside_a_pod_without_kubeconfig(tmp_path: Path, envi
         kubeconfig.write_text("apiVersion: v1\n")
     settings = KubernetesConfig(kubeconfig=str(kubeconfig), context="prod")
     assert running_in_cluster_without_kubeconfig(settings, environ) is expected
+
+
+def test_prometheus_rule_alerts_on_the_metrics_the_probe_pushes() -> None:
+    from polycheck.config import ProbeConfig
+
+    (rule,) = documents("prometheus-rule.yaml")
+    assert (rule["apiVersion"], rule["kind"]) == ("monitoring.coreos.com/v1", "PrometheusRule")
+    exprs = {r["alert"]: r["expr"] for group in rule["spec"]["groups"] for r in group["rules"]}
+    job = f'job="{ProbeConfig().job}"'
+    assert "polyshop_check_success" in exprs["PolyshopCheckFailing"] and job in exprs["PolyshopCheckFailing"]
+    assert "polyshop_check_last_success_timestamp_seconds" in exprs["PolyshopCheckNoSuccess"]
+    assert "push_time_seconds" in exprs["PolyshopProbeNotRun"] and "absent(" in exprs["PolyshopProbeNotRun"]
+    cron = documents("cronjob.yaml")[0]
+    text = " ".join(container_of(cron["spec"]["jobTemplate"]["spec"]["template"]["spec"])["args"])
+    assert "--push-metrics http://" in text, "the CronJob pushes every probe run"
+
+
+def test_cronjob_sweeps_leftovers_first_from_a_journal_that_outlives_the_pod() -> None:
+    cron, claim = documents("cronjob.yaml")
+    job = cron["spec"]["jobTemplate"]["spec"]
+    pod = job["template"]["spec"]
+    (init,) = pod["initContainers"]
+    sweep = " ".join(init["args"])
+    args = container_of(pod)["args"]
+    ledger = args[args.index("--ledger") + 1]
+    assert f"python -m polycheck cleanup --env prod --older-than 10m --ledger {ledger}" in sweep
+    assert 10 * 60 >= job["activeDeadlineSeconds"], "only entries older than any run's deadline are swept"
+    mounts = {m["name"]: m["mountPath"] for m in container_of(pod)["volumeMounts"]}
+    assert ledger.startswith(mounts["ledger"] + "/") and init["volumeMounts"] == container_of(pod)["volumeMounts"]
+    (volume,) = pod["volumes"]
+    assert claim["kind"] == "PersistentVolumeClaim" and volume["persistentVolumeClaim"]["claimName"] == claim["metadata"]["name"]

@@ -1,0 +1,95 @@
+"""`python -m polycheck cleanup`: cancel, refund and release what earlier runs left behind (polycheck.leftovers).
+
+    python -m polycheck cleanup --env prod [--dry-run] [--older-than 30m] [--ledger PATH]
+
+Reads the env's journal ([probe] ledger, or --ledger), takes every entry not cleaned whose intent is older than
+--older-than (default 15m: longer than any run's deadline, so no live run's data is touched), signs in as the
+account that created it (the env's synthetic account, or the throwaway account a local run provisioned) and
+cleans it. Exit 0 when nothing is left, 1 when something could not be cleaned, 4 for a usage error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from .config import ConfigError, EnvConfig, MissingSecretError, load_env
+from .http import ExchangeLog, ServiceClient, timeout_from
+from .leftovers import Entry, Journal, pending, sweep
+from .localstack import LocalStackError, StackInfo
+from .prometheus import parse_duration
+from .shop import Account, ShopApi
+from .tracing import CheckTrace
+
+EXIT_LEFT, EXIT_USAGE = 1, 4
+DEFAULT_OLDER_THAN = "15m"
+
+
+def journal_path(config: EnvConfig, root: Path, ledger: str | None) -> Path:
+    path = Path(ledger or config.probe.ledger.replace("{env}", config.name))
+    return path if path.is_absolute() else root / path
+
+
+def credentials(config: EnvConfig, entry: Entry) -> Account:
+    """The account that created the entry: its own recorded password (a provisioned account), else the env's secrets."""
+    if entry.password:
+        return Account(entry.email, entry.password)
+    synthetic = config.synthetic
+    if synthetic.email is not None and synthetic.password is not None and synthetic.email.reveal() == entry.email:
+        return Account(entry.email, synthetic.password.reveal())
+    raise MissingSecretError(f"no credentials for {entry.email}: it is not the env's synthetic.email and the journal "
+                             "keeps no password for it")
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m polycheck cleanup", description=__doc__.splitlines()[0])
+    parser.add_argument("--env", default=os.environ.get("POLYCHECK_ENV", "local"), help="envs/NAME.toml (default local)")
+    parser.add_argument("--env-dir", default=None, help="folder of the environment files (default: ROOT/envs)")
+    parser.add_argument("--root", default=".", help="the checkout: relative ledger paths start here")
+    parser.add_argument("--ledger", help="the journal to sweep (default: the env's [probe] ledger)")
+    parser.add_argument("--older-than", default=DEFAULT_OLDER_THAN,
+                        help=f"only entries at least this old, e.g. 30m, 0s (default {DEFAULT_OLDER_THAN})")
+    parser.add_argument("--dry-run", action="store_true", help="say what would be cleaned, change nothing")
+    parser.add_argument("--stack-file", default=os.environ.get("POLYCHECK_STACK_FILE"),
+                        help="the running local stack (for --env local)")
+    args = parser.parse_args(argv)
+    root = Path(args.root).resolve()
+    try:
+        config = load_env(args.env, Path(args.env_dir) if args.env_dir else root / "envs")
+        older_than = parse_duration(args.older_than)
+        if config.environment.local_stack:
+            if not args.stack_file:
+                raise ConfigError("--env local needs the running stack: --stack-file PATH (or $POLYCHECK_STACK_FILE)")
+            stack = StackInfo.from_file(Path(args.stack_file))
+            config = config.with_urls(stack.gateway, stack.services)
+    except (ConfigError, LocalStackError, ValueError) as exc:
+        print(f"polycheck cleanup: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    journal = Journal(journal_path(config, root, args.ledger), env=config.name)
+    entries = pending(journal, older_than)
+    print(f"polycheck cleanup: {journal.path}: {len(entries)} leftover(s) older than {args.older_than} in env {config.name}"
+          + (" (dry run)" if args.dry_run else ""))
+    clients: list[ServiceClient] = []
+
+    def sign_in(entry: Entry) -> Any:
+        client = ServiceClient("gateway", config.gateway.url, trace=CheckTrace(), log=ExchangeLog(),
+                               timeout=timeout_from(config.http.connect_timeout_seconds, config.http.read_timeout_seconds))
+        clients.append(client)
+        shop = ShopApi(client)
+        return shop.signed_in(shop.login(credentials(config, entry))["access_token"])
+
+    try:
+        lines = sweep(journal, entries, sign_in, dry_run=args.dry_run)
+    finally:
+        for client in clients:
+            client.close()
+    for line in lines:
+        print(f"  {line.outcome:8} {line.entry.describe()}: {line.detail}")
+    failed = [line for line in lines if line.outcome == "failed"]
+    if failed:
+        print(f"polycheck cleanup: {len(failed)} leftover(s) could not be cleaned; they stay in the journal for the next sweep")
+        return EXIT_LEFT
+    return 0
