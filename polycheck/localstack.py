@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .polling import PollTimeout, poll
+from .polling import PollTimeout
+from .processes import stop_process, wait_ready
 
 START_TIMEOUT_SECONDS = 30.0
 
@@ -71,14 +72,8 @@ class LocalStack:
                 stdin=subprocess.DEVNULL,
             )
 
-        def state() -> str:
-            if ready.exists():
-                return "ready"
-            return "exited" if process.poll() is not None else "starting"
-
         try:
-            outcome = poll(state, lambda s: s != "starting", timeout=timeout, interval=0.02, max_interval=0.2,
-                           what="the local PolyShop stack to listen")
+            outcome = wait_ready(process, ready.exists, timeout=timeout, what="the local PolyShop stack to listen")
         except PollTimeout as exc:
             process.kill()
             raise LocalStackError(f"{exc}\n{cls._tail(log)}") from None
@@ -87,13 +82,7 @@ class LocalStack:
         return cls(process, StackInfo.from_file(ready), workdir, log)
 
     def stop(self, timeout: float = 10.0) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout)
+        stop_process(self.process, timeout)
 
     @staticmethod
     def _tail(log: Path, lines: int = 30) -> str:

@@ -25,9 +25,8 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import httpx
-
 from .polling import PollTimeout, poll
+from .processes import answers_ready, stop_process, wait_ready
 from .prometheus import (
     Duration,
     NoDataError,
@@ -184,17 +183,8 @@ class LocalPrometheus:
             )
         instance = cls(process, url, workdir, log, 0.0)
 
-        def state() -> str:
-            if process.poll() is not None:
-                return "exited"
-            try:
-                return "ready" if httpx.get(f"{url}/-/ready", timeout=0.5).status_code == 200 else "starting"
-            except httpx.HTTPError:
-                return "starting"
-
         try:
-            outcome = poll(state, lambda s: s != "starting", timeout=timeout, interval=0.02, max_interval=0.2,
-                           what=f"prometheus at {url} to be ready (/-/ready)")
+            outcome = wait_ready(process, answers_ready(url), timeout=timeout, what=f"prometheus at {url} to be ready (/-/ready)")
         except PollTimeout as exc:
             tail = instance.log_tail()
             instance.stop(keep_files=True)
@@ -223,13 +213,7 @@ class LocalPrometheus:
 
     def stop(self, timeout: float = 10.0, *, keep_files: bool = False) -> None:
         """Terminate Prometheus (kill it if it does not exit within `timeout`) and remove its files."""
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout)
+        stop_process(self.process, timeout)
         if not keep_files:
             shutil.rmtree(self.workdir, ignore_errors=True)
 

@@ -12,9 +12,8 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-import httpx
-
-from .polling import PollTimeout, poll
+from .polling import PollTimeout
+from .processes import answers_ready, stop_process, wait_ready
 from .promserver import _die_with_parent, _free_port
 
 BINARIES = ("prometheus-pushgateway", "pushgateway")
@@ -59,17 +58,8 @@ class LocalPushgateway:
                                        preexec_fn=_die_with_parent())
         gateway = cls(process, url, workdir)
 
-        def state() -> str:
-            if process.poll() is not None:
-                return "exited"
-            try:
-                return "ready" if httpx.get(f"{url}/-/ready", timeout=0.5).status_code == 200 else "starting"
-            except httpx.HTTPError:
-                return "starting"
-
         try:
-            outcome = poll(state, lambda s: s != "starting", timeout=timeout, interval=0.02, max_interval=0.2,
-                           what=f"pushgateway at {url} to be ready (/-/ready)")
+            outcome = wait_ready(process, answers_ready(url), timeout=timeout, what=f"pushgateway at {url} to be ready (/-/ready)")
         except PollTimeout as exc:
             gateway.stop()
             raise LocalPushgatewayError(f"{exc}\n{log.read_text(errors='replace')[-2000:]}") from None
@@ -80,13 +70,7 @@ class LocalPushgateway:
         return gateway
 
     def stop(self, timeout: float = 10.0) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout)
+        stop_process(self.process, timeout)
         shutil.rmtree(self.workdir, ignore_errors=True)
 
     def __enter__(self) -> "LocalPushgateway":
