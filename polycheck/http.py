@@ -216,15 +216,16 @@ class ServiceClient:
         self, exchange: Exchange, allowed: Collection[int], *, params: dict[str, Any] | None = None,
         headers: dict[str, str] | None = None,
     ) -> tuple[str, str]:
-        """(culprit, evidence) for an answer off the contract. Through the gateway the routed service answered, unless:
-        a 502/504 while the service itself is live (the gateway cannot reach a healthy upstream), or a wrong 2xx/4xx
-        that the service, asked the same read-only request directly, does not give (the gateway misroutes).
-        A 500/503 passes through from the service: intermittent errors must never be pinned on the gateway."""
+        """(culprit, evidence) for an answer off the contract. Through the gateway the routed service answered, unless
+        a read-only request shows the gateway at fault twice over: the routed service, asked directly, answers right
+        (for a 502/504: it is live; otherwise: the same request gets an allowed answer), AND the same request through
+        the gateway, sent again, is still wrong. An answer that comes right on the retry was intermittent: the routed
+        service keeps the blame. A 500/503, and any failed write, pass through from the service."""
         routed = exchange.answered_by
+        status = exchange.status or 0
         if self.service != GATEWAY or routed == GATEWAY or routed not in self.direct_urls:
             return routed, ""
-        status = exchange.status or 0
-        if status in (500, 503) or (status not in UPSTREAM_FAILURES and exchange.method != "GET"):
+        if status in (500, 503) or exchange.method != "GET":
             return routed, ""
         path = exchange.url.split(self.base_url, 1)[-1].split("?", 1)[0]
         upstream = status in UPSTREAM_FAILURES
@@ -238,12 +239,17 @@ class ServiceClient:
                 answer, seen = direct.send("GET", path, params=params, headers=headers)
                 right = answer is not None and answer.status_code in allowed
         said = seen.error if answer is None else f"HTTP {answer.status_code}"
-        if right and upstream:
-            return GATEWAY, f"\n  yet {routed} itself is live ({seen.line} answered {said}, {seen.ids}): the gateway cannot reach it"
-        if right:
-            return GATEWAY, (f"\n  the same request straight to {routed} answered {said} ({seen.ids}): "
-                             f"the gateway does not pass {path} to {routed} as it should")
-        return routed, f"\n  {routed} itself, asked directly, answers {said} too"
+        if not right:
+            return routed, f"\n  {routed} itself, asked directly, answers {said} too"
+        again, retried = self.send("GET", path, params=params, headers=headers)
+        if again is None or again.status_code in allowed:
+            return routed, (f"\n  {routed} asked directly answered {said}, and the gateway answered "
+                            f"{retried.error or f'HTTP {again.status_code}'} on a retry ({retried.ids}): intermittent")
+        if upstream:
+            return GATEWAY, (f"\n  yet {routed} itself is live ({seen.line} answered {said}, {seen.ids}) and the gateway "
+                             f"answered HTTP {again.status_code} again ({retried.ids}): the gateway cannot reach it")
+        return GATEWAY, (f"\n  the same request straight to {routed} answered {said} ({seen.ids}), through the gateway "
+                         f"HTTP {again.status_code} again ({retried.ids}): the gateway does not pass {path} to {routed} as it should")
 
     def get(self, path: str, **kwargs: Any) -> httpx.Response:
         __tracebackhide__ = True
@@ -283,10 +289,13 @@ class ServiceClient:
             trace_id=self.trace.trace_id,
             answered_by=answered_by,
         )
-        hanging = self.board.hanging(self.service) or self.board.hanging(answered_by)
+        route = f"{GATEWAY}->{answered_by}"
+        hanging = self.board.hanging(self.service) or self.board.hanging(answered_by) or (
+            self.board.hanging(route) if self.service == GATEWAY else None)
         if hanging is not None:
             exchange.timed_out = True
-            exchange.error = f"not sent: {self.service if self.board.hanging(self.service) else answered_by} is hanging ({hanging})"
+            who = self.service if self.board.hanging(self.service) else answered_by
+            exchange.error = f"not sent: {who} is hanging ({hanging})"
             self.log.add(exchange)
             return None, exchange
         started = time.perf_counter()
@@ -297,7 +306,9 @@ class ServiceClient:
             exchange.error = _describe_error(exc, self.timeout)
             if isinstance(exc, httpx.ReadTimeout):
                 exchange.timed_out = True
-                self.board.mark_hanging(answered_by, f"{method} {exchange.url} {exchange.error}, {exchange.ids}")
+                # through the gateway, only that route is remembered: the service's own address is still tried
+                hung = route if self.service == GATEWAY and answered_by != GATEWAY else answered_by
+                self.board.mark_hanging(hung, f"{method} {exchange.url} {exchange.error}, {exchange.ids}")
             self.log.add(exchange)
             return None, exchange
         exchange.elapsed = time.perf_counter() - started

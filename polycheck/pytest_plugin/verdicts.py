@@ -106,8 +106,10 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[Any]) -> 
         return redact_report(pytest.TestReport.from_item_and_call(item, call))
     exc = excinfo.value
     outcome, culprits = judge(subjects_of(item), exc, call.when)
-    if outcome == FAILED and culprits and isinstance(exc, CheckFailure):
-        exc.msg = f"{exc.msg}\n  culprit: {', '.join(culprits)}"
+    named = f"\n  culprit: {', '.join(culprits)}"
+    # a failed session fixture re-raises the same exception for every check that uses it: name the culprit once
+    if outcome == FAILED and culprits and isinstance(exc, CheckFailure) and not str(exc.msg).endswith(named):
+        exc.msg = f"{exc.msg}{named}"
     report = pytest.TestReport.from_item_and_call(item, call)
     report.user_properties += [(OUTCOME, outcome), (CULPRIT, ",".join(culprits))]
     # JUnit writes the properties the item carries at teardown: the verdict and culprit, for its readers

@@ -5,27 +5,17 @@ points its webhooks there."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Iterator
 
 import httpx
 import pytest
 import yaml
 
-from tests.suites.test_serve import serve
+from tests.support.serve import server  # noqa: F401 - a fixture
 from tests.support.stack_control import StackControl
 from tests.support.suite_runner import REPO
 
 HOOK = {"name": "payment-service", "namespace": "polyshop", "phase": "Progressing", "checksum": "85d557f47b",
         "metadata": {"canary-step": "20"}}
-
-
-@pytest.fixture
-def server(stack: StackControl, tmp_path: Path) -> Iterator[str]:
-    env = {"PATH": "/usr/bin:/bin", "POLYCHECK_STACK_FILE": str(stack.stack_file), "HOME": str(tmp_path)}
-    proc, url = serve(tmp_path, env, "--env", "local", "--marker", "smoke", "--", "suites/test_health.py", "-k", "order")
-    yield url
-    proc.terminate()
-    proc.wait(timeout=10)
 
 
 def test_flagger_webhook_passes_on_go_and_fails_otherwise(server: str, stack: StackControl) -> None:

@@ -4,17 +4,15 @@ AnalysisTemplate turns GO into success, NO-GO into failure and INCONCLUSIVE into
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import httpx
 import pytest
 import yaml
 
-from polycheck.polling import poll
 from polycheck.serve import verdict_of
+from tests.support.serve import serve, server  # noqa: F401 - server is a fixture
 from tests.support.stack_control import StackControl
 from tests.support.suite_runner import REPO
 
@@ -38,24 +36,6 @@ def argo_phase(template: dict[str, Any], answer: dict[str, Any]) -> str:
     if holds(metric["failureCondition"]):
         return "Failed"
     return "Inconclusive"
-
-
-def serve(tmp_path: Path, env: dict[str, str], *args: str) -> tuple[subprocess.Popen[bytes], str]:
-    ready = tmp_path / "serve.url"
-    proc = subprocess.Popen([sys.executable, "-m", "polycheck", "serve", "--host", "127.0.0.1", "--port", "0",
-                             "--root", str(REPO), "--ready-file", str(ready), *args],
-                            cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = poll(lambda: ready.read_text() if ready.exists() else "", bool, timeout=20, what="polycheck serve listening")
-    return proc, url
-
-
-@pytest.fixture
-def server(stack: StackControl, tmp_path: Path) -> Iterator[str]:
-    env = {"PATH": "/usr/bin:/bin", "POLYCHECK_STACK_FILE": str(stack.stack_file), "HOME": str(tmp_path)}
-    proc, url = serve(tmp_path, env, "--env", "local", "--marker", "smoke", "--", "suites/test_health.py", "-k", "order")
-    yield url
-    proc.terminate()
-    proc.wait(timeout=10)
 
 
 def test_verdicts_follow_the_exit_codes() -> None:
