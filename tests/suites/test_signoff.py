@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import os
 import re
 import secrets
 import shutil
@@ -20,6 +21,7 @@ import httpx
 import pytest
 
 from polycheck.browser import choose_chromium, in_ci
+from polycheck.signoff.executor import detect_executor
 from polycheck.promserver import LocalPrometheus
 from tests.support.prometheus_wait import until_query
 from tests.support.receiver import receiver  # noqa: F401 - a fixture
@@ -313,7 +315,10 @@ def test_the_html_report_is_offline_and_shows_totals_environment_reason_and_hist
             page.get_by_text("test cases").first.wait_for(timeout=20_000)
             overview = page.inner_text("body")
             assert re.search(rf"\b{total}\s+test cases", overview), overview[:2000]
-            assert "release.version" in overview and "1.3.0" in overview and "local run" in overview, overview[:2000]
+            # whoever ran it (a person's shell, or CI where CI=true): the name the run's executor.json gives
+            executor = json.loads((reports / "latest" / "allure-results" / "executor.json").read_text())["name"]
+            assert executor == detect_executor({k: v for k, v in os.environ.items() if not k.startswith("POLYCHECK_")})["name"]
+            assert "release.version" in overview and "1.3.0" in overview and executor in overview, overview[:2000]
             assert "Release defect" in overview, overview[:2000]
             page.goto(html.as_uri() + "#categories")
             page.get_by_text("Release defect").first.click()
