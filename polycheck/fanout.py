@@ -25,13 +25,16 @@ class PlannedRequest:
 
 def send_all(plan: list[PlannedRequest], traces: dict[str, CheckTrace], connections: Connections,
              client_of: Callable[[str, CheckTrace, ExchangeLog], ServiceClient]) -> None:
-    """Send every planned request concurrently and keep each answer for its check (`Connections.take`)."""
+    """Send every planned request concurrently, without waiting: each answer is kept for its check, and a check
+    that asks for its answer before it came waits for it (`Connections.take`)."""
     def one(request: PlannedRequest) -> None:
         client = client_of(request.service, traces[request.check], ExchangeLog())
-        response, exchange = client.send("GET", request.path)
+        response, exchange = client.send("GET", request.path, fresh=True)
         connections.keep(exchange, response)
 
     if not plan:
         return
-    with ThreadPoolExecutor(max_workers=min(MAX_IN_FLIGHT, len(plan))) as pool:
-        list(pool.map(one, plan))
+    pool = ThreadPoolExecutor(max_workers=min(MAX_IN_FLIGHT, len(plan)), thread_name_prefix="polycheck-fan-out")
+    for request in plan:
+        connections.expect(traces[request.check].trace_id, pool.submit(one, request))
+    pool.shutdown(wait=False)

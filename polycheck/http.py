@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import ssl
 import threading
 import time
 from collections.abc import Collection
+from concurrent.futures import Future, wait
 from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
@@ -87,6 +89,27 @@ def _describe_error(exc: httpx.HTTPError, timeout: httpx.Timeout) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
+_TLS: ssl.SSLContext | None = None
+_TLS_LOCK = threading.Lock()
+
+
+def shared_tls() -> ssl.SSLContext:
+    """One TLS context for every client of the process: httpx builds a new one per client (loading the CA bundle,
+    ~16 ms of CPU each), and a run makes dozens of clients. Verified as httpx's own default does it (SSL_CERT_FILE
+    or SSL_CERT_DIR when set, else certifi's bundle)."""
+    global _TLS
+    with _TLS_LOCK:
+        if _TLS is None:
+            _TLS = httpx.create_ssl_context()
+        return _TLS
+
+
+# An idle connection is dropped after this long, before a server closes it (uvicorn's default keep-alive timeout
+# is 5 s, gunicorn's 2 s): a client that reuses a connection the server is closing at that moment gets
+# "Server disconnected without sending a response" for a request the service never saw.
+KEEPALIVE_EXPIRY_SECONDS = 1.5
+
+
 class Connections:
     """One connection pool per base URL for the whole run, shared by every check (one SSL context, keep-alive)."""
 
@@ -94,19 +117,31 @@ class Connections:
         self._clients: dict[tuple[str, str], httpx.Client] = {}
         self._lock = threading.Lock()
         self.prefetched: dict[tuple[str, str, str], tuple[httpx.Response | None, "Exchange"]] = {}
+        self._pending: dict[str, list[Future[None]]] = {}  # trace id -> its fan-out requests still on their way
 
     def client(self, base_url: str, timeout: httpx.Timeout) -> httpx.Client:
         key = (base_url, repr(timeout))
         with self._lock:
             if key not in self._clients:
-                self._clients[key] = httpx.Client(base_url=base_url, timeout=timeout, headers=SYNTHETIC_HEADERS,
-                                                  limits=httpx.Limits(max_connections=32, max_keepalive_connections=16))
+                self._clients[key] = httpx.Client(
+                    base_url=base_url, timeout=timeout, headers=SYNTHETIC_HEADERS, verify=shared_tls(),
+                    limits=httpx.Limits(max_connections=32, max_keepalive_connections=16, keepalive_expiry=KEEPALIVE_EXPIRY_SECONDS))
             return self._clients[key]
 
     def take(self, trace_id: str, method: str, url: str) -> tuple[httpx.Response | None, "Exchange"] | None:
-        """The answer to a request this check's trace made in the run's fan-out, once."""
+        """The answer to a request this check's trace made in the run's fan-out, once (waiting for it if it is
+        still on its way)."""
+        with self._lock:
+            pending = list(self._pending.get(trace_id, ()))
+        if pending:
+            wait(pending)
         with self._lock:
             return self.prefetched.pop((trace_id, method, url), None)
+
+    def expect(self, trace_id: str, sent: Future[None]) -> None:
+        """A fan-out request of this trace is on its way: `take` waits for it."""
+        with self._lock:
+            self._pending.setdefault(trace_id, []).append(sent)
 
     def keep(self, exchange: "Exchange", response: httpx.Response | None) -> None:
         with self._lock:
@@ -152,7 +187,8 @@ class ServiceClient:
         if connections is not None:
             self._client = connections.client(self.base_url, timeout)
         else:
-            self._own = self._client = httpx.Client(base_url=self.base_url, timeout=timeout, headers=SYNTHETIC_HEADERS)
+            self._own = self._client = httpx.Client(base_url=self.base_url, timeout=timeout, headers=SYNTHETIC_HEADERS,
+                                                    verify=shared_tls())
 
     def close(self) -> None:
         if self._own is not None:
@@ -267,9 +303,11 @@ class ServiceClient:
         json_body: Any = None,
         params: dict[str, Any] | None = None,
         headers: dict[str, str] | None = None,
+        fresh: bool = False,
     ) -> tuple[httpx.Response | None, Exchange]:
-        """Send one request and record it; never fails the check (for callers that judge the answer themselves)."""
-        if self.connections is not None and method == "GET" and json_body is None:
+        """Send one request and record it; never fails the check (for callers that judge the answer themselves).
+        A GET this check's trace already sent in the run's fan-out is answered from there, unless `fresh`."""
+        if self.connections is not None and method == "GET" and json_body is None and not fresh:
             url = str(self._client.build_request(method, path, params=params).url)
             kept = self.connections.take(self.trace.trace_id, method, url)
             if kept is not None:  # sent for this check in the run's concurrent fan-out

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
-import itertools
 import os
+import threading
+import time
+from collections import deque
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
@@ -17,6 +21,7 @@ from .shop import Account, ShopApi, new_idempotency_key
 SETTLED = ("refunded", "declined")
 CLEANUP_ERRORS = (Exception, pytest.fail.Exception)
 CLEANUP_SECONDS = 3.0
+SKU_WAIT_SECONDS = 30.0  # how long a check waits for a SKU no other running check holds, before sharing one
 
 
 @dataclass
@@ -93,6 +98,7 @@ class OrderLedger:
                     problems.append(f"order {order_id} reads {cancelled.get('status')!r} after cancel")
                 else:
                     self._cleaned(order_id)
+                    _settle(shop, order_id)
             except CLEANUP_ERRORS as exc:
                 problems.append(f"order {order_id} could not be cancelled: {exc}")
         for payment_id in self.payment_ids:
@@ -125,15 +131,82 @@ def _retried(action: Callable[[], dict[str, Any]], what: str) -> dict[str, Any]:
 
 
 
-class SkuPool:
-    """SKUs for synthetic orders, split between xdist workers so concurrent checks never share one."""
+def _settle(shop: ShopApi, order_id: str) -> None:
+    """Wait (briefly) until a cancelled order's reservation reads released, so the next check to use its SKU
+    reads a stock that no longer moves. Best effort: the leftover check is the cancel's answer, not this."""
+    try:
+        reservation_id = shop.order(order_id).get("reservation_id")
+        if reservation_id:
+            poll(lambda: shop.reservation(reservation_id), lambda r: r.get("status") == "released", timeout=CLEANUP_SECONDS,
+                 what=f"reservation {reservation_id} released", interval=0.05, max_interval=0.25)
+    except CLEANUP_ERRORS:
+        return
 
-    def __init__(self, skus: list[str]) -> None:
+
+class Leases:
+    """What one running check holds (its SKUs): let go of together when the check has cleaned up."""
+
+    def __init__(self) -> None:
+        self._releases: list[Callable[[], None]] = []
+        self._lock = threading.Lock()
+
+    def add(self, release: Callable[[], None]) -> None:
+        with self._lock:
+            self._releases.append(release)
+
+    def release(self) -> None:
+        with self._lock:
+            releases, self._releases = self._releases, []
+        for release in releases:
+            release()
+
+    @contextmanager
+    def holding(self) -> Iterator["Leases"]:
+        """While inside, what this thread's check takes from a pool is held in these leases."""
+        token = _HOLDER.set(self)
+        try:
+            yield self
+        finally:
+            _HOLDER.reset(token)
+
+
+_HOLDER: ContextVar[Leases | None] = ContextVar("polycheck_leases", default=None)
+
+
+class SkuPool:
+    """SKUs for synthetic orders, split between xdist workers and leased to one running check at a time, so checks
+    that run at once never read each other's stock moves. The least recently used free SKU comes next."""
+
+    def __init__(self, skus: list[str], wait_seconds: float = SKU_WAIT_SECONDS) -> None:
         worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
         count = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
         index = int(worker[2:]) if worker.startswith("gw") and worker[2:].isdigit() else 0
         mine = sorted(skus)[index::count] or sorted(skus)
-        self._cycle: Iterator[str] = itertools.cycle(mine)
+        self._order: deque[str] = deque(mine)
+        self._leased: set[str] = set()
+        self._free = threading.Condition()
+        self.wait_seconds = wait_seconds
 
     def next(self) -> str:
-        return next(self._cycle)
+        """A SKU no other running check holds (waiting for one up to `wait_seconds`, then sharing the least recently used)."""
+        holder = _HOLDER.get()
+        deadline = time.monotonic() + self.wait_seconds
+        with self._free:
+            while True:
+                free = [sku for sku in self._order if sku not in self._leased]
+                remaining = deadline - time.monotonic()
+                if free or remaining <= 0:
+                    break
+                self._free.wait(remaining)
+            sku = free[0] if free else self._order[0]
+            self._order.remove(sku)
+            self._order.append(sku)
+            if holder is not None and free:
+                self._leased.add(sku)
+                holder.add(lambda: self._let_go(sku))
+        return sku
+
+    def _let_go(self, sku: str) -> None:
+        with self._free:
+            self._leased.discard(sku)
+            self._free.notify_all()

@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 
 from .attribution import ServiceBoard
+from .http import shared_tls
 
 REACHED = ("answered", "hanging")
 PROBE_PATH = "/health/live"
@@ -53,7 +54,8 @@ def _unresolvable(exc: BaseException) -> bool:
 def probe(service: str, base_url: str, timeout: httpx.Timeout) -> Reach:
     url = base_url.rstrip("/") + PROBE_PATH
     try:
-        with httpx.Client(timeout=timeout, headers={"X-Synthetic": "true", "User-Agent": "polycheck-preflight"}) as client:
+        with httpx.Client(timeout=timeout, headers={"X-Synthetic": "true", "User-Agent": "polycheck-preflight"},
+                          verify=shared_tls()) as client:
             response = client.get(url)
     except httpx.ReadTimeout:
         return Reach(service, url, "hanging", f"accepted the connection but sent no answer within the read timeout of {timeout.read:g} s")

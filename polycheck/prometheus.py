@@ -20,6 +20,7 @@ from urllib.parse import urlencode
 import httpx
 
 from .failures import CannotMeasure
+from .http import shared_tls
 from .redact import redact_text
 
 if TYPE_CHECKING:
@@ -196,6 +197,7 @@ class PrometheusClient:
             timeout=httpx.Timeout(self.timeout_seconds),
             headers={"User-Agent": "polycheck", "Accept": "application/json", **(headers or {})},
             transport=transport,
+            verify=shared_tls(),
         )
 
     @classmethod

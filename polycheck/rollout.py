@@ -5,9 +5,23 @@ from __future__ import annotations
 from typing import Any
 
 from .argo import canary_state
+from .config import EnvConfig
 from .failures import check_failed, inconclusive
-from .kube import Kube, revision_of, selector_of, template_hash
+from .kube import Kube, KubeNotFound, KubeUnavailable, revision_of, selector_of, template_hash
 from .polling import PollTimeout, poll
+
+
+def read_workload(kube: Kube, config: EnvConfig, service: str) -> dict[str, Any]:
+    """The service's Deployment, or its Argo Rollout (services.NAME.workload = "rollout"); a missing one fails the
+    service's checks, a cluster that cannot be read makes them inconclusive."""
+    __tracebackhide__ = True
+    kind, name = config.service(service).workload, config.deployment_of(service)
+    try:
+        return kube.workload(kind, name)
+    except KubeUnavailable as exc:
+        inconclusive(f"{service}: cannot read {kind} {name}: {exc}")
+    except KubeNotFound as exc:
+        check_failed(f"{service}: {kind} {name} does not exist in namespace {kube.namespace}: {exc}", culprit=service)
 
 BAD_WAITING = ("CrashLoopBackOff", "ImagePullBackOff", "ErrImagePull", "CreateContainerConfigError", "InvalidImageName")
 

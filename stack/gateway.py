@@ -12,6 +12,7 @@ from starlette.routing import Route
 
 from .catalog import GATEWAY_ROUTES
 from .context import ServiceContext
+from .http_util import PEER_LIMITS
 from .middleware import trace_of
 from .storefront import storefront_routes
 
@@ -28,7 +29,7 @@ def upstream_for(path: str) -> str | None:
 
 
 def gateway_routes(ctx: ServiceContext) -> list[Route]:
-    client = httpx.AsyncClient(timeout=UPSTREAM_TIMEOUT)
+    client = httpx.AsyncClient(timeout=UPSTREAM_TIMEOUT, limits=PEER_LIMITS)
     ctx.shared.setdefault("closers", []).append(client.aclose)
 
     async def proxy(request: Request) -> Response:

@@ -7,6 +7,7 @@ import json
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
+import httpx
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -14,6 +15,12 @@ from starlette.responses import JSONResponse
 from .context import ServiceContext
 
 SYNTHETIC_DOMAIN = "@synthetic.polyshop.test"
+
+# An idle keep-alive connection is closed by the server after this long; the services' own clients drop theirs
+# sooner (PEER_LIMITS), so a client never reuses a connection the server is closing at that very moment (with
+# uvicorn's 5 s and httpx's 5 s, that race answered some requests "Server disconnected" under concurrent load).
+SERVER_KEEP_ALIVE_SECONDS = 30
+PEER_LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=20, keepalive_expiry=10.0)
 
 
 def error(status_code: int, code: str, /, **details: Any) -> JSONResponse:

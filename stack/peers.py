@@ -8,7 +8,7 @@ import httpx
 from starlette.responses import JSONResponse
 
 from .context import ServiceContext
-from .http_util import error
+from .http_util import PEER_LIMITS, error
 from .middleware import TraceContext
 
 PEER_TIMEOUT = httpx.Timeout(3.0, connect=1.0)
@@ -33,7 +33,7 @@ class PeerClient:
 
     def __init__(self, ctx: ServiceContext) -> None:
         self.ctx = ctx
-        self.http = httpx.AsyncClient(timeout=PEER_TIMEOUT)
+        self.http = httpx.AsyncClient(timeout=PEER_TIMEOUT, limits=PEER_LIMITS)
         ctx.shared.setdefault("closers", []).append(self.http.aclose)
 
     async def call(

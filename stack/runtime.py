@@ -21,7 +21,7 @@ from .events import EventBus
 from .faults import FaultBoard
 from .gateway import gateway_routes
 from .health import health_routes
-from .http_util import json_exception_handlers
+from .http_util import SERVER_KEEP_ALIVE_SECONDS, json_exception_handlers
 from .middleware import ServiceMiddleware
 from .services import SERVICE_BUILDERS, ServiceParts
 from .telemetry import ServiceMetrics
@@ -62,7 +62,8 @@ class HttpServer:
         sock.bind((self.host, self.port))
         self.port = sock.getsockname()[1]
         config = uvicorn.Config(
-            self.app, log_level="warning", access_log=False, lifespan="off", timeout_graceful_shutdown=1
+            self.app, log_level="warning", access_log=False, lifespan="off", timeout_graceful_shutdown=1,
+            timeout_keep_alive=SERVER_KEEP_ALIVE_SECONDS,
         )
         self._server = _Server(config)
         self._task = asyncio.create_task(self._server.serve(sockets=[sock]))

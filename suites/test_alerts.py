@@ -9,7 +9,7 @@ from polycheck.config import EnvConfig
 from polycheck.failures import check_failed, inconclusive
 from polycheck.prometheus import PrometheusClient, PrometheusError
 
-pytestmark = [pytest.mark.postdeploy, pytest.mark.smoke]
+pytestmark = [pytest.mark.postdeploy, pytest.mark.smoke, pytest.mark.concurrent]
 
 DASHBOARD = "runbook Section 6: Grafana dashboard not OK — PolyShop alerts firing after the deploy"
 

@@ -10,7 +10,7 @@ from polycheck.flow import step
 from polycheck.shop import Account, ShopApi
 from polycheck.auth import expect_rejected, forge
 
-pytestmark = [pytest.mark.smoke, pytest.mark.synthetic, pytest.mark.rollback("auth")]
+pytestmark = [pytest.mark.smoke, pytest.mark.synthetic, pytest.mark.concurrent, pytest.mark.rollback("auth")]
 
 
 def test_login_returns_a_sane_bearer_token(shop: ShopApi, synthetic_account: Account, env_config: EnvConfig) -> None:

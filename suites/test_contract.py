@@ -14,7 +14,7 @@ from polycheck.flow import step
 from polycheck.orders import OrderLedger, SkuPool
 from polycheck.shop import ShopApi, new_idempotency_key
 
-pytestmark = [pytest.mark.smoke, pytest.mark.synthetic,
+pytestmark = [pytest.mark.smoke, pytest.mark.synthetic, pytest.mark.concurrent,
               pytest.mark.rollback("auth", "product", "inventory", "order", "payment", "notification")]
 
 

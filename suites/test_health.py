@@ -16,7 +16,7 @@ from polycheck.health import (
 from polycheck.http import ServiceClient
 from polycheck.fanout import GATEWAY_PROBE
 
-pytestmark = [pytest.mark.smoke, pytest.mark.synthetic]
+pytestmark = [pytest.mark.smoke, pytest.mark.synthetic, pytest.mark.concurrent]
 
 
 @pytest.mark.rollback

@@ -11,7 +11,7 @@ from polycheck.orders import OrderLedger, SkuPool
 from polycheck.polling import hold
 from polycheck.shop import Account, ShopApi
 
-pytestmark = [pytest.mark.smoke, pytest.mark.synthetic, pytest.mark.rollback("notification")]
+pytestmark = [pytest.mark.smoke, pytest.mark.synthetic, pytest.mark.concurrent, pytest.mark.rollback("notification")]
 
 
 def test_test_email_reaches_the_outbox(shop: ShopApi, synthetic_account: Account, env_config: EnvConfig) -> None:

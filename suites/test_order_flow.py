@@ -14,7 +14,8 @@ from polycheck.flow import describe_order, step, wait_for
 from polycheck.orders import OrderLedger, SkuPool
 from polycheck.shop import new_idempotency_key
 
-pytestmark = [pytest.mark.smoke, pytest.mark.synthetic, pytest.mark.rollback("order", "payment", "inventory")]
+pytestmark = [pytest.mark.smoke, pytest.mark.synthetic, pytest.mark.concurrent,
+              pytest.mark.rollback("order", "payment", "inventory")]
 QTY = 2
 FAILED_STATES = ("payment_failed", "cancelled")
 

@@ -12,7 +12,7 @@ from polycheck.postdeploy import DataReadiness, deployed_at
 from polycheck.prometheus import PrometheusClient, PrometheusError, parse_duration
 from polycheck.failures import inconclusive
 
-pytestmark = [pytest.mark.postdeploy]
+pytestmark = [pytest.mark.postdeploy, pytest.mark.concurrent]
 
 
 def test_metric_within_runbook_limit(

@@ -7,7 +7,7 @@ import pytest
 from polycheck.contract_checks import expect_propagation
 from polycheck.http import ServiceClient
 
-pytestmark = [pytest.mark.smoke, pytest.mark.synthetic]
+pytestmark = [pytest.mark.smoke, pytest.mark.synthetic, pytest.mark.concurrent]
 
 
 @pytest.mark.requests("GET /health/live")

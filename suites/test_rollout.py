@@ -21,7 +21,7 @@ from polycheck.rollout import (
     rollout_settled,
 )
 
-pytestmark = [pytest.mark.smoke, pytest.mark.rollout, pytest.mark.rollback]
+pytestmark = [pytest.mark.smoke, pytest.mark.rollout, pytest.mark.concurrent, pytest.mark.rollback]
 
 
 def test_rollout_is_complete(service: str, kube: Kube, env_config: EnvConfig, run: Run) -> None:

@@ -10,7 +10,7 @@ from polycheck.config import EnvConfig
 from polycheck.flow import step
 from polycheck.shop import ShopApi
 
-pytestmark = [pytest.mark.smoke, pytest.mark.synthetic, pytest.mark.rollback("search")]
+pytestmark = [pytest.mark.smoke, pytest.mark.synthetic, pytest.mark.concurrent, pytest.mark.rollback("search")]
 
 
 def test_search_index_is_fresh(shop: ShopApi, env_config: EnvConfig) -> None:

@@ -94,6 +94,15 @@ def add_options(parser: pytest.Parser) -> None:
         help="the journal every synthetic order and payment is written to before it is created, for "
         "`python -m polycheck cleanup` (default: the env's [probe] ledger, reports/leftovers-ENV.jsonl)",
     )
+    group.addoption(
+        "--concurrency",
+        dest="polycheck_concurrency",
+        metavar="N",
+        type=int,
+        default=8,
+        help="how many checks marked `concurrent` run at once, ahead of their turn (default 8; 1 runs every check "
+        "in its turn; under xdist each worker runs its checks in their turn)",
+    )
     gates = parser.getgroup("polycheck-predeploy", "PolyShop pre-deploy gates (pytest -m predeploy)")
     gates.addoption("--now", dest="polycheck_now", metavar="TIME",
                     help="judge the deployment windows at this moment (ISO-8601 with offset, e.g. 2026-11-27T16:00:00+01:00): "

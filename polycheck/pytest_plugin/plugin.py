@@ -31,7 +31,7 @@ from .state import RESOURCES, RUN, Resources, is_xdist_worker, run_of
 
 WORKER_RUN = "polycheck_run"
 
-pytest_plugins = ["polycheck.pytest_plugin.reporting", "polycheck.pytest_plugin.params"]
+pytest_plugins = ["polycheck.pytest_plugin.reporting", "polycheck.pytest_plugin.params", "polycheck.pytest_plugin.concurrent"]
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -61,6 +61,9 @@ def pytest_configure(config: pytest.Config) -> None:
     config.pluginmanager.register(RollbackPlugin(config), "polycheck-rollback")
     config.pluginmanager.register(SignOffPlugin(config), "polycheck-signoff")
     config.pluginmanager.register(ProbePlugin(config), "polycheck-probe")
+    from .concurrent import register  # a plugin module of its own (pytest_plugins): imported by pytest first
+
+    register(config, config.getoption("polycheck_concurrency"))
 
 
 def _inputs(config: pytest.Config) -> RunInputs:

@@ -20,6 +20,7 @@ import httpx
 
 from ..browser import choose_chromium
 from ..config import EnvConfig
+from ..http import shared_tls
 from ..redact import redact_secrets
 
 NOT_READ = "(not read)"
@@ -35,7 +36,8 @@ def service_versions(config: EnvConfig, timeout: httpx.Timeout, skip: set[str] =
         if not url:
             return name, "(no URL)"
         try:
-            with httpx.Client(timeout=timeout, headers={"X-Synthetic": "true", "User-Agent": "polycheck-report"}) as client:
+            with httpx.Client(timeout=timeout, headers={"X-Synthetic": "true", "User-Agent": "polycheck-report"},
+                              verify=shared_tls()) as client:
                 response = client.get(url.rstrip("/") + "/health")
             body = response.json() if response.headers.get("content-type", "").startswith("application/json") else {}
             version = body.get("version") if isinstance(body, dict) else None

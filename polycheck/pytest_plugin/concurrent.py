@@ -1,0 +1,269 @@
+"""Checks that share no state run at once: a check marked `concurrent` is run ahead, in the background, as soon as
+the run starts; when its turn comes, its report is what it did then (its own exceptions, exchanges, culprit and
+duration). Meanwhile the run goes on with the checks that need the main thread (the browser, Kubernetes reads).
+
+A check runs ahead only when everything it asks for can be given outside pytest's set-up: its parameters, the
+session's fixtures (resolved first, in the main thread) and what its own `CheckScope` builds (`SCOPED`). Anything
+else, and it simply runs in its turn. A check whose scope could not be built (a login that failed) fails its
+set-up in its turn with that very error, as it would have run in its turn. A finished check that failed is
+reported before the ones still waiting their turn, so its rollback fires at once. Under xdist (each worker
+already runs checks at once, and only some of them) and with `--concurrency 1`, nothing runs ahead.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Callable, Generator
+
+import pytest
+
+from ..checkscope import CheckScope, journal_password
+from ..rollout import read_workload
+from .state import board_of, is_xdist_worker
+
+MARK = "concurrent"
+
+# Function-scoped fixtures a check's own scope builds, by name: (the fixtures or parameters it needs, how).
+SCOPED: dict[str, tuple[tuple[str, ...], Callable[..., Any]]] = {
+    "check_scope": ((), lambda scope: scope),
+    "check_trace": ((), lambda scope: scope.trace),
+    "exchange_log": ((), lambda scope: scope.log),
+    "client_for": ((), lambda scope: scope.client),
+    "service_client": (("service",), lambda scope, service: scope.client(service)),
+    "gateway_client": ((), lambda scope: scope.client("gateway", scope.config.gateway.url)),
+    "shop": ((), lambda scope: scope.shop()),
+    "signed_in_shop": (("synthetic_account",), lambda scope, account: scope.signed_in(account)),
+    "other_shop": (("other_account",), lambda scope, account: scope.signed_in(account)),
+    "workload": (("kube", "env_config", "service"),
+                 lambda scope, kube, config, service: scope.once("workload", lambda: read_workload(kube, config, service))),
+    "orders": (("synthetic_account", "leftovers_journal", "run"),
+               lambda scope, account, journal, run: scope.orders(account, journal, journal_password(run, account))),
+}
+
+
+# Function-scoped fixtures other plugins make autouse, which do nothing for a check that runs ahead (they are
+# still set up, in the check's turn, as for every check): name -> why.
+HARMLESS = {
+    "_pw_trace_api_requests": "pytest-playwright's: records API request traces only for checks using `playwright`",
+    "request": "pytest's own request object",
+}
+
+
+class NotAhead(Exception):
+    """This check cannot run ahead (it runs in its turn); the reason is for the self-tests and --debug."""
+
+
+@dataclass
+class Ahead:
+    """One check running ahead: its scope, and when it is done, what its body raised and how long it took."""
+
+    scope: CheckScope
+    done: threading.Event = field(default_factory=threading.Event)
+    started: float = 0.0
+    stopped: float = 0.0
+    set_up_error: BaseException | None = None
+    error: BaseException | None = None
+
+    @property
+    def failed(self) -> bool:
+        return self.done.is_set() and (self.error is not None or self.set_up_error is not None)
+
+
+AHEAD = pytest.StashKey[Ahead]()
+
+
+def scope_run_ahead(item: Any) -> CheckScope | None:
+    """The scope of a check that ran ahead, for its fixtures in its turn (None: it runs in its turn)."""
+    stash = getattr(item, "stash", None)
+    ahead = stash.get(AHEAD, None) if stash is not None else None
+    return ahead.scope if ahead is not None else None
+
+
+def _fixturedef(item: pytest.Item, name: str) -> Any:
+    defs = getattr(item, "_fixtureinfo").name2fixturedefs.get(name)
+    if not defs:
+        raise NotAhead(f"{name} is not a fixture")
+    return defs[-1]
+
+
+def session_value(request: pytest.FixtureRequest, target: pytest.Item, name: str) -> Any:
+    """The value of the session fixture `name` as `target` would get it (resolved now, in the main thread)."""
+    fixturedef = _fixturedef(target, name)
+    if fixturedef.scope != "session":
+        raise NotAhead(f"{name} is a {fixturedef.scope}-scoped fixture")
+    if fixturedef.cached_result is None:
+        try:
+            request.getfixturevalue(name)
+        except BaseException as exc:  # noqa: BLE001 - the check meets the same error in its own set-up
+            raise NotAhead(f"{name} failed: {exc}") from None
+    if fixturedef.cached_result is None:
+        raise NotAhead(f"{name} is not the fixture this check would get")
+    value, _key, error = fixturedef.cached_result
+    if error is not None:
+        raise NotAhead(f"{name} failed")
+    return value
+
+
+def plan_ahead(request: pytest.FixtureRequest, target: pytest.Item) -> dict[str, Any]:
+    """What `target` is given besides its scope: parameters and session values, by name (NotAhead if it cannot run ahead)."""
+    if not isinstance(target, pytest.Function) or target.get_closest_marker(MARK) is None:
+        raise NotAhead("not marked concurrent")
+    params = dict(getattr(getattr(target, "callspec", None), "params", {}))
+    values: dict[str, Any] = {}
+    for name in target.fixturenames:
+        if name in params:
+            values[name] = params[name]
+        elif name in SCOPED or name == "_polycheck_run_ahead" or (name in HARMLESS and "playwright" not in target.fixturenames):
+            continue
+        else:
+            values[name] = session_value(request, target, name)
+    return values
+
+
+def _build(scope: CheckScope, name: str, values: dict[str, Any]) -> Any:
+    if name in SCOPED:
+        needs, build = SCOPED[name]
+        return build(scope, *(values[need] for need in needs))
+    return values[name]
+
+
+def _run(target: pytest.Function, ahead: Ahead, values: dict[str, Any]) -> None:
+    ahead.started = time.time()
+    try:
+        with ahead.scope.leases.holding():
+            try:
+                args = {name: _build(ahead.scope, name, values) for name in target._fixtureinfo.argnames}
+            except BaseException as exc:  # noqa: BLE001 - its set-up in its turn raises it again (the scope kept it)
+                ahead.set_up_error = exc
+                return
+            try:
+                target.obj(**args)
+            except BaseException as exc:  # noqa: BLE001 - re-raised in its turn, as if it had run then
+                ahead.error = exc
+            finally:
+                ahead.stopped = time.time()
+                ahead.scope.clean_up()
+    finally:
+        ahead.stopped = ahead.stopped or time.time()
+        ahead.done.set()
+
+
+class RunAhead:
+    """Registered per run (not on xdist workers): starts the concurrent checks at the first check's set-up."""
+
+    def __init__(self, config: pytest.Config, workers: int) -> None:
+        self.config, self.workers = config, workers
+        self.pool: ThreadPoolExecutor | None = None
+        self.futures: list[Future[None]] = []
+        self.started = False
+        self.not_ahead: dict[str, str] = {}  # node id -> why it runs in its turn
+
+    def start(self, request: pytest.FixtureRequest) -> None:
+        """Run ahead every check that can, each as soon as its own session fixtures are resolved (the ones that
+        create orders first: they wait on asynchronous moves and on free SKUs, so they are the longest)."""
+        self.started = True
+        from .state import run_of
+
+        config = run_of(self.config).config
+        current = getattr(request, "_pyfuncitem", None)  # the check whose set-up this is: it runs in its turn
+        targets = [t for t in request.session.items if t is not current and t.get_closest_marker(MARK) is not None]
+        targets.sort(key=lambda t: "orders" not in getattr(t, "fixturenames", ()))
+        for target in targets:
+            try:
+                values = plan_ahead(request, target)
+            except NotAhead as why:
+                self.not_ahead[target.nodeid] = str(why)
+                continue
+            traces = values.get("fanned_out") or {}
+            ahead = Ahead(CheckScope(config, board_of(self.config), values.get("connections"), traces.get(target.nodeid)))
+            target.stash[AHEAD] = ahead
+            if self.pool is None:
+                self.pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="polycheck-check")
+            self.futures.append(self.pool.submit(_run, target, ahead, values))
+
+    # -- hooks -------------------------------------------------------------------------------------------------
+    @pytest.hookimpl(trylast=True)
+    def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
+        """Checks that run ahead take their turn last: the main thread does the others (the browser, Kubernetes)
+        meanwhile, then reads what the ones ahead did (a failed one is reported at once, see the loop)."""
+        items[:] = [i for i in items if i.get_closest_marker(MARK) is None] + [i for i in items if i.get_closest_marker(MARK)]
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_setup(self, item: pytest.Item) -> None:
+        ahead = item.stash.get(AHEAD, None)
+        if ahead is not None:
+            ahead.done.wait()  # its set-up then reads what its scope built (or the error building it raised)
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_pyfunc_call(self, pyfuncitem: pytest.Function) -> bool | None:
+        ahead = pyfuncitem.stash.get(AHEAD, None)
+        if ahead is None:
+            return None
+        __tracebackhide__ = True
+        ahead.done.wait()
+        error = ahead.set_up_error or ahead.error
+        if error is not None:
+            raise error
+        return True
+
+    @pytest.hookimpl(hookwrapper=True)
+    def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[Any]) -> Generator[None, Any, None]:
+        outcome = yield
+        ahead = item.stash.get(AHEAD, None)
+        if ahead is None or call.when != "call" or not ahead.done.is_set():
+            return
+        report: pytest.TestReport = outcome.get_result()
+        report.start, report.stop = ahead.started, ahead.stopped  # when it really ran, not when its turn came
+        report.duration = ahead.stopped - ahead.started
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtestloop(self, session: pytest.Session) -> bool | None:
+        """pytest's own loop, except that a check that ran ahead and failed is reported before the next one in line."""
+        if session.testsfailed and not session.config.option.continue_on_collection_errors:
+            raise session.Interrupted(f"{session.testsfailed} error{'s' if session.testsfailed != 1 else ''} during collection")
+        if session.config.option.collectonly:
+            return True
+        waiting = list(session.items)
+        item = waiting.pop(0) if waiting else None
+        while item is not None:
+            nextitem = self._next(waiting)
+            item.config.hook.pytest_runtest_protocol(item=item, nextitem=nextitem)
+            if session.shouldfail:
+                raise session.Failed(session.shouldfail)
+            if session.shouldstop:
+                raise session.Interrupted(session.shouldstop)
+            item = nextitem
+        return True
+
+    @staticmethod
+    def _next(waiting: list[pytest.Item]) -> pytest.Item | None:
+        for index, item in enumerate(waiting):
+            ahead = item.stash.get(AHEAD, None)
+            if ahead is not None and ahead.failed:
+                return waiting.pop(index)
+        return waiting.pop(0) if waiting else None
+
+    def pytest_sessionfinish(self) -> None:
+        """Checks still running ahead finish (and clean up their orders) before the run ends."""
+        if self.pool is not None:
+            self.pool.shutdown(wait=True, cancel_futures=False)
+
+
+PLUGIN = "polycheck-run-ahead"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _polycheck_run_ahead(request: pytest.FixtureRequest) -> None:
+    """Starts the checks that run ahead at the very start of the first check's set-up (before its own fixtures,
+    e.g. the browser); nothing when nothing runs ahead."""
+    plugin = request.config.pluginmanager.get_plugin(PLUGIN)
+    if isinstance(plugin, RunAhead) and not plugin.started:
+        plugin.start(request)
+
+
+def register(config: pytest.Config, workers: int) -> None:
+    if workers > 1 and not is_xdist_worker(config) and not config.option.collectonly:
+        config.pluginmanager.register(RunAhead(config, workers), PLUGIN)
