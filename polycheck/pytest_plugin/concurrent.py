@@ -185,12 +185,6 @@ class RunAhead:
             self.futures.append(self.pool.submit(_run, target, ahead, values))
 
     # -- hooks -------------------------------------------------------------------------------------------------
-    @pytest.hookimpl(trylast=True)
-    def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
-        """Checks that run ahead take their turn last: the main thread does the others (the browser, Kubernetes)
-        meanwhile, then reads what the ones ahead did (a failed one is reported at once, see the loop)."""
-        items[:] = [i for i in items if i.get_closest_marker(MARK) is None] + [i for i in items if i.get_closest_marker(MARK)]
-
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_setup(self, item: pytest.Item) -> None:
         ahead = item.stash.get(AHEAD, None)
@@ -219,15 +213,23 @@ class RunAhead:
         report.start, report.stop = ahead.started, ahead.stopped  # when it really ran, not when its turn came
         report.duration = ahead.stopped - ahead.started
 
+    @pytest.hookimpl(hookwrapper=True)
+    def pytest_runtest_teardown(self, item: pytest.Item) -> Generator[None, Any, None]:
+        yield
+        if AHEAD in item.stash:
+            del item.stash[AHEAD]  # reported: a rerun (pytest-rerunfailures) runs afresh, in its turn
+
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtestloop(self, session: pytest.Session) -> bool | None:
-        """pytest's own loop, except that a check that ran ahead and failed is reported before the next one in line."""
+        """pytest's own loop, in another order: what ran ahead is reported as soon as it is done (a failure first,
+        so its rollback fires at once), the main thread's own checks run while the others are still running, and
+        only then does the loop wait for the ones still running ahead."""
         if session.testsfailed and not session.config.option.continue_on_collection_errors:
             raise session.Interrupted(f"{session.testsfailed} error{'s' if session.testsfailed != 1 else ''} during collection")
         if session.config.option.collectonly:
             return True
         waiting = list(session.items)
-        item = waiting.pop(0) if waiting else None
+        item = self._next(waiting)  # one that runs in its turn, if any: its set-up starts the others
         while item is not None:
             nextitem = self._next(waiting)
             item.config.hook.pytest_runtest_protocol(item=item, nextitem=nextitem)
@@ -238,18 +240,26 @@ class RunAhead:
             item = nextitem
         return True
 
-    @staticmethod
-    def _next(waiting: list[pytest.Item]) -> pytest.Item | None:
-        for index, item in enumerate(waiting):
+    def _next(self, waiting: list[pytest.Item]) -> pytest.Item | None:
+        """A finished check that failed; else any finished one; else one that runs in its turn; else the first
+        still running ahead (the loop then waits for it)."""
+        def done(item: pytest.Item, failed: bool) -> bool:
             ahead = item.stash.get(AHEAD, None)
-            if ahead is not None and ahead.failed:
-                return waiting.pop(index)
+            return ahead is not None and ahead.done.is_set() and (ahead.failed or not failed)
+
+        def in_turn(item: pytest.Item) -> bool:
+            return item.get_closest_marker(MARK) is None or (self.started and AHEAD not in item.stash)
+
+        for pick in (lambda i: done(i, True), lambda i: done(i, False), in_turn):
+            for index, item in enumerate(waiting):
+                if pick(item):
+                    return waiting.pop(index)
         return waiting.pop(0) if waiting else None
 
     def pytest_sessionfinish(self) -> None:
         """Checks still running ahead finish (and clean up their orders) before the run ends."""
         if self.pool is not None:
-            self.pool.shutdown(wait=True, cancel_futures=False)
+            self.pool.shutdown(wait=True, cancel_futures=True)  # (those not started yet: a stopped run, -x)
 
 
 PLUGIN = "polycheck-run-ahead"
@@ -265,5 +275,7 @@ def _polycheck_run_ahead(request: pytest.FixtureRequest) -> None:
 
 
 def register(config: pytest.Config, workers: int) -> None:
-    if workers > 1 and not is_xdist_worker(config) and not config.option.collectonly:
+    """Not on xdist (its controller runs no check, its workers run theirs in their turn), nor for --co."""
+    xdist = getattr(config.option, "dist", "no") != "no" or is_xdist_worker(config)
+    if workers > 1 and not xdist and not config.option.collectonly:
         config.pluginmanager.register(RunAhead(config, workers), PLUGIN)

@@ -80,7 +80,9 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[Any]) -> 
     _link_evidence(item, report)
     if report.when != "call" or not report.failed:
         return
-    log = getattr(item, "funcargs", {}).get("exchange_log")
+    funcargs = getattr(item, "funcargs", {})
+    scope = funcargs.get("check_scope")
+    log = scope.log if scope is not None else funcargs.get("exchange_log")
     if isinstance(log, ExchangeLog):
         for index, exchange in enumerate(log.exchanges, start=1):
             verdict = exchange.error or f"HTTP {exchange.status}"
