@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from dataclasses import dataclass
 from urllib.parse import quote
 from typing import Any
@@ -132,6 +133,35 @@ class Kube:
     def patch_rollout_status(self, name: str, body: dict[str, Any]) -> dict[str, Any]:
         return self._request(f"patch rollout {name} status", "PATCH", self._namespaced(ARGO_API, ARGO_PLURAL, name, "status"),
                              body=body, content_type="application/merge-patch+json")
+
+
+class LazyKube(Kube):
+    """A Kube that loads the credentials and the client on its first call, in whichever thread makes it (so a run
+    whose checks run ahead does not pay for the client's import before its first check). A cluster that cannot
+    be loaded raises KubeUnavailable from that call, as `Kube.connect` would have."""
+
+    def __init__(self, settings: KubernetesConfig, timeout: float = 10.0) -> None:
+        in_cluster = settings.in_cluster or running_in_cluster_without_kubeconfig(settings)
+        self.settings, self.namespace, self.timeout = settings, settings.namespace, timeout
+        self.where = "in-cluster service account" if in_cluster else describe(settings)
+        self._api: Any = None
+        self._lock = threading.Lock()
+
+    @property  # type: ignore[override]
+    def api(self) -> Any:
+        with self._lock:
+            if self._api is None:
+                self._api = Kube.connect(self.settings, self.timeout).api
+            return self._api
+
+    def close(self) -> None:
+        with self._lock:
+            if self._api is not None:
+                self._api.close()
+                self._api = None
+
+    def __repr__(self) -> str:
+        return f"LazyKube({self.where}, namespace {self.namespace})"
 
 
 def running_in_cluster_without_kubeconfig(settings: KubernetesConfig, environ: Any = None) -> bool:

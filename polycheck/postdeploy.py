@@ -9,6 +9,7 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass, field
+from typing import Callable
 
 from .failures import check_failed, inconclusive
 from .polling import PollTimeout, poll
@@ -67,6 +68,27 @@ def require_prometheus(client: PrometheusClient, url: str) -> None:
         inconclusive(f"Prometheus {url} cannot be queried: {exc}")
 
 
-def deployed_at(times: dict[str, float], service: str, window_seconds: float) -> float:
+class DeployTimes:
+    """When each service was deployed: `--since` for all, else its current ReplicaSet's creation read from Kubernetes
+    on first use (once per service, in whichever check's thread asks first), else unknown."""
+
+    def __init__(self, since: float | None = None, read: Callable[[str], float | None] | None = None) -> None:
+        self.since, self._read = since, read
+        self._known: dict[str, float | None] = {}
+        self._lock = threading.Lock()
+
+    def get(self, service: str, default: float) -> float:
+        if self.since is not None:
+            return self.since
+        if self._read is None:
+            return default
+        with self._lock:
+            if service not in self._known:
+                self._known[service] = self._read(service)
+            found = self._known[service]
+        return default if found is None else found
+
+
+def deployed_at(times: "DeployTimes | dict[str, float]", service: str, window_seconds: float) -> float:
     """When the service was deployed (from `deploy_times`), else the start of the window."""
     return times.get(service, time.time() - window_seconds)

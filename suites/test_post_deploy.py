@@ -8,7 +8,7 @@ import pytest
 
 from polycheck import promql
 from polycheck.config import EnvConfig
-from polycheck.postdeploy import DataReadiness, deployed_at
+from polycheck.postdeploy import DataReadiness, DeployTimes, deployed_at
 from polycheck.prometheus import PrometheusClient, PrometheusError, parse_duration
 from polycheck.failures import inconclusive
 
@@ -17,7 +17,7 @@ pytestmark = [pytest.mark.postdeploy, pytest.mark.concurrent]
 
 def test_metric_within_runbook_limit(
     metric_check: tuple[str, str], prometheus: PrometheusClient, data_readiness: DataReadiness, env_config: EnvConfig,
-    deploy_times: dict[str, float],
+    deploy_times: DeployTimes,
 ) -> None:
     """Runbook Sections 4 and 6: 5xx ratio, p99 latency, DB pool saturation, Kafka lag and errors, Redis TTL violations within limits."""
     service, key = metric_check
