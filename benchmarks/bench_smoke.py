@@ -92,7 +92,9 @@ def main() -> int:
             env_text = env_text.replace("[prometheus]\n", f'[prometheus]\nurl = "{prometheus.url}"\n')
         (work / "local.toml").write_text(env_text)
         shared = {**env, "POLYCHECK_STACK_FILE": str(stack_file)}
-        base = [*SMOKE, f"--env-dir={work}", f"--rollback-log={work / 'rollback.jsonl'}"]
+        # dry-run: a run that fails (the hanging service) decides its rollbacks but leaves the environment as it
+        # was for the next scenario; the rollback scenario below acts for real
+        base = [*SMOKE, f"--env-dir={work}", f"--rollback-log={work / 'rollback.jsonl'}", "--rollback=dry-run"]
         control = httpx.Client(base_url=stack.info.control, timeout=10)
         control.delete("/faults")
 

@@ -79,7 +79,7 @@ class CheckScope:
     def orders(self, account: Account, journal: Journal | None, journal_password: str | None) -> OrderLedger:
         """The ledger of the synthetic orders this check creates as `account`."""
         return self.once("orders", lambda: OrderLedger(self.signed_in(account), account, journal=journal,
-                                                        journal_password=journal_password))
+                                                        journal_password=journal_password, leases=self.leases))
 
     def clean_up(self) -> list[str]:
         """Cancel and refund what the check created, then let go of its SKUs; what was left behind, as sentences.

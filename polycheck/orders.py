@@ -35,6 +35,8 @@ class OrderLedger:
     journal: Journal | None = None  # written before each create, so a killed run's data can be swept
     journal_password: str | None = None  # the account's password, only when the run provisioned it itself
     keys: dict[str, str] = field(default_factory=dict)  # order or payment id -> its Idempotency-Key
+    leases: "Leases | None" = None  # the check's SKU leases: a cancelled order's SKU settles before its next use
+    skus: dict[str, list[str]] = field(default_factory=dict)  # order id -> the SKUs it holds
 
     def _intend(self, key: str, kind: str, body: dict[str, Any]) -> None:
         if self.journal is not None:
@@ -53,6 +55,7 @@ class OrderLedger:
         self._created(key, order["id"])
         if order["id"] not in self.order_ids:
             self.order_ids.append(order["id"])
+            self.skus[order["id"]] = [str(item.get("sku")) for item in items if isinstance(item, dict)]
         return order
 
     def pay(self, order: dict[str, Any], card_token: str, key: str | None = None) -> dict[str, Any]:
@@ -85,27 +88,44 @@ class OrderLedger:
                 check_failed(f"no product with SKU {sku} in the catalogue ({offset} products read)", culprit="product")
 
     def clean_up(self) -> list[str]:
-        """Cancel every order and refund every payment; what could not be cleaned, as sentences."""
+        """Cancel every order and refund every payment; what could not be cleaned, as sentences. With the check's
+        own token (a fresh sign-in only once it is refused: a check that outlived its token)."""
         problems: list[str] = []
-        try:
-            shop = self.shop.signed_in(self.shop.login(self.account)["access_token"])  # a fresh token
-        except CLEANUP_ERRORS as exc:  # a failed login must not hide the list of leftovers
-            return [f"could not sign in to clean up orders {self.order_ids} and payments {self.payment_ids}: {exc}"]
+        shops = [self.shop]
+
+        def signed_in(action: Callable[[ShopApi], dict[str, Any]]) -> dict[str, Any]:
+            try:
+                return action(shops[-1])
+            except CLEANUP_ERRORS:
+                if len(shops) > 1 or not _refused(shops[-1]):
+                    raise
+            shops.append(self.shop.signed_in(self.shop.login(self.account)["access_token"]))
+            return action(shops[-1])
+
+        if not self.shop.token and (self.order_ids or self.payment_ids):
+            try:
+                shops.append(self.shop.signed_in(self.shop.login(self.account)["access_token"]))
+            except CLEANUP_ERRORS as exc:  # a failed login must not hide the list of leftovers
+                return [f"could not sign in to clean up orders {self.order_ids} and payments {self.payment_ids}: {exc}"]
         for order_id in self.order_ids:
             try:
-                cancelled = _retried(lambda: shop.cancel(order_id), f"cancel order {order_id}")
+                seen = self.shop.seen.get(order_id, {})  # cancelled is final: what the check saw needs no second cancel
+                cancelled = seen if seen.get("status") == "cancelled" else \
+                    _retried(lambda: signed_in(lambda shop: shop.cancel(order_id)), f"cancel order {order_id}")
                 if cancelled.get("status") != "cancelled":
                     problems.append(f"order {order_id} reads {cancelled.get('status')!r} after cancel")
                 else:
                     self._cleaned(order_id)
-                    _settle(shop, order_id)
+                    self._settle_before_reuse(shops[-1], order_id)
             except CLEANUP_ERRORS as exc:
                 problems.append(f"order {order_id} could not be cancelled: {exc}")
         for payment_id in self.payment_ids:
             try:
-                payment = _retried(lambda: shop.payment(payment_id), f"read payment {payment_id}")
+                seen = self.shop.seen.get(payment_id, {})  # refunded and declined are final
+                payment = seen if seen.get("status") in SETTLED else \
+                    _retried(lambda: signed_in(lambda shop: shop.payment(payment_id)), f"read payment {payment_id}")
                 if payment["status"] not in SETTLED:
-                    payment = _retried(lambda: shop.refund(payment_id), f"refund payment {payment_id}")
+                    payment = _retried(lambda: signed_in(lambda shop: shop.refund(payment_id)), f"refund payment {payment_id}")
                 if payment["status"] not in SETTLED:
                     problems.append(f"payment {payment_id} reads {payment['status']!r} after refund")
                 else:
@@ -114,6 +134,20 @@ class OrderLedger:
                 problems.append(f"payment {payment_id} could not be refunded: {exc}")
         return problems
 
+    def _settle_before_reuse(self, shop: ShopApi, order_id: str) -> None:
+        """The next check to take this order's SKU waits for its reservation to read released (none takes it: no wait)."""
+        done: list[bool] = []
+
+        def settle() -> None:
+            if not done:
+                done.append(True)
+                _settle(shop, order_id, self.shop.seen)
+
+        skus = self.skus.get(order_id) or []
+        if self.leases is None or not skus:
+            settle()
+        for sku in skus if self.leases is not None else []:
+            self.leases.before_reuse(sku, settle)
 
     def _cleaned(self, object_id: str) -> None:
         key = self.keys.get(object_id)
@@ -131,12 +165,18 @@ def _retried(action: Callable[[], dict[str, Any]], what: str) -> dict[str, Any]:
 
 
 
-def _settle(shop: ShopApi, order_id: str) -> None:
+def _refused(shop: ShopApi) -> bool:
+    """The last answer this API got was 401: its token no longer works."""
+    exchanges = shop.client.log.exchanges
+    return bool(exchanges) and exchanges[-1].status == 401
+
+
+def _settle(shop: ShopApi, order_id: str, seen: dict[str, dict[str, Any]]) -> None:
     """Wait (briefly) until a cancelled order's reservation reads released, so the next check to use its SKU
     reads a stock that no longer moves. Best effort: the leftover check is the cancel's answer, not this."""
     try:
-        reservation_id = shop.order(order_id).get("reservation_id")
-        if reservation_id:
+        reservation_id = seen.get(order_id, {}).get("reservation_id") or shop.order(order_id).get("reservation_id")
+        if reservation_id and seen.get(reservation_id, {}).get("status") != "released":
             poll(lambda: shop.reservation(reservation_id), lambda r: r.get("status") == "released", timeout=CLEANUP_SECONDS,
                  what=f"reservation {reservation_id} released", interval=0.05, max_interval=0.25)
     except CLEANUP_ERRORS:
@@ -144,21 +184,33 @@ def _settle(shop: ShopApi, order_id: str) -> None:
 
 
 class Leases:
-    """What one running check holds (its SKUs): let go of together when the check has cleaned up."""
+    """What one running check holds (its SKUs): let go of together when the check has cleaned up, with what the
+    next check to take each SKU must do first (wait for this check's cancelled reservations to read released)."""
 
     def __init__(self) -> None:
-        self._releases: list[Callable[[], None]] = []
+        self._held: dict[str, "SkuPool"] = {}
+        self._before_reuse: dict[str, list[Callable[[], None]]] = {}
         self._lock = threading.Lock()
 
-    def add(self, release: Callable[[], None]) -> None:
+    def add(self, sku: str, pool: "SkuPool") -> None:
         with self._lock:
-            self._releases.append(release)
+            self._held[sku] = pool
+
+    def before_reuse(self, sku: str, action: Callable[[], None]) -> None:
+        """Have the next check that takes `sku` run `action` first; at once when this check does not hold it."""
+        with self._lock:
+            held = sku in self._held
+            if held:
+                self._before_reuse.setdefault(sku, []).append(action)
+        if not held:
+            action()
 
     def release(self) -> None:
         with self._lock:
-            releases, self._releases = self._releases, []
-        for release in releases:
-            release()
+            held, self._held = self._held, {}
+            pending, self._before_reuse = self._before_reuse, {}
+        for sku, pool in held.items():
+            pool.let_go(sku, pending.get(sku, []))
 
     @contextmanager
     def holding(self) -> Iterator["Leases"]:
@@ -184,6 +236,7 @@ class SkuPool:
         mine = sorted(skus)[index::count] or sorted(skus)
         self._order: deque[str] = deque(mine)
         self._leased: set[str] = set()
+        self._before_reuse: dict[str, list[Callable[[], None]]] = {}
         self._free = threading.Condition()
         self.wait_seconds = wait_seconds
 
@@ -203,10 +256,15 @@ class SkuPool:
             self._order.append(sku)
             if holder is not None and free:
                 self._leased.add(sku)
-                holder.add(lambda: self._let_go(sku))
+                holder.add(sku, self)
+            first = self._before_reuse.pop(sku, [])
+        for action in first:  # the previous check's cancelled reservations settle before this one reads the stock
+            action()
         return sku
 
-    def _let_go(self, sku: str) -> None:
+    def let_go(self, sku: str, before_reuse: list[Callable[[], None]] = ()) -> None:  # type: ignore[assignment]
         with self._free:
             self._leased.discard(sku)
+            if before_reuse:
+                self._before_reuse.setdefault(sku, []).extend(before_reuse)
             self._free.notify_all()

@@ -62,6 +62,7 @@ def poll(
     wait = interval
     while True:
         attempts += 1
+        asked = clock()
         try:
             value = probe()
         except retry_on as exc:
@@ -85,7 +86,9 @@ def poll(
                 last.error if last.error is not None else last.value,
                 attempts,
             )
-        sleep(min(wait, remaining))
+        # the next look starts `wait` after this one started: a slow answer (a far-away service) is no reason to
+        # wait longer still before asking again
+        sleep(min(max(wait - (clock() - asked), 0.0), remaining))
         wait = min(wait * 1.5, max_interval)
 
 

@@ -36,6 +36,7 @@ class ShopApi:
         self.client = client
         self.token = token
         self.last: Exchange | None = None  # the latest answer, whose service is blamed when its body is off
+        self.seen: dict[str, dict[str, Any]] = {}  # order, payment and reservation id -> what was last read of it
 
     def signed_in(self, token: str) -> "ShopApi":
         register_secret(token)
@@ -98,6 +99,12 @@ class ShopApi:
                          culprit=self.last.answered_by if self.last else None)
         return body
 
+    def _saw(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Remember the latest of an order, payment or reservation (the clean-up skips what already reads final)."""
+        if isinstance(body, dict) and isinstance(body.get("id"), str):
+            self.seen[body["id"]] = {**self.seen.get(body["id"], {}), **body}
+        return body
+
     # -- auth -----------------------------------------------------------------------------------
     def provision(self, account: Account) -> int:
         status, _ = self.call(
@@ -126,20 +133,20 @@ class ShopApi:
 
     def reservation(self, reservation_id: str) -> dict[str, Any]:
         _, body = self.call("GET", f"/api/inventory/reservations/{reservation_id}", 200)
-        return self.require(body, ("id", "order_id", "sku", "qty", "status"), f"reservation {reservation_id}")
+        return self._saw(self.require(body, ("id", "order_id", "sku", "qty", "status"), f"reservation {reservation_id}"))
 
     # -- orders and payments --------------------------------------------------------------------
     def create_order(self, items: list[dict[str, Any]], key: str, expect: Collection[int] = (201,)) -> tuple[int, dict[str, Any]]:
         status, body = self.call("POST", "/api/orders", expect, json_body={"items": items}, headers={"Idempotency-Key": key})
-        return status, self.require(body, ("id", "status", "total_cents", "currency"), "the created order")
+        return status, self._saw(self.require(body, ("id", "status", "total_cents", "currency"), "the created order"))
 
     def order(self, order_id: str) -> dict[str, Any]:
         _, body = self.call("GET", f"/api/orders/{order_id}", 200)
-        return self.require(body, ("id", "status"), f"order {order_id}")
+        return self._saw(self.require(body, ("id", "status"), f"order {order_id}"))
 
     def cancel(self, order_id: str) -> dict[str, Any]:
         _, body = self.call("POST", f"/api/orders/{order_id}/cancel", 200)
-        return self.require(body, ("id", "status"), f"the cancellation of {order_id}")
+        return self._saw(self.require(body, ("id", "status"), f"the cancellation of {order_id}"))
 
     def pay(self, order: dict[str, Any], card_token: str, key: str) -> dict[str, Any]:
         payload = {
@@ -149,15 +156,15 @@ class ShopApi:
             "card_token": card_token,
         }
         _, body = self.call("POST", "/api/payments", 201, json_body=payload, headers={"Idempotency-Key": key})
-        return self.require(body, ("id", "order_id", "status", "amount_cents"), "the payment")
+        return self._saw(self.require(body, ("id", "order_id", "status", "amount_cents"), "the payment"))
 
     def payment(self, payment_id: str) -> dict[str, Any]:
         _, body = self.call("GET", f"/api/payments/{payment_id}", 200)
-        return self.require(body, ("id", "status"), f"payment {payment_id}")
+        return self._saw(self.require(body, ("id", "status"), f"payment {payment_id}"))
 
     def refund(self, payment_id: str) -> dict[str, Any]:
         _, body = self.call("POST", f"/api/payments/{payment_id}/refund", 200)
-        return self.require(body, ("id", "status"), f"the refund of {payment_id}")
+        return self._saw(self.require(body, ("id", "status"), f"the refund of {payment_id}"))
 
     # -- search and notification ----------------------------------------------------------------
     def search(self, query: str, limit: int = 20) -> dict[str, Any]:

@@ -99,8 +99,8 @@ def add_options(parser: pytest.Parser) -> None:
         dest="polycheck_concurrency",
         metavar="N",
         type=int,
-        default=8,
-        help="how many checks marked `concurrent` run at once, ahead of their turn (default 8; 1 runs every check "
+        default=16,
+        help="how many checks marked `concurrent` run at once, ahead of their turn (default 16; 1 runs every check "
         "in its turn; under xdist each worker runs its checks in their turn)",
     )
     gates = parser.getgroup("polycheck-predeploy", "PolyShop pre-deploy gates (pytest -m predeploy)")

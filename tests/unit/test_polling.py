@@ -89,3 +89,19 @@ def test_other_errors_propagate_at_once() -> None:
 def test_timeout_must_be_positive() -> None:
     with pytest.raises(ValueError):
         poll(lambda: 1, lambda v: True, timeout=0, what="x")
+
+
+def test_a_slow_answer_is_not_followed_by_a_full_wait() -> None:
+    """The next look starts `interval` after the last one started: a probe that itself took longer than the
+    interval (a far-away service) is asked again at once, a quick one after the rest of the interval."""
+    clock = FakeClock()
+    answers = iter([(0.3, "paid"), (0.02, "paid"), (0.0, "confirmed")])
+
+    def probe() -> str:
+        took, status = next(answers)
+        clock.now += took
+        return status
+
+    assert poll(probe, lambda s: s == "confirmed", timeout=5, what="order confirmed", interval=0.1, max_interval=0.1,
+                clock=clock, sleep=clock.sleep) == "confirmed"
+    assert clock.sleeps == [0.0, pytest.approx(0.08)]
