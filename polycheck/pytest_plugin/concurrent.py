@@ -130,7 +130,8 @@ def _build(scope: CheckScope, name: str, values: dict[str, Any]) -> Any:
     return values[name]
 
 
-def _run(target: pytest.Function, ahead: Ahead, values: dict[str, Any]) -> None:
+def _run(target: pytest.Function, ahead: Ahead, values: dict[str, Any],
+         failed: Callable[[pytest.Function, BaseException, float], None]) -> None:
     ahead.started = time.time()
     try:
         with ahead.scope.leases.holding():
@@ -143,9 +144,13 @@ def _run(target: pytest.Function, ahead: Ahead, values: dict[str, Any]) -> None:
                 target.obj(**args)
             except BaseException as exc:  # noqa: BLE001 - re-raised in its turn, as if it had run then
                 ahead.error = exc
-            finally:
-                ahead.stopped = time.time()
-                ahead.scope.clean_up()
+            ahead.stopped = time.time()
+            if ahead.error is not None:
+                try:
+                    failed(target, ahead.error, ahead.stopped)  # its rollback and escalation, now
+                except Exception:  # noqa: BLE001 - acted on in its turn instead
+                    pass
+            ahead.scope.clean_up()
     finally:
         ahead.stopped = ahead.stopped or time.time()
         ahead.done.set()
@@ -182,7 +187,12 @@ class RunAhead:
             target.stash[AHEAD] = ahead
             if self.pool is None:
                 self.pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="polycheck-check")
-            self.futures.append(self.pool.submit(_run, target, ahead, values))
+            self.futures.append(self.pool.submit(_run, target, ahead, values, self._failed))
+
+    def _failed(self, target: pytest.Function, error: BaseException, at: float) -> None:
+        plugin = self.config.pluginmanager.get_plugin("polycheck-rollback")
+        if plugin is not None:
+            plugin.act_early(target, error, at)
 
     # -- hooks -------------------------------------------------------------------------------------------------
     @pytest.hookimpl(tryfirst=True)
@@ -255,6 +265,16 @@ class RunAhead:
                 if pick(item):
                     return waiting.pop(index)
         return waiting.pop(0) if waiting else None
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        ahead = len(self.futures)
+        if not ahead and not self.not_ahead:
+            return
+        line = f"polycheck: {ahead} checks ran ahead, {self.workers} at a time"
+        if self.not_ahead:
+            reasons = sorted(set(self.not_ahead.values()))
+            line += f"; {len(self.not_ahead)} marked concurrent ran in their turn ({'; '.join(reasons[:3])})"
+        terminalreporter.write_line(line)
 
     def pytest_sessionfinish(self) -> None:
         """Checks still running ahead finish (and clean up their orders) before the run ends."""

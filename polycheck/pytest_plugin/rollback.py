@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+from collections import deque
 from pathlib import Path
 from typing import Any
 
@@ -11,9 +13,17 @@ from .. import release
 from ..rollback.engine import RollbackEngine
 from .markers import ESCALATE_PROPERTY, ROLLBACK_PROPERTY, escalation_of, may_roll_back
 from .state import is_xdist_worker, run_of
-from .verdicts import BLOCKED, CULPRIT, ESCALATION, FAILED, INCONCLUSIVE, OUTCOME
+from ..failures import CheckFailure
+from .verdicts import BLOCKED, CULPRIT, ESCALATION, FAILED, INCONCLUSIVE, OUTCOME, judge, redact_exception, subjects_of
 
 ENGINE = pytest.StashKey[RollbackEngine]()
+LATER: deque[tuple[str, bool]] = deque()  # what the engine said from a check's own thread, for the main thread to print
+
+
+def flush_notices(terminal: Any) -> None:
+    while LATER:
+        line, bad = LATER.popleft()
+        terminal.write_line(f"polycheck: {line}", red=bad, yellow=not bad, bold=True)
 
 
 def _connect(settings: Any) -> Any:
@@ -31,8 +41,13 @@ def engine_for(config: pytest.Config) -> RollbackEngine | None:
         terminal = config.pluginmanager.get_plugin("terminalreporter")
 
         def notify(line: str, bad: bool) -> None:
-            if terminal is not None:
-                terminal.write_line(f"polycheck: {line}", red=bad, yellow=not bad, bold=True)
+            if terminal is None:
+                return
+            if threading.current_thread() is not threading.main_thread():
+                LATER.append((line, bad))  # a check running ahead: its output would land in another check's capture
+                return
+            flush_notices(terminal)
+            terminal.write_line(f"polycheck: {line}", red=bad, yellow=not bad, bold=True)
 
         audit = state.rollback_log
         engine = RollbackEngine(
@@ -58,6 +73,30 @@ class RollbackPlugin:
 
     def __init__(self, config: pytest.Config) -> None:
         self.config = config
+        self.acted: set[str] = set()  # checks that ran ahead and were acted on the moment they failed
+
+    def act_early(self, item: pytest.Item, exc: BaseException, failed_at: float) -> None:
+        """A check running ahead (in its own thread) just failed: act now, as its report will say, rather than at its
+        turn (the main thread may be in a long browser check). Not when pytest-rerunfailures may run it again."""
+        if getattr(self.config.option, "reruns", 0) or item.get_closest_marker("flaky") is not None:
+            return
+        if isinstance(exc, pytest.skip.Exception):
+            return
+        engine = engine_for(self.config)
+        if engine is None:
+            return
+        redact_exception(exc)
+        outcome, culprits = judge(subjects_of(item), exc, "call")
+        reason = str(getattr(exc, "msg", None) or exc).strip()[:2000]
+        escalation = (exc.escalation if isinstance(exc, CheckFailure) else None) or escalation_of(item)
+        if outcome == INCONCLUSIVE:
+            engine.on_inconclusive(item.nodeid, reason)
+        elif outcome == FAILED:
+            engine.on_failure(item.nodeid, tuple(culprits), reason, rollback=may_roll_back(item), escalation=escalation,
+                              failed_at=failed_at)
+        else:
+            return
+        self.acted.add(item.nodeid)
 
     def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
         """Record whether each check may roll back and what it escalates, so it travels with its reports (also from xdist)."""
@@ -70,10 +109,15 @@ class RollbackPlugin:
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         """A check failed for good (set-up or body, the final report): act on its culprit now; blocked checks never act."""
+        terminal = self.config.pluginmanager.get_plugin("terminalreporter")
+        if terminal is not None and LATER:
+            flush_notices(terminal)
         props = dict(report.user_properties)
         outcome = props.get(OUTCOME)
         if outcome in (None, BLOCKED) or report.when == "teardown":
             return
+        if report.when == "call" and report.nodeid in self.acted:
+            return  # acted on the moment it failed, ahead of its turn
         engine = engine_for(self.config)
         if engine is None:
             return
@@ -86,6 +130,7 @@ class RollbackPlugin:
                               escalation=props.get(ESCALATION) or props.get(ESCALATE_PROPERTY), failed_at=getattr(report, "stop", None))
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        flush_notices(terminalreporter)
         engine = self.config.stash.get(ENGINE, None)
         if engine is None or not engine.records:
             return

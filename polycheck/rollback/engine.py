@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -48,11 +49,17 @@ class RollbackEngine:
     _kube: "Kube | None" = None
     _scope: ReleaseScope | None = None
     judged: bool = True  # False once the run was found inconclusive
+    _lock: threading.RLock = field(default_factory=threading.RLock)  # checks running ahead fail in their own threads
 
     # -- entry points -----------------------------------------------------------------------------
     def on_failure(self, check: str, culprits: tuple[str, ...], reason: str, *, rollback: bool, escalation: str | None = None,
                    failed_at: float | None = None) -> None:
         """A check failed for good: roll back its culprit if this release changed it, and escalate (runbook Section 9)."""
+        with self._lock:
+            self._on_failure(check, culprits, reason, rollback=rollback, escalation=escalation, failed_at=failed_at)
+
+    def _on_failure(self, check: str, culprits: tuple[str, ...], reason: str, *, rollback: bool, escalation: str | None,
+                    failed_at: float | None) -> None:
         self.failed_at = failed_at
         if len(culprits) != 1:
             if rollback or escalation:
@@ -78,6 +85,10 @@ class RollbackEngine:
 
     def on_inconclusive(self, check: str, reason: str) -> None:
         """The checker could not measure: no rollback; one escalation for the whole run."""
+        with self._lock:
+            self._on_inconclusive(check, reason)
+
+    def _on_inconclusive(self, check: str, reason: str) -> None:
         self.judged = False
         self.escalate("", check, reason, f"could not judge release {self.release or '(unnamed)'} in env {self.config.name}: {reason}",
                       key="inconclusive")
