@@ -1,6 +1,6 @@
 """Checks that share no state run at once: a check marked `concurrent` is run ahead, in the background, as soon as
 the run starts; when its turn comes, its report is what it did then (its own exceptions, exchanges, culprit and
-duration). Meanwhile the run goes on with the checks that need the main thread (the browser, Kubernetes reads).
+duration). Meanwhile the run goes on with the checks that need the main thread (the browser checks).
 
 A check runs ahead only when everything it asks for can be given outside pytest's set-up: its parameters, the
 session's fixtures (resolved first, in the main thread) and what its own `CheckScope` builds (`SCOPED`). Anything
@@ -22,7 +22,7 @@ import pytest
 
 from ..checkscope import CheckScope, journal_password
 from ..rollout import read_workload
-from .state import board_of, is_xdist_worker
+from .state import board_of, is_xdist_worker, run_of
 
 MARK = "concurrent"
 
@@ -150,9 +150,12 @@ def _run(target: pytest.Function, ahead: Ahead, values: dict[str, Any],
                     failed(target, ahead.error, ahead.stopped)  # its rollback and escalation, now
                 except Exception:  # noqa: BLE001 - acted on in its turn instead
                     pass
-            ahead.scope.clean_up()
     finally:
         ahead.stopped = ahead.stopped or time.time()
+        try:
+            ahead.scope.clean_up()  # its orders cancelled, its SKUs let go (a problem is its teardown's error)
+        except BaseException:  # noqa: BLE001 - kept by the scope: the check's teardown raises it
+            pass
         ahead.done.set()
 
 
@@ -170,9 +173,11 @@ class RunAhead:
         """Run ahead every check that can, each as soon as its own session fixtures are resolved (the ones that
         create orders first: they wait on asynchronous moves and on free SKUs, so they are the longest)."""
         self.started = True
-        from .state import run_of
 
-        config = run_of(self.config).config
+        run = run_of(self.config)
+        if run.cut_off:
+            return  # nothing is reachable: every check is inconclusive in its turn, without sending a request
+        config = run.config
         current = getattr(request, "_pyfuncitem", None)  # the check whose set-up this is: it runs in its turn
         targets = [t for t in request.session.items if t is not current and t.get_closest_marker(MARK) is not None]
         targets.sort(key=lambda t: "orders" not in getattr(t, "fixturenames", ()))

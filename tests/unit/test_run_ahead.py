@@ -14,6 +14,13 @@ from polycheck.orders import Leases, OrderLedger, SkuPool
 from polycheck.shop import Account
 
 
+@pytest.fixture(autouse=True)
+def one_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests may run in an xdist worker of the project's own tests: the pool must not split the SKUs."""
+    monkeypatch.delenv("PYTEST_XDIST_WORKER", raising=False)
+    monkeypatch.delenv("PYTEST_XDIST_WORKER_COUNT", raising=False)
+
+
 def lease(pool: SkuPool, leases: Leases) -> str:
     with leases.holding():
         return pool.next()
