@@ -327,9 +327,7 @@ class ServiceClient:
             trace_id=self.trace.trace_id,
             answered_by=answered_by,
         )
-        route = f"{GATEWAY}->{answered_by}"
-        hanging = self.board.hanging(self.service) or self.board.hanging(answered_by) or (
-            self.board.hanging(route) if self.service == GATEWAY else None)
+        hanging = self.board.hanging(self.service) or self.board.hanging(answered_by)
         if hanging is not None:
             exchange.timed_out = True
             who = self.service if self.board.hanging(self.service) else answered_by
@@ -344,9 +342,12 @@ class ServiceClient:
             exchange.error = _describe_error(exc, self.timeout)
             if isinstance(exc, httpx.ReadTimeout):
                 exchange.timed_out = True
-                # through the gateway, only that route is remembered: the service's own address is still tried
-                hung = route if self.service == GATEWAY and answered_by != GATEWAY else answered_by
-                self.board.mark_hanging(hung, f"{method} {exchange.url} {exchange.error}, {exchange.ids}")
+                live = self._liveness_answers(answered_by)
+                if live is None:  # it hangs: its later requests fail at once, with this evidence
+                    self.board.mark_hanging(answered_by, f"{method} {exchange.url} {exchange.error}, {exchange.ids}; "
+                                                         f"its liveness did not answer either")
+                else:  # one slow answer is no hanging service: its other requests are still sent
+                    exchange.error += f" ({live})"
             self.log.add(exchange)
             return None, exchange
         exchange.elapsed = time.perf_counter() - started
@@ -356,6 +357,21 @@ class ServiceClient:
         self.log.add(exchange)
         response.extensions["polycheck.exchange"] = exchange
         return response, exchange
+
+    def _liveness_answers(self, service: str) -> str | None:
+        """After a read timeout: does `service`'s own liveness (`GET /health/live` at its own address) answer in
+        time? None when it does not (the service hangs); else what it answered, for the timed-out exchange."""
+        url = self.direct_urls.get(service) or (self.base_url if service == self.service else "")
+        if not url:
+            return None  # no address of its own to ask: the timeout stands for the service
+        probe = f"{url.rstrip('/')}/health/live"
+        try:
+            answer = self._client.get(probe, headers={**self.headers, **SYNTHETIC_HEADERS}, timeout=self.timeout)
+        except httpx.ReadTimeout:
+            return None
+        except httpx.HTTPError as exc:
+            return f"{service}'s liveness at {probe} failed without hanging: {type(exc).__name__}"
+        return f"{service}'s liveness at {probe} answered HTTP {answer.status_code} at once: a slow request, not a hanging service"
 
     def json_of(self, response: httpx.Response) -> Any:
         """The response's JSON body; fails the check, showing the body, when it is not JSON."""
