@@ -11,11 +11,10 @@ In order of precedence:
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Callable
-
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 from .config import EnvConfig
 
@@ -58,30 +57,47 @@ def _image_tags(workload: dict[str, Any]) -> set[str]:
 
 
 def from_cluster(config: EnvConfig, kube: "Kube", *, since: float | None, release_version: str | None) -> ReleaseScope | None:
-    """The services whose current revision is newer than `since`, or whose image is the release version."""
+    """The services whose current revision is newer than `since`, or whose image is the release version (read for
+    every service at once). A service whose workload cannot be read counts as released on its own, and the scope
+    says so; a cluster that cannot be read for any service raises, as every service is then unknown."""
+    from .kube import KubeNotFound, KubeUnavailable
     from .rollout import current_replicaset
 
     if since is None and not release_version:
         return None
-    released: set[str] = set()
-    for name in config.service_names:
+
+    def released(name: str) -> bool:
         workload = kube.workload(config.service(name).workload, config.deployment_of(name))
         status = workload.get("status") or {}
         if workload.get("kind") == "Rollout" and status.get("currentPodHash") and status.get("stableRS") \
                 and status["currentPodHash"] != status["stableRS"]:
-            released.add(name)  # a canary of a new revision is in progress: this release is rolling it out
-            continue
+            return True  # a canary of a new revision is in progress: this release is rolling it out
         if release_version and release_version.lstrip("v") in {t.lstrip("v") for t in _image_tags(workload)}:
-            released.add(name)
-            continue
+            return True
         if since is not None:
-            rs = current_replicaset(kube, workload) or {}
-            created = rs.get("metadata", {}).get("creationTimestamp")
-            if created and _epoch(str(created)) >= since:
-                released.add(name)
+            created = (current_replicaset(kube, workload) or {}).get("metadata", {}).get("creationTimestamp")
+            return bool(created) and _epoch(str(created)) >= since
+        return False
+
+    def read(name: str) -> tuple[str, bool | None, BaseException | None]:
+        try:
+            return name, released(name), None
+        except (KubeNotFound, KubeUnavailable) as exc:
+            return name, None, exc
+
+    names = list(config.service_names)
+    with ThreadPoolExecutor(max_workers=max(1, min(8, len(names))), thread_name_prefix="polycheck-release") as pool:
+        found = list(pool.map(read, names))
+    errors = [exc for _, answer, exc in found if answer is None and exc is not None]
+    if errors and len(errors) == len(names):
+        raise errors[0]
+    unknown = sorted(name for name, answer, _ in found if answer is None)
     how = " or ".join(filter(None, ["canary in progress", f"image tag {release_version}" if release_version else "",
                                     "revision created since --since" if since is not None else ""]))
-    return ReleaseScope(frozenset(released), f"from Kubernetes: {how}")
+    source = f"from Kubernetes: {how}"
+    if unknown:
+        source += f"; {', '.join(unknown)} unknown ({errors[0]}), so counted as released"
+    return ReleaseScope(frozenset({name for name, answer, _ in found if answer} | set(unknown)), source)
 
 
 def resolve(

@@ -11,7 +11,7 @@ from polycheck.attribution import Routes
 from polycheck.config import CONTRACT_ROUTES, load_env
 from polycheck.failures import CheckFailure, check_failed, inconclusive
 from polycheck.flow import step
-from polycheck.kube import KubeUnavailable
+from polycheck.kube import KubeNotFound, KubeUnavailable
 from polycheck.polling import PollStopped, hold, poll
 from polycheck.preflight import Reach, cut_off
 from polycheck.pytest_plugin.verdicts import BLOCKED, FAILED, INCONCLUSIVE, judge
@@ -123,6 +123,24 @@ def test_released_services_from_the_cluster() -> None:
     recent = from_cluster(config, kube, since=1764324000.0 + 365 * 86400, release_version=None)
     assert recent is not None and recent.services == {"search", "payment"}
     assert from_cluster(config, kube, since=None, release_version=None) is None
+
+
+def test_a_workload_that_cannot_be_read_counts_only_that_service_as_released() -> None:
+    config = load_env("local", REPO / "envs")
+    workloads = {f"{s}-service": deployment(f"{s}-service", "1.3.0") for s in SERVICES}
+    workloads["order-service"] = deployment("order-service", "1.3.1")
+    del workloads["search-service"]
+    created = {f"{s}-service": "2026-11-20T10:00:00Z" for s in SERVICES}
+
+    class MissingSearch(FakeKube):
+        def workload(self, kind: str, name: str) -> dict[str, Any]:
+            if name not in self.workloads:
+                raise KubeNotFound(f"deployment {name}: not found in namespace polyshop")
+            return super().workload(kind, name)
+
+    scope = from_cluster(config, MissingSearch(workloads, created), since=None, release_version="1.3.1")  # type: ignore[arg-type]
+    assert scope is not None and scope.services == {"order", "search"}, scope
+    assert "search unknown (deployment search-service: not found in namespace polyshop), so counted as released" in scope.source
 
 
 def test_unknown_release_counts_every_service_and_says_so() -> None:
