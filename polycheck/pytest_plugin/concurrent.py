@@ -53,7 +53,7 @@ HARMLESS = {
 
 
 class NotAhead(Exception):
-    """This check cannot run ahead (it runs in its turn); the reason is for the self-tests and --debug."""
+    """This check cannot run ahead (it runs in its turn); the reason shows in the terminal summary."""
 
 
 @dataclass
