@@ -51,7 +51,7 @@ class ResourceType:
     @property
     def custom(self) -> bool:
         """Served like a CustomResourceDefinition (no strategic merge patch)."""
-        return self.group == "argoproj.io"
+        return self.group in ("argoproj.io", "monitoring.coreos.com")
 
 
 _RW = ("create", "get", "list", "patch", "update", "watch")
@@ -76,6 +76,19 @@ RESOURCES: dict[str, ResourceType] = {
             "argoproj.io", "v1alpha1", "rollouts", "Rollout", "rollout", _RW, True, ("ro",), (),
             {"status": ("get", "patch", "update"), "scale": ("get", "patch", "update")},
         ),
+        # stored and served, with no controller: what a deploy of polycheck itself applies (deploy/)
+        ResourceType("", "v1", "serviceaccounts", "ServiceAccount", "serviceaccount", _RW, True, ("sa",)),
+        ResourceType("", "v1", "services", "Service", "service", _RW, True, ("svc",), ("all",)),
+        ResourceType("", "v1", "configmaps", "ConfigMap", "configmap", _RW, True, ("cm",)),
+        ResourceType("", "v1", "persistentvolumeclaims", "PersistentVolumeClaim", "persistentvolumeclaim",
+                     _RW, True, ("pvc",)),
+        ResourceType("batch", "v1", "cronjobs", "CronJob", "cronjob", _RW, True, ("cj",), ("all",)),
+        ResourceType("rbac.authorization.k8s.io", "v1", "roles", "Role", "role", _RW, True),
+        ResourceType("rbac.authorization.k8s.io", "v1", "rolebindings", "RoleBinding", "rolebinding", _RW, True),
+        ResourceType("argoproj.io", "v1alpha1", "analysistemplates", "AnalysisTemplate", "analysistemplate",
+                     _RW, True),
+        ResourceType("monitoring.coreos.com", "v1", "prometheusrules", "PrometheusRule", "prometheusrule",
+                     _RW, True, ("promrule",)),
     ]
 }
 

@@ -1,5 +1,5 @@
 """deploy/ as a Kustomize base with staging and prod overlays: rendered with the real `kubectl kustomize`, every
-run pointed at its environment, and the rendered polycheck Deployment applied to the local Kubernetes simulator."""
+run pointed at its environment, and the whole rendered overlay applied to the local Kubernetes simulator."""
 
 from __future__ import annotations
 
@@ -20,7 +20,6 @@ KUBECTL = shutil.which("kubectl")
 pytestmark = pytest.mark.skipif(KUBECTL is None, reason="kubectl is not installed (it renders the overlays: kubectl kustomize)")
 KINDS = {"ServiceAccount", "Role", "RoleBinding", "CronJob", "PersistentVolumeClaim", "Deployment", "Service",
          "AnalysisTemplate", "PrometheusRule"}
-SIMULATED = {"Deployment"}  # the kinds the local simulator serves among those (it has no CronJob, RBAC, PVC, CRDs but Rollout)
 
 
 def render(overlay: str) -> list[dict[str, Any]]:
@@ -77,19 +76,26 @@ def _containers(doc: dict[str, Any]) -> list[dict[str, Any]]:
     return list(pod.get("initContainers", [])) + list(pod["containers"])
 
 
-def test_the_rendered_deployment_applies_to_the_simulator(stack: StackControl, tmp_path: Path) -> None:
-    """kubectl apply of the staging overlay's polycheck Deployment, then the simulator's controllers roll it out.
-    Only the kinds the simulator serves are applied; the others are checked above by rendering. --validate=false:
-    the simulator publishes no OpenAPI schema for kubectl's client-side validation."""
+def test_the_rendered_overlay_applies_to_the_simulator(stack: StackControl, tmp_path: Path) -> None:
+    """kubectl apply of the whole staging overlay (RBAC, the CronJobs and their claim, the Deployment and Service,
+    the AnalysisTemplates, the PrometheusRule), then the simulator's controllers roll the Deployment out; applied
+    again, nothing changes. --validate=false: the simulator publishes no OpenAPI schema for kubectl's client-side
+    validation."""
     info = stack.stack.info
-    served = [d for d in render("staging") if d["kind"] in SIMULATED]
+    rendered = render("staging")
     manifest = tmp_path / "polycheck.yaml"
-    manifest.write_text(yaml.safe_dump_all(served))
+    manifest.write_text(yaml.safe_dump_all(rendered))
     base = [KUBECTL or "kubectl", "--kubeconfig", str(info.kubeconfig), "--cache-dir", str(tmp_path / "cache")]
     env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
     applied = subprocess.run([*base, "apply", "--validate=false", "-f", str(manifest)], capture_output=True, text=True, timeout=120, env=env)
     assert applied.returncode == 0, applied.stdout + applied.stderr
     assert "deployment.apps/polycheck created" in applied.stdout, applied.stdout
+    created = [line for line in applied.stdout.splitlines() if line.endswith(" created")]
+    assert len(created) == len(rendered), applied.stdout
+    for kind in ("serviceaccount", "role.rbac.authorization.k8s.io", "rolebinding.rbac.authorization.k8s.io",
+                 "cronjob.batch", "persistentvolumeclaim", "service", "analysistemplate.argoproj.io",
+                 "prometheusrule.monitoring.coreos.com"):
+        assert any(line.startswith(f"{kind}/") for line in created), (kind, applied.stdout)
 
     def read() -> dict[str, Any]:
         got = subprocess.run([*base, "-n", "polyshop", "get", "deploy", "polycheck", "-o", "json"], capture_output=True,
@@ -104,4 +110,6 @@ def test_the_rendered_deployment_applies_to_the_simulator(stack: StackControl, t
     poll(read, lambda d: (d.get("status") or {}).get("observedGeneration", 0) >= 1, timeout=20,
          what="the simulator's Deployment controller to observe the polycheck Deployment")
     again = subprocess.run([*base, "apply", "--validate=false", "-f", str(manifest)], capture_output=True, text=True, timeout=120, env=env)
-    assert again.returncode == 0 and "unchanged" in again.stdout, again.stdout + again.stderr
+    assert again.returncode == 0, again.stdout + again.stderr
+    unchanged = [line for line in again.stdout.splitlines() if line.endswith(" unchanged")]
+    assert len(unchanged) == len(rendered), again.stdout
