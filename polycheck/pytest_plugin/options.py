@@ -99,8 +99,8 @@ def add_options(parser: pytest.Parser) -> None:
         dest="polycheck_concurrency",
         metavar="N",
         type=int,
-        default=16,
-        help="how many checks marked `concurrent` run at once, ahead of their turn (default 16; 1 runs every check "
+        help="how many checks marked `concurrent` run at once, ahead of their turn (default: ini "
+        "polycheck_concurrency, else 16; 1 runs every check "
         "in its turn; under xdist each worker runs its checks in their turn)",
     )
     gates = parser.getgroup("polycheck-predeploy", "PolyShop pre-deploy gates (pytest -m predeploy)")
@@ -128,6 +128,7 @@ def add_options(parser: pytest.Parser) -> None:
     parser.addini("polycheck_contracts_dir", "folder of the contract files, relative to the rootdir", default="contracts")
     parser.addini("polycheck_reports_dir", "folder of the runs' result sets, relative to the rootdir", default="reports")
     parser.addini("polycheck_keep_runs", "how many run folders to keep", default="20")
+    parser.addini("polycheck_concurrency", "how many checks marked concurrent run at once", default="16")
 
 
 def env_name(config: pytest.Config) -> str:
@@ -164,4 +165,18 @@ def keep_runs(config: pytest.Config) -> int:
             raise ValueError(f"ini polycheck_keep_runs must be a whole number, got {text!r}") from None
     if given < 1:
         raise ValueError(f"--keep-runs must be at least 1, got {given}")
+    return given
+
+
+def concurrency(config: pytest.Config) -> int:
+    """--concurrency, else the ini value, else 16; at least 1 (one at a time)."""
+    given = config.getoption("polycheck_concurrency")
+    if given is None:
+        text = config.getini("polycheck_concurrency")
+        try:
+            given = int(text)
+        except ValueError:
+            raise ValueError(f"ini polycheck_concurrency must be a whole number, got {text!r}") from None
+    if given < 1:
+        raise ValueError(f"--concurrency must be at least 1, got {given}")
     return given

@@ -44,6 +44,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[RESOURCES] = resources
     workerinput: dict[str, Any] = getattr(config, "workerinput", {})
     try:
+        workers = options.concurrency(config)  # (a usage error before anything is started)
         if WORKER_RUN in workerinput:
             run = Run.resolve(RunInputs.from_json(workerinput[WORKER_RUN]))
         else:
@@ -63,7 +64,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.pluginmanager.register(ProbePlugin(config), "polycheck-probe")
     from .concurrent import register  # a plugin module of its own (pytest_plugins): imported by pytest first
 
-    register(config, config.getoption("polycheck_concurrency"))
+    register(config, workers)
 
 
 def _inputs(config: pytest.Config) -> RunInputs:

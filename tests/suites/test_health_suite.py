@@ -153,8 +153,9 @@ def test_one_stack_is_started_for_an_xdist_run(tmp_path: Path) -> None:
         (["--env", "nosuch"], r"ERROR: polycheck: unknown environment 'nosuch'.*Valid environments: local, prod, staging"),
         (["--env", "broken", "--env-dir={tmp}"], r"ERROR: polycheck: .*broken.toml: services.order: unknown key 'urll'; valid keys: url"),
         (["--env", "bad", "--env-dir={tmp}"], r"ERROR: polycheck: .*bad.toml is not valid TOML"),
+        (["--concurrency", "0"], r"ERROR: polycheck: --concurrency must be at least 1, got 0"),
     ],
-    ids=["unknown-env", "typo-key", "malformed-toml"],
+    ids=["unknown-env", "typo-key", "malformed-toml", "no-concurrency"],
 )
 def test_config_mistakes_are_usage_errors_not_tracebacks(tmp_path: Path, args: list[str], expected: str) -> None:
     (tmp_path / "broken.toml").write_text('[environment]\nlocal_stack = true\n[services.order]\nurll = "http://x"\n')
