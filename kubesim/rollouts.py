@@ -338,7 +338,6 @@ class RolloutController(ReplicaSetOwner):
         spec = ro["spec"]
         old_status = ro.get("status") or {}
         status: Obj = copy.deepcopy(old_status)
-        uid = ro["metadata"]["uid"]
         canary = (spec.get("strategy") or {}).get("canary") or {}
         steps = canary.get("steps") or []
         replicas = spec.get("replicas", 1)

@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from polycheck.polling import poll
-from tests.support.shop import ASYNC_TIMEOUT, PASSWORD, SYNTHETIC, Buyer, Shop
+from tests.support.shop import ASYNC_TIMEOUT, PASSWORD, Buyer, Shop
 from tests.support.stack_control import StackControl
 
 SERVICES = ("auth", "product", "inventory", "order", "payment", "notification", "search", "gateway")

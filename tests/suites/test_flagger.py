@@ -4,10 +4,8 @@ points its webhooks there."""
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import httpx
-import pytest
 import yaml
 
 from tests.support.serve import server  # noqa: F401 - a fixture

@@ -8,7 +8,6 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-import pytest
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 

@@ -26,7 +26,7 @@ from polycheck.promserver import LocalPrometheus
 from tests.support.prometheus_wait import until_query
 from tests.support.receiver import receiver  # noqa: F401 - a fixture
 from tests.support.stack_control import StackControl
-from tests.support.suite_runner import REPO, SuiteRun, run_suites
+from tests.support.suite_runner import REPO, run_suites
 
 SMOKE = "smoke and not postdeploy"
 TOKEN_SHAPE = re.compile(rb"eyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{20,}")  # a token of the local auth service
