@@ -17,6 +17,7 @@ from ..failures import CheckFailure
 from .verdicts import BLOCKED, CULPRIT, ESCALATION, FAILED, INCONCLUSIVE, OUTCOME, judge, redact_exception, subjects_of
 
 ENGINE = pytest.StashKey[RollbackEngine]()
+SUBJECTS_PROPERTY = "polycheck_subjects"
 LATER: deque[tuple[str, bool]] = deque()  # what the engine said from a check's own thread, for the main thread to print
 
 
@@ -74,6 +75,7 @@ class RollbackPlugin:
     def __init__(self, config: pytest.Config) -> None:
         self.config = config
         self.acted: set[str] = set()  # checks that ran ahead and were acted on the moment they failed
+        self.after_rollback: list[tuple[str, str]] = []  # (check, service): passed once that service was rolled back
 
     def act_early(self, item: pytest.Item, exc: BaseException, failed_at: float) -> None:
         """A check running ahead (in its own thread) just failed: act now, as its report will say, rather than at its
@@ -106,6 +108,7 @@ class RollbackPlugin:
             why = escalation_of(item)
             if why:
                 item.user_properties.append((ESCALATE_PROPERTY, why))
+            item.user_properties.append((SUBJECTS_PROPERTY, ",".join(subjects_of(item))))
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         """A check failed for good (set-up or body, the final report): act on its culprit now; blocked checks never act."""
@@ -113,6 +116,8 @@ class RollbackPlugin:
         if terminal is not None and LATER:
             flush_notices(terminal)
         props = dict(report.user_properties)
+        if report.when == "call" and report.passed:
+            self._note_after_rollback(report, props)
         outcome = props.get(OUTCOME)
         if outcome in (None, BLOCKED) or report.when == "teardown":
             return
@@ -129,8 +134,26 @@ class RollbackPlugin:
             engine.on_failure(report.nodeid, culprits, reason, rollback=bool(props.get(ROLLBACK_PROPERTY)),
                               escalation=props.get(ESCALATION) or props.get(ESCALATE_PROPERTY), failed_at=getattr(report, "stop", None))
 
+    def _note_after_rollback(self, report: pytest.TestReport, props: dict[str, Any]) -> None:
+        """A check of a service that was rolled back (for real) before it ended judged, at least in part, the
+        rolled-back revision: its pass says nothing of the release (checks run at once, and after a rollback)."""
+        engine = self.config.stash.get(ENGINE, None)
+        if engine is None or engine.mode != "auto":
+            return
+        ended = getattr(report, "stop", None) or 0.0
+        for service in str(props.get(SUBJECTS_PROPERTY, "")).split(","):
+            fired = engine.fired.get(service)
+            if service and fired is not None and fired < ended:
+                self.after_rollback.append((report.nodeid, service))
+
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         flush_notices(terminalreporter)
+        if self.after_rollback:
+            services = sorted({service for _, service in self.after_rollback})
+            terminalreporter.write_line(
+                f"polycheck: {len(self.after_rollback)} check(s) of {', '.join(services)} passed after its rollback was "
+                f"applied: they judged the rolled-back revision, not this release "
+                f"({', '.join(sorted({check.split('::')[-1] for check, _ in self.after_rollback})[:5])})", yellow=True)
         engine = self.config.stash.get(ENGINE, None)
         if engine is None or not engine.records:
             return

@@ -62,6 +62,9 @@ def test_crashloop_rolls_order_back_once_and_a_second_run_passes(stack: StackCon
     assert run.failed and run.failed <= ORDER_ROLLOUT_CHECKS, run.describe()
     # the crash loop fails the pods check (and, unless the rollback it fires lands first, the rollout check)
     assert {c for c in run.failed} & {"test_pods_are_healthy[order]", "test_rollout_is_complete[order]"}, run.describe()
+    # an order check that passed after order was rolled back says it judged the rolled-back revision
+    late = [name for name, case in run.cases.items() if "[order]" in name and case.outcome == "passed"]
+    assert not late or "passed after its rollback was applied: they judged the rolled-back revision" in run.output, run.output
     records = audit(log)
     decisions = [r for r in records if r["step"] == "decision" and r["outcome"] == "auto"]
     assert [d["service"] for d in decisions] == ["order"], records
