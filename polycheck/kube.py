@@ -24,6 +24,28 @@ ARGO_REVISION = "rollout.argoproj.io/revision"
 HASH_LABELS = ("pod-template-hash", "rollouts-pod-template-hash")
 
 
+_LIBRARY: tuple[Any, ...] | None = None
+_LIBRARY_LOCK = threading.Lock()
+
+
+def _client_library() -> tuple[Any, ...]:
+    """The parts of the kubernetes client used here, imported once, under one lock: checks running at once may
+    connect from several threads, and the client's package loads its modules lazily (module `__getattr__`), which
+    two threads importing at the same moment can see half-initialised."""
+    global _LIBRARY
+    with _LIBRARY_LOCK:
+        if _LIBRARY is None:
+            import urllib3
+            from kubernetes import client as k8s
+            from kubernetes import config as k8s_config
+            from kubernetes.client.exceptions import ApiException
+            from kubernetes.config.config_exception import ConfigException
+
+            k8s.ApiClient, k8s.Configuration  # noqa: B018 - loaded now, not by the first call of each thread
+            _LIBRARY = (k8s, k8s_config, ConfigException, ApiException, (urllib3.exceptions.HTTPError, OSError))
+        return _LIBRARY
+
+
 class KubeUnavailable(CannotMeasure, RuntimeError):
     """The cluster cannot be reached or the credentials do not work."""
 
@@ -43,9 +65,7 @@ class Kube:
 
     @classmethod
     def connect(cls, settings: KubernetesConfig, timeout: float = 10.0) -> "Kube":
-        from kubernetes import client as k8s
-        from kubernetes import config as k8s_config
-        from kubernetes.config.config_exception import ConfigException
+        k8s, k8s_config, ConfigException, _, _ = _client_library()
 
         try:
             if settings.in_cluster or running_in_cluster_without_kubeconfig(settings):
@@ -68,9 +88,7 @@ class Kube:
     # models (about 0.8 s of CPU in a smoke run, all of it under the GIL the concurrent checks share).
     def _request(self, what: str, method: str, path: str, *, query: list[tuple[str, str]] | None = None,
                  body: Any = None, content_type: str | None = None) -> Any:
-        import urllib3
-        from kubernetes.client.exceptions import ApiException
-
+        _, _, _, ApiException, transport_errors = _client_library()
         headers = {"Accept": "application/json"}
         if content_type:
             headers["Content-Type"] = content_type
@@ -81,7 +99,7 @@ class Kube:
             response.read()
         except ApiException as exc:
             status, reason = exc.status, exc.reason
-        except (urllib3.exceptions.HTTPError, OSError) as exc:
+        except transport_errors as exc:
             raise KubeUnavailable(f"{what}: the cluster is unreachable ({self.where}): {type(exc).__name__}: {exc}") from None
         else:
             status, reason = response.status, response.reason
