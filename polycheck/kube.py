@@ -77,6 +77,8 @@ class Kube:
             )
         except (ConfigException, OSError, TypeError) as exc:
             raise KubeUnavailable(f"cannot load the Kubernetes credentials for {describe(settings)}: {exc}") from None
+        except ImportError as exc:  # e.g. a SOCKS proxy (kubeconfig proxy-url, or the environment) without PySocks
+            raise KubeUnavailable(f"cannot reach the cluster of {describe(settings)}: {exc}") from None
         return cls(api, settings.namespace, describe(settings), timeout)
 
     def close(self) -> None:

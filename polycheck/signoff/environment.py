@@ -49,8 +49,18 @@ def service_versions(config: EnvConfig, timeout: httpx.Timeout, skip: set[str] =
         return dict(pool.map(read, config.service_names))
 
 
-def service_images(config: EnvConfig, connect: Callable[[], Any]) -> dict[str, str]:
-    """service -> the image(s) its Deployment or Rollout runs, as the Kubernetes API says."""
+def service_images(config: EnvConfig, connect: Callable[[], Any], attempts: int = 2) -> dict[str, str]:
+    """service -> the image(s) its Deployment or Rollout runs, as the Kubernetes API says. A cluster that could not
+    be read at all is asked once more, with a new connection, before the sign-off says so."""
+    images: dict[str, str] = {}
+    for _ in range(max(1, attempts)):
+        images = _service_images(config, connect)
+        if "*" not in images:
+            break
+    return images
+
+
+def _service_images(config: EnvConfig, connect: Callable[[], Any]) -> dict[str, str]:
     try:
         kube = connect()
     except Exception as exc:  # noqa: BLE001 - the cluster may be absent: say so

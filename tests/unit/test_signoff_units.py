@@ -11,7 +11,7 @@ import subprocess
 import zipfile
 from collections import Counter
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 import pytest
 
@@ -206,3 +206,32 @@ def test_the_signoff_names_each_step_failure_rollback_and_place(tmp_path: Path) 
     assert {s["key"]: s["verdict"] for s in data["steps"]}["rollout"] == "NO-GO"
     both = (tmp_path / "signoff.json").read_text() + (tmp_path / "signoff.md").read_text()
     assert "Pw-topsecret-2" not in both and lines[0] in (tmp_path / "signoff.md").read_text()
+
+
+def test_the_images_are_asked_once_more_when_the_cluster_could_not_be_read() -> None:
+    from polycheck.config import load_env
+    from polycheck.signoff.environment import service_images
+
+    config = load_env("local", Path(__file__).resolve().parents[2] / "envs")
+    tries: list[int] = []
+
+    class Cluster:
+        def workload(self, kind: str, name: str) -> dict[str, Any]:
+            return {"spec": {"template": {"spec": {"containers": [{"image": f"registry/{name}:1.3.0"}]}}}}
+
+        def close(self) -> None:
+            pass
+
+    def connect() -> Cluster:
+        tries.append(1)
+        if len(tries) == 1:
+            raise RuntimeError("connection reset while loading the kubeconfig")
+        return Cluster()
+
+    images = service_images(config, connect)
+    assert len(tries) == 2 and images["order"] == "registry/order-service:1.3.0", images
+
+    def never() -> Cluster:
+        raise RuntimeError("no cluster")
+
+    assert service_images(config, never) == {"*": "(not read: no cluster)"}
