@@ -155,28 +155,25 @@ def reports_dir(config: pytest.Config) -> str:
     return str(given) if given else str(config.rootpath / config.getini("polycheck_reports_dir"))
 
 
-def keep_runs(config: pytest.Config) -> int:
-    given = config.getoption("polycheck_keep_runs")
+def _at_least_one(config: pytest.Config, name: str, flag: str) -> int:
+    """The option `flag` (dest polycheck_NAME), else the ini value polycheck_NAME: a whole number, at least 1."""
+    given = config.getoption(f"polycheck_{name}")
     if given is None:
-        text = config.getini("polycheck_keep_runs")
+        text = config.getini(f"polycheck_{name}")
         try:
             given = int(text)
         except ValueError:
-            raise ValueError(f"ini polycheck_keep_runs must be a whole number, got {text!r}") from None
+            raise ValueError(f"ini polycheck_{name} must be a whole number, got {text!r}") from None
     if given < 1:
-        raise ValueError(f"--keep-runs must be at least 1, got {given}")
-    return given
+        raise ValueError(f"{flag} must be at least 1, got {given}")
+    return int(given)
+
+
+def keep_runs(config: pytest.Config) -> int:
+    """--keep-runs, else the ini value (20)."""
+    return _at_least_one(config, "keep_runs", "--keep-runs")
 
 
 def concurrency(config: pytest.Config) -> int:
-    """--concurrency, else the ini value, else 16; at least 1 (one at a time)."""
-    given = config.getoption("polycheck_concurrency")
-    if given is None:
-        text = config.getini("polycheck_concurrency")
-        try:
-            given = int(text)
-        except ValueError:
-            raise ValueError(f"ini polycheck_concurrency must be a whole number, got {text!r}") from None
-    if given < 1:
-        raise ValueError(f"--concurrency must be at least 1, got {given}")
-    return given
+    """--concurrency, else the ini value (16); 1 runs one check at a time."""
+    return _at_least_one(config, "concurrency", "--concurrency")
