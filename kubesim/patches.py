@@ -51,16 +51,20 @@ def _pointer(path: str) -> list[str]:
     return [p.replace("~1", "/").replace("~0", "~") for p in path[1:].split("/")]
 
 
-def _parent(doc: Any, parts: list[str], path: str) -> tuple[Any, str]:
+def _walk(doc: Any, parts: list[str], path: str) -> Any:
     node = doc
-    for part in parts[:-1]:
+    for part in parts:
         if isinstance(node, dict) and part in node:
             node = node[part]
         elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
             node = node[int(part)]
         else:
             raise ApiError(422, "Invalid", f"doc is missing path: \"{path}\": missing value")
-    return node, parts[-1]
+    return node
+
+
+def _parent(doc: Any, parts: list[str], path: str) -> tuple[Any, str]:
+    return _walk(doc, parts[:-1], path), parts[-1]
 
 
 def _index(container: list, key: str, path: str, *, insert: bool) -> int:
@@ -75,15 +79,7 @@ def _index(container: list, key: str, path: str, *, insert: bool) -> int:
 
 
 def _get(doc: Any, path: str) -> Any:
-    node = doc
-    for part in _pointer(path):
-        if isinstance(node, dict) and part in node:
-            node = node[part]
-        elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
-            node = node[int(part)]
-        else:
-            raise ApiError(422, "Invalid", f"doc is missing path: \"{path}\": missing value")
-    return node
+    return _walk(doc, _pointer(path), path)
 
 
 def _add(doc: Any, path: str, value: Any) -> Any:

@@ -76,10 +76,17 @@ class CheckScope:
         return self.once(f"signed-in {account.email}",
                           lambda: self.shop().signed_in(self.shop().login(account)["access_token"]))
 
-    def orders(self, account: Account, journal: Journal | None, journal_password: str | None) -> OrderLedger:
+    def orders(self, account: Account, journal: Journal | None, run: Any) -> OrderLedger:
         """The ledger of the synthetic orders this check creates as `account`."""
         return self.once("orders", lambda: OrderLedger(self.signed_in(account), account, journal=journal,
-                                                        journal_password=journal_password, leases=self.leases))
+                                                        journal_password=journal_password(run, account),
+                                                        leases=self.leases))
+
+    def workload(self, kube: Any, config: EnvConfig, service: str) -> dict[str, Any]:
+        """The service's Deployment or Rollout, read once for this check."""
+        from .rollout import read_workload
+
+        return self.once("workload", lambda: read_workload(kube, config, service))
 
     def clean_up(self) -> list[str]:
         """Cancel and refund what the check created, then let go of its SKUs; what was left behind, as sentences.

@@ -21,7 +21,9 @@ from .shop import Account, ShopApi, new_idempotency_key
 SETTLED = ("refunded", "declined")
 CLEANUP_ERRORS = (Exception, pytest.fail.Exception)
 CLEANUP_SECONDS = 3.0
-SKU_WAIT_SECONDS = 30.0  # how long a check waits for a SKU no other running check holds, before sharing one
+SKU_WAIT_SECONDS = 120.0  # how long a check waits for a SKU no other running check holds, before sharing one
+# (sharing can make a stock-asserting check read another's order: the wait is long, as a slow environment with few
+# synthetic SKUs and 16 checks at a time can hold each SKU for several seconds per check)
 
 
 @dataclass

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any, Callable
 
 import pytest
 
@@ -39,17 +40,17 @@ def test_route_changes_come_with_the_openapi_contract(env_config: EnvConfig, cha
 
 def test_pull_request_is_approved(github: GitHub, deploy_request: DeployRequest) -> None:
     """Section 3 Step 1 and Section 5: the PR is approved (code reviewed)."""
-    try:
-        result = approval_gate(github, deploy_request.pull_request or 0)
-    except GitHubUnavailable as exc:
-        inconclusive(f"cannot ask GitHub: {exc}")
-    print(enforce(result))
+    print(enforce(_ask_github(approval_gate, github, deploy_request)))
 
 
 def test_ci_is_green(github: GitHub, deploy_request: DeployRequest) -> None:
     """Section 3 Step 1: tests pass — every check run and status of the PR's head commit is green."""
+    print(enforce(_ask_github(ci_gate, github, deploy_request)))
+
+
+def _ask_github(gate: Callable[[GitHub, int], Any], github: GitHub, deploy_request: DeployRequest) -> Any:
+    """A gate judged from GitHub's answers about the PR; GitHub not answering makes the gate inconclusive."""
     try:
-        result = ci_gate(github, deploy_request.pull_request or 0)
+        return gate(github, deploy_request.pull_request or 0)
     except GitHubUnavailable as exc:
         inconclusive(f"cannot ask GitHub: {exc}")
-    print(enforce(result))

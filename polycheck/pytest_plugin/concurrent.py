@@ -20,8 +20,7 @@ from typing import Any, Callable, Generator
 
 import pytest
 
-from ..checkscope import CheckScope, journal_password
-from ..rollout import read_workload
+from ..checkscope import CheckScope
 from .state import board_of, is_xdist_worker, run_of
 
 MARK = "concurrent"
@@ -37,10 +36,8 @@ SCOPED: dict[str, tuple[tuple[str, ...], Callable[..., Any]]] = {
     "shop": ((), lambda scope: scope.shop()),
     "signed_in_shop": (("synthetic_account",), lambda scope, account: scope.signed_in(account)),
     "other_shop": (("other_account",), lambda scope, account: scope.signed_in(account)),
-    "workload": (("kube", "env_config", "service"),
-                 lambda scope, kube, config, service: scope.once("workload", lambda: read_workload(kube, config, service))),
-    "orders": (("synthetic_account", "leftovers_journal", "run"),
-               lambda scope, account, journal, run: scope.orders(account, journal, journal_password(run, account))),
+    "workload": (("kube", "env_config", "service"), lambda scope, kube, config, service: scope.workload(kube, config, service)),
+    "orders": (("synthetic_account", "leftovers_journal", "run"), lambda scope, account, journal, run: scope.orders(account, journal, run)),
 }
 
 
