@@ -8,9 +8,6 @@ from __future__ import annotations
 
 import pytest
 
-ROLLBACK_PROPERTY = "polycheck_may_roll_back"
-ESCALATE_PROPERTY = "polycheck_escalate"
-
 
 def may_roll_back(item: pytest.Item) -> bool:
     return item.get_closest_marker("rollback") is not None

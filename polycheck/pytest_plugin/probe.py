@@ -17,9 +17,9 @@ import pytest
 
 from ..probe_metrics import CheckResult, ProbeRun, PushError, push
 from .state import is_xdist_worker, run_of
-from .verdicts import BLOCKED, FAILED, INCONCLUSIVE, outcome_of, subjects_of
+from ..verdict import Verdict
+from .verdicts import BLOCKED, FAILED, INCONCLUSIVE, outcome_of
 
-SERVICE_PROPERTY = "polycheck_services"
 RANK = {"passed": 0, "skipped": 1, INCONCLUSIVE: 2, BLOCKED: 3, FAILED: 4}
 VERDICT_OF_EXIT = {0: "GO", 1: "NO-GO", 6: "INCONCLUSIVE"}
 
@@ -55,19 +55,14 @@ class ProbePlugin:
         self.started = time.monotonic()
         self.outcome: str | None = None  # what the push did, for the terminal summary
 
-    @pytest.hookimpl(hookwrapper=True)
-    def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[Any]) -> Any:
-        result = yield
-        if self.url:
-            report = result.get_result()
-            report.user_properties.append((SERVICE_PROPERTY, ",".join(subjects_of(item))))
-
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if not self.url or is_xdist_worker(self.config) or report.outcome == "rerun":
             return
         name = check_name(report.nodeid)
         result = self.results.setdefault(name, CheckResult(name, outcome="passed"))
-        result.service = str(dict(report.user_properties).get(SERVICE_PROPERTY, result.service) or "")
+        verdict = Verdict.of(report)
+        if verdict is not None:
+            result.service = ",".join(verdict.subjects)
         result.seconds += float(getattr(report, "duration", 0.0) or 0.0)
         outcome = phase_outcome(report)
         if report.when == "setup":

@@ -4,17 +4,15 @@ evidence in Grafana, Jaeger and Loki."""
 
 from __future__ import annotations
 
-import json
 from typing import Any, Generator
 
 import pytest
 
 from ..http import ExchangeLog
-from ..signoff.links import evidence_links
-from ..signoff.steps import epic_of, feature_of, steps_of, story_of
+from ..signoff.steps import epic_of, feature_of, story_of
+from ..verdict import Verdict
 from .markers import may_roll_back
-from .state import run_of
-from .verdicts import BLOCKED, CULPRIT, INCONCLUSIVE, LINKS, STEPS, outcome_of
+from .verdicts import BLOCKED, INCONCLUSIVE, outcome_of
 
 try:
     import allure
@@ -55,12 +53,11 @@ def severity_of(item: pytest.Item, markers: set[str]) -> str:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Each check's runbook steps travel with its reports (for the sign-off); its Allure labels come from the runbook."""
+    """Each check's Allure labels come from the runbook."""
+    if allure is None:
+        return
     for item in items:
         markers = {mark.name for mark in item.iter_markers()}
-        item.user_properties.append((STEPS, ",".join(steps_of(markers))))
-        if allure is None:
-            continue
         function = getattr(item, "function", None)
         module = getattr(item, "module", None)
         item.add_marker(allure.epic(epic_of(markers)))
@@ -90,18 +87,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[Any]) -> 
 
 
 def _link_evidence(item: pytest.Item, report: pytest.TestReport) -> None:
-    """Links to Grafana, Jaeger (trace id) and Loki (request id) from the env's [links], on the report and in Allure."""
-    try:
-        run = run_of(item.config)
-    except RuntimeError:
-        return
-    culprit = str(dict(report.user_properties).get(CULPRIT, "")).split(",")[0] or None
-    stop = getattr(report, "stop", None) or 0.0
-    links = evidence_links(run.config.links, report.longreprtext, service=culprit, env=run.config.name,
-                           failed_at_ms=int(stop * 1000))
-    if not links:
-        return
-    report.user_properties.append((LINKS, json.dumps(links)))
-    if allure is not None:
-        for name, url in links:
+    """The verdict's links to Grafana, Jaeger (trace id) and Loki (request id), in Allure."""
+    verdict = Verdict.of(report)
+    if allure is not None and verdict is not None:
+        for name, url in verdict.links:
             allure.dynamic.link(url, name=name)

@@ -1,4 +1,10 @@
-"""pytest hooks of the rollback engine: targets travel with the reports; the controller fires, at once."""
+"""pytest hooks of the rollback engine: the controller decides on every failing verdict, at once.
+
+One decision path: `RollbackPlugin.decide(check, verdict)`, for a check that failed in its turn (its final report)
+and for one that failed while running ahead (the moment it failed, from its own thread). Both pass the same
+`Verdict`, built by `verdicts.verdict_of`, so the audit log reads the same whichever path ran; the engine
+remembers the checks it decided on, so the later report of a check decided ahead is not acted on twice.
+"""
 
 from __future__ import annotations
 
@@ -11,20 +17,11 @@ import pytest
 
 from .. import release
 from ..rollback.engine import RollbackEngine
-from .markers import ESCALATE_PROPERTY, ROLLBACK_PROPERTY, escalation_of, may_roll_back
+from ..verdict import FAILED, INCONCLUSIVE, Verdict
 from .state import is_xdist_worker, run_of
-from ..failures import CheckFailure
-from .verdicts import BLOCKED, CULPRIT, ESCALATION, FAILED, INCONCLUSIVE, OUTCOME, judge, redact_exception, subjects_of
+from .verdicts import verdict_of
 
 ENGINE = pytest.StashKey[RollbackEngine]()
-SUBJECTS_PROPERTY = "polycheck_subjects"
-LATER: deque[tuple[str, bool]] = deque()  # what the engine said from a check's own thread, for the main thread to print
-
-
-def flush_notices(terminal: Any) -> None:
-    while LATER:
-        line, bad = LATER.popleft()
-        terminal.write_line(f"polycheck: {line}", red=bad, yellow=not bad, bold=True)
 
 
 def _connect(settings: Any) -> Any:
@@ -34,22 +31,13 @@ def _connect(settings: Any) -> Any:
 
 
 def engine_for(config: pytest.Config) -> RollbackEngine | None:
+    """The run's engine (built on first use), or None on an xdist worker: the controller sees every report."""
     if is_xdist_worker(config):
-        return None  # workers never roll back: the controller sees every report
+        return None
     engine = config.stash.get(ENGINE, None)
     if engine is None:
         state = run_of(config)
-        terminal = config.pluginmanager.get_plugin("terminalreporter")
-
-        def notify(line: str, bad: bool) -> None:
-            if terminal is None:
-                return
-            if threading.current_thread() is not threading.main_thread():
-                LATER.append((line, bad))  # a check running ahead: its output would land in another check's capture
-                return
-            flush_notices(terminal)
-            terminal.write_line(f"polycheck: {line}", red=bad, yellow=not bad, bold=True)
-
+        plugin = config.pluginmanager.get_plugin(PLUGIN)
         audit = state.rollback_log
         engine = RollbackEngine(
             config=state.config,
@@ -62,7 +50,7 @@ def engine_for(config: pytest.Config) -> RollbackEngine | None:
                 state.config, explicit=state.released, since=state.since, kube_factory=engine.kube,
                 release_version=state.release_version,  # --release-version only: an env's pin is no evidence of a deploy
             ),
-            notify=notify,
+            notify=plugin.notify if isinstance(plugin, RollbackPlugin) else (lambda line, bad: None),
             allure_dir=Path(config.option.allure_report_dir) if getattr(config.option, "allure_report_dir", None) else None,
         )
         config.stash[ENGINE] = engine
@@ -70,84 +58,80 @@ def engine_for(config: pytest.Config) -> RollbackEngine | None:
 
 
 class RollbackPlugin:
-    """Registered per run; the controller (or the only process) acts on every final failing report at once."""
+    """Registered per run; the controller (or the only process) decides on every failing verdict at once."""
 
     def __init__(self, config: pytest.Config) -> None:
         self.config = config
-        self.acted: set[str] = set()  # checks that ran ahead and were acted on the moment they failed
         self.after_rollback: list[tuple[str, str]] = []  # (check, service): passed once that service was rolled back
+        self.notices: deque[tuple[str, bool]] = deque()  # said from a check's own thread, printed by the main thread
+
+    # -- the one decision ------------------------------------------------------------------------------
+    def decide(self, check: str, verdict: Verdict) -> None:
+        """Act on one verdict: an inconclusive one escalates once for the run; a failure rolls back its culprit if
+        this release changed it, or escalates. Each check is decided once (the engine remembers it)."""
+        if not verdict.acts:
+            return
+        engine = engine_for(self.config)
+        if engine is None or not engine.first_decision(check):
+            return
+        if verdict.outcome == INCONCLUSIVE:
+            engine.on_inconclusive(check, verdict.reason)
+        elif verdict.outcome == FAILED:
+            engine.on_failure(check, verdict.culprits, verdict.reason, rollback=verdict.may_roll_back,
+                              escalation=verdict.escalation, failed_at=verdict.stop or None)
 
     def act_early(self, item: pytest.Item, exc: BaseException, failed_at: float) -> None:
-        """A check running ahead (in its own thread) just failed: act now, as its report will say, rather than at its
-        turn (the main thread may be in a long browser check). Not when pytest-rerunfailures may run it again."""
-        if getattr(self.config.option, "reruns", 0) or item.get_closest_marker("flaky") is not None:
+        """A check running ahead (in its own thread) just failed: decide now, as its report will say, rather than at
+        its turn (the main thread may be in a long browser check). Not when pytest-rerunfailures may run it again."""
+        if self._may_rerun(item):
             return
-        if isinstance(exc, pytest.skip.Exception):
-            return
-        engine = engine_for(self.config)
-        if engine is None:
-            return
-        redact_exception(exc)
-        outcome, culprits = judge(subjects_of(item), exc, "call")
-        reason = str(getattr(exc, "msg", None) or exc).strip()[:2000]
-        escalation = (exc.escalation if isinstance(exc, CheckFailure) else None) or escalation_of(item)
-        if outcome == INCONCLUSIVE:
-            engine.on_inconclusive(item.nodeid, reason)
-        elif outcome == FAILED:
-            engine.on_failure(item.nodeid, tuple(culprits), reason, rollback=may_roll_back(item), escalation=escalation,
-                              failed_at=failed_at)
-        else:
-            return
-        self.acted.add(item.nodeid)
+        from .concurrent import AHEAD
 
-    def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
-        """Record whether each check may roll back and what it escalates, so it travels with its reports (also from xdist)."""
-        for item in items:
-            if may_roll_back(item):
-                item.user_properties.append((ROLLBACK_PROPERTY, True))
-            why = escalation_of(item)
-            if why:
-                item.user_properties.append((ESCALATE_PROPERTY, why))
-            item.user_properties.append((SUBJECTS_PROPERTY, ",".join(subjects_of(item))))
+        ahead = item.stash.get(AHEAD, None)
+        started = ahead.started if ahead is not None else failed_at
+        self.decide(item.nodeid, verdict_of(item, exc, "call", start=started, stop=failed_at))
 
+    def _may_rerun(self, item: pytest.Item) -> bool:
+        return bool(getattr(self.config.option, "reruns", 0)) or item.get_closest_marker("flaky") is not None
+
+    # -- terminal notices --------------------------------------------------------------------------------
+    def notify(self, line: str, bad: bool) -> None:
+        """What the engine says: printed at once from the main thread, queued from a check's own thread (its
+        output would land in another check's capture)."""
+        self.notices.append((line, bad))
+        if threading.current_thread() is threading.main_thread():
+            self.flush(self.config.pluginmanager.get_plugin("terminalreporter"))
+
+    def flush(self, terminal: Any) -> None:
+        while terminal is not None and self.notices:
+            line, bad = self.notices.popleft()
+            terminal.write_line(f"polycheck: {line}", red=bad, yellow=not bad, bold=True)
+
+    # -- hooks ---------------------------------------------------------------------------------------------
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        """A check failed for good (set-up or body, the final report): act on its culprit now; blocked checks never act."""
-        terminal = self.config.pluginmanager.get_plugin("terminalreporter")
-        if terminal is not None and LATER:
-            flush_notices(terminal)
-        props = dict(report.user_properties)
+        """A check failed for good (set-up or body, the final report): decide on its verdict now."""
+        self.flush(self.config.pluginmanager.get_plugin("terminalreporter"))
+        verdict = Verdict.of(report)
+        if verdict is None or report.outcome == "rerun":
+            return
         if report.when == "call" and report.passed:
-            self._note_after_rollback(report, props)
-        outcome = props.get(OUTCOME)
-        if outcome in (None, BLOCKED) or report.when == "teardown":
-            return
-        if report.when == "call" and report.nodeid in self.acted:
-            return  # acted on the moment it failed, ahead of its turn
-        engine = engine_for(self.config)
-        if engine is None:
-            return
-        reason = (report.longrepr[2] if isinstance(report.longrepr, tuple) else report.longreprtext).strip()[:2000]
-        if outcome == INCONCLUSIVE:
-            engine.on_inconclusive(report.nodeid, reason)
-        elif outcome == FAILED:
-            culprits = tuple(c for c in str(props.get(CULPRIT, "")).split(",") if c)
-            engine.on_failure(report.nodeid, culprits, reason, rollback=bool(props.get(ROLLBACK_PROPERTY)),
-                              escalation=props.get(ESCALATION) or props.get(ESCALATE_PROPERTY), failed_at=getattr(report, "stop", None))
+            self._note_after_rollback(report, verdict)
+        self.decide(report.nodeid, verdict)
 
-    def _note_after_rollback(self, report: pytest.TestReport, props: dict[str, Any]) -> None:
+    def _note_after_rollback(self, report: pytest.TestReport, verdict: Verdict) -> None:
         """A check of a service that was rolled back (for real) before it ended judged, at least in part, the
         rolled-back revision: its pass says nothing of the release (checks run at once, and after a rollback)."""
         engine = self.config.stash.get(ENGINE, None)
         if engine is None or engine.mode != "auto":
             return
-        ended = getattr(report, "stop", None) or 0.0
-        for service in str(props.get(SUBJECTS_PROPERTY, "")).split(","):
+        ended = verdict.stop or getattr(report, "stop", None) or 0.0
+        for service in verdict.subjects:
             fired = engine.fired.get(service)
-            if service and fired is not None and fired < ended:
+            if fired is not None and fired < ended:
                 self.after_rollback.append((report.nodeid, service))
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
-        flush_notices(terminalreporter)
+        self.flush(terminalreporter)
         if self.after_rollback:
             services = sorted({service for _, service in self.after_rollback})
             terminalreporter.write_line(
@@ -164,3 +148,6 @@ class RollbackPlugin:
                 f"{record['service']:13} {record['step']:12} {record['outcome']:8} {record['detail']}", red=bad
             )
         terminalreporter.write_line(f"audit log: {engine.audit_path}")
+
+
+PLUGIN = "polycheck-rollback"

@@ -1,34 +1,34 @@
-"""Each check's outcome with its culprit: failed, blocked by another service, or inconclusive; and the run's verdict.
+"""Each check's verdict (`polycheck.verdict.Verdict`), built in one place, and the run's verdict.
 
 - failed: the culprit the evidence names is one of the services the check judges (its subjects);
 - blocked: the culprit is a service the check only depends on (auth for the order flow): the check
   could not do its work, its outcome is "blocked by auth", and it rolls nothing back;
 - inconclusive: the checker could not measure (see `failures.inconclusive`).
 
-The outcome and the culprit travel with the report as user properties (so they reach the xdist
-controller, the JUnit XML and the rollback engine), show in the terminal and as Allure labels.
-The run's verdict is GO (exit 0), NO-GO (exit 1: a check failed or was blocked) or INCONCLUSIVE
-(exit 6: nothing failed, but something could not be measured).
+`verdict_of` builds the verdict from the check and what it raised, for a check in its turn (through the
+`pytest_runtest_makereport` wrapper below) and for one that ran ahead (the rollback plugin calls it the moment
+the check fails) alike; the report then carries it as one user property. The run's verdict is GO (exit 0),
+NO-GO (exit 1: a check failed or was blocked) or INCONCLUSIVE (exit 6: nothing failed, but something could not be
+measured).
 """
 
 from __future__ import annotations
 
-import json
 from collections import Counter
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Generator
 
 import pytest
 
 from ..failures import CheckFailure, culprits_of, is_inconclusive
 from ..redact import redact_secrets
+from ..signoff.links import evidence_links
+from ..signoff.steps import steps_of
 from ..signoff.summary import CheckOutcome
+from ..verdict import BLOCKED, FAILED, INCONCLUSIVE, PASSED, REASON_LIMIT, SKIPPED, Verdict, first_line, unique
+from .markers import escalation_of, may_roll_back
+from .state import run_of
 
-OUTCOME = "polycheck_outcome"
-CULPRIT = "polycheck_culprit"
-ESCALATION = "polycheck_escalation"
-STEPS = "polycheck_steps"  # the runbook steps a check belongs to (set at collection, see reporting)
-LINKS = "polycheck_links"  # a failure's evidence links, JSON [[name, url], ...] (see reporting)
-FAILED, BLOCKED, INCONCLUSIVE = "failed", "blocked", "inconclusive"
 EXIT_NO_GO = 1
 EXIT_INCONCLUSIVE = 6
 SUBJECT_PARAMS = ("service", "routed_service", "canary_service")
@@ -37,6 +37,19 @@ try:
     import allure
 except ImportError:  # pragma: no cover - the project installs allure-pytest
     allure = None
+
+
+@dataclass(frozen=True)
+class CheckFacts:
+    """What a check's markers and parameters say of it, read once at collection."""
+
+    subjects: tuple[str, ...]
+    may_roll_back: bool
+    escalation: str | None
+    steps: tuple[str, ...]
+
+
+FACTS = pytest.StashKey[CheckFacts]()
 
 
 def subjects_of(item: pytest.Item) -> tuple[str, ...]:
@@ -49,7 +62,16 @@ def subjects_of(item: pytest.Item) -> tuple[str, ...]:
     names += [str(params[p]) for p in SUBJECT_PARAMS if p in params]
     if "metric_check" in params:
         names.append(str(params["metric_check"][0]))
-    return tuple(dict.fromkeys(names))
+    return unique(names)
+
+
+def facts_of(item: pytest.Item) -> CheckFacts:
+    facts = item.stash.get(FACTS, None)
+    if facts is None:
+        facts = CheckFacts(subjects_of(item), may_roll_back(item), escalation_of(item),
+                           steps_of(mark.name for mark in item.iter_markers()))
+        item.stash[FACTS] = facts
+    return facts
 
 
 def judge(subjects: tuple[str, ...], exc: BaseException | None, when: str = "call") -> tuple[str, tuple[str, ...]]:
@@ -62,10 +84,6 @@ def judge(subjects: tuple[str, ...], exc: BaseException | None, when: str = "cal
     if culprits and subjects and not set(culprits) & set(subjects):
         return BLOCKED, culprits
     return FAILED, culprits
-
-
-def _first_line(text: str) -> str:
-    return next((line.strip() for line in text.splitlines() if line.strip()), "")
 
 
 def redact_exception(exc: BaseException | None) -> None:
@@ -96,42 +114,97 @@ def redact_report(report: pytest.TestReport) -> pytest.TestReport:
     return report
 
 
-@pytest.hookimpl(tryfirst=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[Any]) -> pytest.TestReport | None:
-    """Build the report ourselves, so every other hook (Allure, JUnit, xdist) sees the verdict, and no secret."""
-    excinfo = call.excinfo
-    if excinfo is not None:
-        redact_exception(excinfo.value)
-    if excinfo is None or excinfo.errisinstance((pytest.skip.Exception,)) or call.when == "teardown":
-        return redact_report(pytest.TestReport.from_item_and_call(item, call))
-    exc = excinfo.value
-    outcome, culprits = judge(subjects_of(item), exc, call.when)
-    named = f"\n  culprit: {', '.join(culprits)}"
-    # a failed session fixture re-raises the same exception for every check that uses it: name the culprit once
+def _named(culprits: tuple[str, ...]) -> str:
+    return f"\n  culprit: {', '.join(culprits)}"
+
+
+def _message(exc: BaseException) -> str:
+    return str(getattr(exc, "msg", None) or exc)
+
+
+def _links(item: pytest.Item, text: str, culprits: tuple[str, ...], stop: float) -> tuple[tuple[str, str], ...]:
+    """Links to Grafana, Jaeger (trace id) and Loki (request id) from the env's [links]."""
+    try:
+        run = run_of(item.config)
+    except RuntimeError:
+        return ()
+    links = evidence_links(run.config.links, text, service=culprits[0] if culprits else None, env=run.config.name,
+                           failed_at_ms=int(stop * 1000))
+    return tuple((str(name), str(url)) for name, url in links)
+
+
+def verdict_of(item: pytest.Item, exc: BaseException | None, when: str, *, start: float, stop: float,
+               skipped: bool = False) -> Verdict:
+    """The verdict of one phase of `item`, from what it raised (None: it passed). The exception is redacted and,
+    for a failure with a culprit, names it at its end (once, also when a session fixture re-raises it)."""
+    facts = facts_of(item)
+    base = Verdict(PASSED, subjects=facts.subjects, may_roll_back=facts.may_roll_back, steps=facts.steps,
+                   escalation=facts.escalation, start=start, stop=stop, phase=when,
+                   roll_back_why="marked rollback" if facts.may_roll_back else "not marked rollback")
+    if exc is None:
+        return base
+    redact_exception(exc)
+    if skipped or isinstance(exc, pytest.skip.Exception):
+        return base.with_(outcome=SKIPPED, reason=first_line(_message(exc)))
+    if when == "teardown":
+        return base.with_(outcome=FAILED, reason=_message(exc).strip()[:REASON_LIMIT])
+    outcome, culprits = judge(facts.subjects, exc, when)
+    text = _message(exc).strip()
+    named = _named(culprits)
+    reason = text.removesuffix(named.strip()).rstrip() if text.endswith(named.strip()) else text
     if outcome == FAILED and culprits and isinstance(exc, CheckFailure) and not str(exc.msg).endswith(named):
         exc.msg = f"{exc.msg}{named}"
-    report = pytest.TestReport.from_item_and_call(item, call)
-    report.user_properties += [(OUTCOME, outcome), (CULPRIT, ",".join(culprits))]
-    # JUnit writes the properties the item carries at teardown: the verdict and culprit, for its readers
-    item.user_properties += [("verdict", outcome), ("culprit", ",".join(culprits))]
-    if isinstance(exc, CheckFailure) and exc.escalation:
-        report.user_properties.append((ESCALATION, exc.escalation))
-    if outcome != FAILED:
-        reason = _first_line(str(getattr(exc, "msg", None) or exc))
-        words = f"blocked by {', '.join(culprits)}" if outcome == BLOCKED else INCONCLUSIVE
-        path, line, _ = item.location
+    escalation = (exc.escalation if isinstance(exc, CheckFailure) else None) or facts.escalation
+    return base.with_(outcome=outcome, culprits=culprits, reason=reason[:REASON_LIMIT], escalation=escalation,
+                      candidates=culprits if outcome == FAILED and len(culprits) > 1 else (),
+                      links=_links(item, text, culprits, stop))
+
+
+def _times(item: pytest.Item, call: pytest.CallInfo[Any]) -> tuple[float, float]:
+    """When the phase really ran: a check that ran ahead, then (its body ran in another thread, earlier)."""
+    from .concurrent import AHEAD
+
+    ahead = item.stash.get(AHEAD, None)
+    if ahead is not None and call.when == "call" and ahead.done.is_set():
+        return ahead.started, ahead.stopped
+    return call.start, call.stop
+
+
+def _described(verdict: Verdict) -> str:
+    """A blocked or inconclusive check's one line (it is shown as skipped, with this reason)."""
+    words = f"blocked by {', '.join(verdict.culprits)}" if verdict.outcome == BLOCKED else INCONCLUSIVE
+    return f"{words}: {first_line(verdict.reason).removeprefix('inconclusive: ')}"
+
+
+@pytest.hookimpl(wrapper=True, trylast=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[Any]) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """Judge the phase before pytest builds its report (so its text is redacted and names the culprit), then carry
+    the verdict in the report: innermost of the wrappers, so every other hook (Allure, JUnit, xdist) sees it."""
+    start, stop = _times(item, call)
+    exc = call.excinfo.value if call.excinfo is not None else None
+    verdict = verdict_of(item, exc, call.when, start=start, stop=stop)
+    report = yield
+    if verdict.outcome != PASSED or call.when == "call":  # (JUnit writes the teardown's properties: no "passed" there)
+        verdict.attach(report.user_properties)
+    if verdict.outcome in (FAILED, BLOCKED, INCONCLUSIVE) and call.when != "teardown":
+        # JUnit writes the properties the item carries at teardown: the verdict and culprit, for its readers
+        item.user_properties += [("verdict", verdict.outcome), ("culprit", verdict.culprit)]
+    if verdict.outcome in (BLOCKED, INCONCLUSIVE):
+        _path, line, _ = item.location
         report.outcome = "skipped"
-        report.longrepr = (str(item.path), (line or 0) + 1, f"{words}: {reason.removeprefix('inconclusive: ')}")
-    if allure is not None:
-        for culprit in culprits:
+        report.longrepr = (str(item.path), (line or 0) + 1, _described(verdict))
+    if allure is not None and verdict.outcome in (FAILED, BLOCKED, INCONCLUSIVE) and call.when != "teardown":
+        for culprit in verdict.culprits:
             allure.dynamic.label("culprit", culprit)
-        allure.dynamic.label("verdict", outcome)
-        allure.dynamic.tag(outcome if outcome != FAILED else "release-defect")
+        allure.dynamic.label("verdict", verdict.outcome)
+        allure.dynamic.tag(verdict.outcome if verdict.outcome != FAILED else "release-defect")
     return redact_report(report)
 
 
 def outcome_of(report: pytest.TestReport) -> str | None:
-    return dict(report.user_properties).get(OUTCOME)
+    """The outcome the plugin judged a failing phase to have (None for a passing or skipped phase, or no verdict)."""
+    verdict = Verdict.of(report)
+    return verdict.outcome if verdict is not None and verdict.outcome in (FAILED, BLOCKED, INCONCLUSIVE) else None
 
 
 def pytest_report_teststatus(report: pytest.TestReport, config: pytest.Config) -> tuple[str, str, Any] | None:
@@ -146,45 +219,44 @@ def pytest_report_teststatus(report: pytest.TestReport, config: pytest.Config) -
 class RunVerdict:
     """Counts every final report (on the controller under xdist) and turns them into the run's verdict."""
 
-    RANK = {FAILED: 5, BLOCKED: 4, INCONCLUSIVE: 3, "skipped": 2, "passed": 1}
+    RANK = {FAILED: 5, BLOCKED: 4, INCONCLUSIVE: 3, SKIPPED: 2, PASSED: 1}
 
     def __init__(self) -> None:
         self.counts: Counter[str] = Counter()
         self.lines: list[tuple[str, str, str, str]] = []  # (outcome, nodeid, culprits, reason)
         self.checks: dict[str, CheckOutcome] = {}  # nodeid -> its worst outcome over its phases, for the sign-off
 
-    def _record(self, report: pytest.TestReport, outcome: str, culprit: str = "", reason: str = "") -> None:
-        props = dict(report.user_properties)
-        steps = tuple(s for s in str(props.get(STEPS, "")).split(",") if s)
-        try:
-            links = [tuple(pair) for pair in json.loads(props.get(LINKS) or "[]")]
-        except ValueError:
-            links = []
-        known = self.checks.get(report.nodeid)
+    def _record(self, nodeid: str, verdict: Verdict | None, outcome: str, reason: str = "") -> None:
+        known = self.checks.get(nodeid)
         if known is None or self.RANK[outcome] > self.RANK[known.outcome]:
-            self.checks[report.nodeid] = CheckOutcome(report.nodeid, outcome, culprit, reason, steps, links)  # type: ignore[arg-type]
+            steps = verdict.steps if verdict is not None else ()
+            links = [tuple(pair) for pair in verdict.links] if verdict is not None else []
+            culprit = verdict.culprit if verdict is not None and outcome != SKIPPED else ""
+            self.checks[nodeid] = CheckOutcome(nodeid, outcome, culprit, reason, steps, links)  # type: ignore[arg-type]
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if report.outcome == "rerun":  # pytest-rerunfailures tries again: only the last attempt counts
             return
+        verdict = Verdict.of(report)
         outcome = outcome_of(report)
         if report.when == "call" and report.passed:
-            self.counts["passed"] += 1
-            self._record(report, "passed")
+            self.counts[PASSED] += 1
+            self._record(report.nodeid, verdict, PASSED)
         if outcome is None:
             if report.failed:  # a teardown error, or a failure the plugin could not judge
                 self.counts[FAILED] += 1
-                reason = _first_line(report.longreprtext)
+                reason = first_line(verdict.reason if verdict is not None and verdict.reason else report.longreprtext)
                 self.lines.append((FAILED, report.nodeid, "", reason))
-                self._record(report, FAILED, "", reason)
+                self._record(report.nodeid, None if verdict is None else verdict.with_(culprits=()), FAILED, reason)
             elif report.skipped:
-                self._record(report, "skipped", "", report.longrepr[2] if isinstance(report.longrepr, tuple) else "")
+                self._record(report.nodeid, verdict, SKIPPED,
+                             report.longrepr[2] if isinstance(report.longrepr, tuple) else "")
             return
-        culprits = dict(report.user_properties).get(CULPRIT, "")
+        assert verdict is not None
         self.counts[outcome] += 1
-        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else _first_line(report.longreprtext)
-        self.lines.append((outcome, report.nodeid, culprits, reason))
-        self._record(report, outcome, culprits, reason)
+        reason = _described(verdict) if outcome != FAILED else first_line(verdict.reason)
+        self.lines.append((outcome, report.nodeid, verdict.culprit, reason))
+        self._record(report.nodeid, verdict, outcome, reason)
 
     @property
     def verdict(self) -> str:
@@ -200,7 +272,7 @@ class RunVerdict:
         session.exitstatus = {"NO-GO": EXIT_NO_GO, "INCONCLUSIVE": EXIT_INCONCLUSIVE}.get(self.verdict, 0)
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
-        if not self.lines and not self.counts["passed"]:
+        if not self.lines and not self.counts[PASSED]:
             return
         terminalreporter.section("polycheck verdict")
         for outcome, nodeid, culprits, reason in self.lines:

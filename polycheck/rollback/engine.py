@@ -46,10 +46,20 @@ class RollbackEngine:
     allure_dir: Path | None = None  # also write each rollback as an Allure result there
     _reported: set[str] = field(default_factory=set)
     failed_at: float | None = None  # when the check that triggered the current decision failed (epoch seconds)
+    reason: str = ""  # the verdict's reason behind the current decision (redacted), kept in its audit records
     _kube: "Kube | None" = None
     _scope: ReleaseScope | None = None
     judged: bool = True  # False once the run was found inconclusive
     _lock: threading.RLock = field(default_factory=threading.RLock)  # checks running ahead fail in their own threads
+    decided: set[str] = field(default_factory=set)  # the checks decided on in this run (a check ahead, then its report)
+
+    def first_decision(self, check: str) -> bool:
+        """True the first time a decision on `check` is asked for in this run; False afterwards."""
+        with self._lock:
+            if check in self.decided:
+                return False
+            self.decided.add(check)
+            return True
 
     # -- entry points -----------------------------------------------------------------------------
     def on_failure(self, check: str, culprits: tuple[str, ...], reason: str, *, rollback: bool, escalation: str | None = None,
@@ -60,7 +70,7 @@ class RollbackEngine:
 
     def _on_failure(self, check: str, culprits: tuple[str, ...], reason: str, *, rollback: bool, escalation: str | None,
                     failed_at: float | None) -> None:
-        self.failed_at = failed_at
+        self.failed_at, self.reason = failed_at, reason
         if len(culprits) != 1:
             if rollback or escalation:
                 who = f"several services ({', '.join(culprits)})" if culprits else "no service"
@@ -90,6 +100,7 @@ class RollbackEngine:
 
     def _on_inconclusive(self, check: str, reason: str) -> None:
         self.judged = False
+        self.failed_at, self.reason = None, reason
         self.escalate("", check, reason, f"could not judge release {self.release or '(unnamed)'} in env {self.config.name}: {reason}",
                       key="inconclusive")
 
@@ -224,6 +235,8 @@ class RollbackEngine:
             "outcome": outcome,
             "detail": redact_text(detail),
         }
+        if self.reason:
+            record["reason"] = redact_text(self.reason)[:500]
         if self.failed_at is not None:
             record["check_failed_at"] = self.failed_at
             record["seconds_after_failure"] = round(time.time() - self.failed_at, 4)
