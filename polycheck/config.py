@@ -492,7 +492,7 @@ def _validate(config: EnvConfig) -> EnvConfig:
     for key in ("connect_timeout_seconds", "read_timeout_seconds"):
         if getattr(config.http, key) <= 0:
             raise ctx.error(f"http.{key}", "must be greater than 0")
-    from .gates import validate_gates  # the cron and time-zone rules live with the gates
+    from .gate_rules import validate_gates  # (imports the config's types: loaded when first needed)
 
     for where, message in validate_gates(config.gates):
         raise ctx.error(where, message)

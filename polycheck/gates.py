@@ -20,12 +20,12 @@ from datetime import datetime, timedelta, timezone
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
-from cronsim import CronSim, CronSimError
+from cronsim import CronSim
 
 from .config import DeployWindow, GatesConfig
-from .prometheus import parse_duration
+from .durations import parse_duration
 
 HORIZON = timedelta(days=14)  # how far ahead the next opening is searched
 MAX_OCCURRENCES = 5000  # per window and search (a "* * * * *" window has 20160 starts in 14 days)
@@ -33,7 +33,6 @@ DEFAULT_ROUTE_PATTERN = (
     r"@(?:app|router|api|bp|blueprint|route)\.(?:get|post|put|patch|delete|route|api_route)\("
     r"|\b(?:Route|Mount|APIRoute)\(|\b(?:app|router)\.(?:get|post|put|patch|delete)\(\s*['\"]/"
 )
-WINDOW_KINDS = ("allow", "deny")
 
 
 class GitError(RuntimeError):
@@ -41,36 +40,6 @@ class GitError(RuntimeError):
 
 
 # -- configuration ------------------------------------------------------------------------------------------
-
-
-def validate_gates(gates: GatesConfig) -> Iterator[tuple[str, str]]:
-    """(where, what is wrong) for each invalid setting of [gates]."""
-    for i, window in enumerate(gates.windows):
-        where = f"gates.windows[{i}]"
-        if window.kind not in WINDOW_KINDS:
-            yield f"{where}.kind", f"must be allow or deny, got {window.kind!r}"
-        try:
-            CronSim(window.schedule, datetime(2026, 1, 1))
-        except (CronSimError, ValueError) as exc:
-            yield f"{where}.schedule", f"{window.schedule!r} is not a cron schedule (minute hour day month weekday): {exc}"
-        try:
-            ZoneInfo(window.timezone)
-        except (ZoneInfoNotFoundError, ValueError):
-            yield f"{where}.timezone", f"{window.timezone!r} is not an IANA time zone such as Europe/Berlin or UTC"
-        try:
-            if parse_duration(window.duration) <= 0:
-                raise ValueError
-        except ValueError:
-            yield f"{where}.duration", f"{window.duration!r} is not a positive duration such as 8h or 1h30m"
-    if gates.route_pattern:
-        try:
-            re.compile(gates.route_pattern)
-        except re.error as exc:
-            yield "gates.route_pattern", f"is not a regular expression: {exc}"
-    if gates.github_repo and not re.fullmatch(r"[\w.-]+/[\w.-]+", gates.github_repo):
-        yield "gates.github_repo", f"must be owner/name, got {gates.github_repo!r}"
-    if gates.hotfix_max_files < 0:
-        yield "gates.hotfix_max_files", "must be 0 or more"
 
 
 # -- deployment windows -------------------------------------------------------------------------------------

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -19,6 +18,7 @@ from urllib.parse import urlencode
 
 import httpx
 
+from .durations import parse_duration
 from .failures import CannotMeasure
 from .http import shared_tls
 from .redact import redact_text
@@ -32,8 +32,6 @@ Duration = Union[str, float, int, timedelta]
 # errorTypes that mean "Prometheus could not answer now", not "the query is wrong".
 UNAVAILABLE_ERROR_TYPES = frozenset({"timeout", "canceled", "unavailable", "internal"})
 PREVIEW = 300
-_DURATION = re.compile(r"^(?:(\d+)y)?(?:(\d+)w)?(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?(?:(\d+)ms)?$")
-_UNIT_SECONDS = (365 * 86400, 7 * 86400, 86400, 3600, 60, 1, 0.001)
 
 
 class PrometheusError(Exception):
@@ -111,14 +109,6 @@ def format_value(value: float) -> str:
     if value == int(value):
         return str(int(value))
     return f"{value:.3g}"
-
-
-def parse_duration(text: str) -> float:
-    """Seconds in a Prometheus duration (`90s`, `5m`, `1h30m`, `500ms`); ValueError for anything else."""
-    match = _DURATION.match(text.strip()) if isinstance(text, str) else None
-    if not match or not text.strip():
-        raise ValueError(f"{text!r} is not a Prometheus duration (e.g. 30s, 5m, 1h30m)")
-    return sum(int(part) * unit for part, unit in zip(match.groups(), _UNIT_SECONDS) if part)
 
 
 def format_duration(value: Duration) -> str:
