@@ -136,7 +136,7 @@ class RollbackEngine:
         self.escalate(service, check, reason, why + (f"; {section_9}" if section_9 else ""), actions=results, key="rollback")
 
     def _run(self, action: str, service: str, check: str, reason: str) -> tuple[str, str]:
-        from .actions import REGISTRY, RollbackActionError, RollbackActionSkipped, Target  # imports the cluster client
+        from .actions import REGISTRY, RollbackActionError, RollbackActionSkipped, Target  # the registry the config was validated against
 
         target = Target(
             service=service,
