@@ -160,14 +160,22 @@ class RollbackConfig:
     mode: str = "dry-run"
     actions: list[str] = field(default_factory=list)
     services: dict[str, ServiceRollback] = field(default_factory=dict)
-    webhook_url: Secret | None = None
-    command: list[str] = field(default_factory=list)
     timeout_seconds: float = 15.0
     audit_log: str = "reports/rollback-log.jsonl"
+    # Each listed action's own `[rollback]` keys (e.g. webhook_url, command), typed by its `settings` class
+    # in the registry (polycheck/rollback/actions/); built by `_build_rollback`, never a key of its own.
+    settings: dict[str, Any] = field(default_factory=dict)
 
     def actions_for(self, service: str) -> list[str]:
         own = self.services.get(service)
         return list(own.actions) if own is not None else list(self.actions)
+
+    def settings_for(self, action: str) -> Any:
+        """The settings of a listed action (a `LookupError` for an action the env does not list)."""
+        try:
+            return self.settings[action]
+        except KeyError:
+            raise LookupError(f"rollback action {action!r} is not listed in rollback.actions, so its settings were not read") from None
 
 
 @dataclass(frozen=True)
@@ -347,7 +355,6 @@ CONTRACT_ROUTES: dict[str, tuple[str, ...]] = {
     "search": ("/api/search",),
 }
 ROLLBACK_MODES = ("auto", "dry-run", "off")
-ROLLBACK_ACTIONS = ("kubernetes-undo", "kubernetes-set-image", "argo-abort", "argo-undo", "webhook", "command")
 WORKLOADS = ("deployment", "rollout")
 
 
@@ -410,6 +417,8 @@ def _convert(hint: Any, value: Any, where: str, ctx: _Context) -> Any:
         if not isinstance(value, str):
             raise ctx.error(where, f"expected a string or ${{VAR}}, got {value!r}")
         return Secret(value, where=f"{where} in {ctx.source}")
+    if hint is RollbackConfig:
+        return _build_rollback(value, where, ctx)
     if dataclasses.is_dataclass(hint):
         return _build(hint, value, where, ctx)
     if origin is list:
@@ -449,6 +458,45 @@ def _interpolate(value: str, where: str, ctx: _Context) -> str:
     return VARIABLE.sub(fill, value)
 
 
+def _build_rollback(data: Any, where: str, ctx: _Context) -> RollbackConfig:
+    """`[rollback]`: its own keys, then the settings of each listed action, validated against the action registry."""
+    from .rollback.actions import REGISTRY  # the actions import the clients; the registry is their one list
+
+    if not isinstance(data, dict):
+        raise ctx.error(where, f"expected a table, got {type(data).__name__}")
+    own = [f.name for f in dataclasses.fields(RollbackConfig) if f.name != "settings"]
+    owners = REGISTRY.setting_keys()
+    unknown = sorted(set(data) - set(own) - set(owners))
+    if unknown:
+        theirs = ", ".join(f"{key} ({action} action)" for key, action in owners.items())
+        raise ctx.error(where, f"unknown key {', '.join(map(repr, unknown))}; valid keys: {', '.join(own)}, {theirs}")
+    config: RollbackConfig = _build(RollbackConfig, {k: v for k, v in data.items() if k in own}, where, ctx)
+    listed: dict[str, str] = {}  # action -> the first list that names it
+    for key, actions in [(f"{where}.actions", config.actions)] + [
+        (f"{where}.services.{name}.actions", svc.actions) for name, svc in config.services.items()
+    ]:
+        unknown = [a for a in actions if a not in REGISTRY.names()]
+        if unknown:
+            raise ctx.error(key, f"unknown action {', '.join(map(repr, unknown))}; valid: {', '.join(REGISTRY.names())}")
+        for action in actions:
+            listed.setdefault(action, key)
+    settings: dict[str, Any] = {}
+    for action in REGISTRY:
+        hints = typing.get_type_hints(action.settings)
+        fields = dataclasses.fields(action.settings)
+        values = {f.name: _convert(hints[f.name], data[f.name], f"{where}.{f.name}", ctx) for f in fields if f.name in data}
+        if action.name not in listed:
+            continue
+        for f in fields:
+            if f.name not in values and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+                raise ctx.error(listed[action.name], f"the {action.name} action needs {where}.{f.name}")
+        try:
+            settings[action.name] = action.settings(**values)
+        except ValueError as exc:
+            raise ctx.error(listed[action.name], f"the {action.name} action {exc}") from None
+    return dataclasses.replace(config, settings=settings)
+
+
 def _validate(config: EnvConfig) -> EnvConfig:
     ctx = _Context(config.source, {})
     if not config.services:
@@ -466,16 +514,6 @@ def _validate(config: EnvConfig) -> EnvConfig:
         if svc.workload not in WORKLOADS:
             raise ctx.error(f"services.{name}.workload", f"must be one of {', '.join(WORKLOADS)}, got {svc.workload!r}")
     rollback = config.rollback
-    for where, actions in [("rollback.actions", rollback.actions)] + [
-        (f"rollback.services.{name}.actions", own.actions) for name, own in rollback.services.items()
-    ]:
-        unknown = [a for a in actions if a not in ROLLBACK_ACTIONS]
-        if unknown:
-            raise ctx.error(where, f"unknown action {', '.join(map(repr, unknown))}; valid: {', '.join(ROLLBACK_ACTIONS)}")
-        if "webhook" in actions and rollback.webhook_url is None:
-            raise ctx.error(where, "the webhook action needs rollback.webhook_url")
-        if "command" in actions and not rollback.command:
-            raise ctx.error(where, "the command action needs rollback.command (an argv list)")
     for name in rollback.services:
         if name not in config.services:
             raise ctx.error(f"rollback.services.{name}", f"is not a configured service ({', '.join(config.services)})")

@@ -147,20 +147,18 @@ class RollbackEngine:
         self.escalate(service, check, reason, why + (f"; {section_9}" if section_9 else ""), actions=results, key="rollback")
 
     def _run(self, action: str, service: str, check: str, reason: str) -> tuple[str, str]:
-        from .actions import PLANNERS, ActionContext, RollbackActionError, RollbackActionSkipped  # imports the cluster client
+        from .actions import REGISTRY, RollbackActionError, RollbackActionSkipped, Target  # the registry the config was validated against
 
-        ctx = ActionContext(
+        target = Target(
             service=service,
             deployment=self.config.deployment_of(service),
             workload=self.config.service(service).workload,
             payload=self.payload("rollback", service, check, reason),
             kube=self.kube,
-            webhook_url=lambda: self.config.rollback.webhook_url.reveal() if self.config.rollback.webhook_url else "",
-            command=list(self.config.rollback.command),
             timeout=self.config.rollback.timeout_seconds,
         )
         try:
-            plan = PLANNERS[action](ctx)
+            plan = REGISTRY.get(action).plan(target, self.config.rollback.settings_for(action))
             if self.mode == "dry-run":
                 outcome, detail = "planned", f"would {plan.description}"
             else:
