@@ -6,8 +6,8 @@ import sys
 
 USAGE = (
     "usage: python -m polycheck serve [--env NAME] [--port N] [--root DIR] [--marker EXPR] [-- PYTEST_ARGS]\n"
-    "       python -m polycheck report [--reports-dir DIR] [--run RUN_DIR] [--output DIR]\n"
-    "       python -m polycheck cleanup [--env NAME] [--dry-run] [--older-than 30m] [--ledger PATH] [--stack-file PATH]"
+    "       python -m polycheck report [--reports-dir DIR] [--root DIR] [--run RUN_DIR] [--output DIR]\n"
+    "       python -m polycheck cleanup [--env NAME] [--root DIR] [--dry-run] [--older-than 30m] [--ledger PATH] [--stack-file PATH]"
 )
 
 

@@ -11,11 +11,11 @@ cleans it. Exit 0 when nothing is left, 1 when something could not be cleaned, 4
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 from typing import Any
 
+from . import resolve
 from .config import ConfigError, EnvConfig, MissingSecretError, load_env
 from .http import ExchangeLog, ServiceClient, timeout_from
 from .leftovers import Entry, Journal, pending, sweep
@@ -46,24 +46,26 @@ def credentials(config: EnvConfig, entry: Entry) -> Account:
 
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m polycheck cleanup", description=__doc__.splitlines()[0])
-    parser.add_argument("--env", default=os.environ.get("POLYCHECK_ENV", "local"), help="envs/NAME.toml (default local)")
-    parser.add_argument("--env-dir", default=None, help="folder of the environment files (default: ROOT/envs)")
-    parser.add_argument("--root", default=".", help="the checkout: relative ledger paths start here")
+    parser.add_argument("--env", help="envs/NAME.toml (default: ini polycheck_env, $POLYCHECK_ENV, else local)")
+    parser.add_argument("--env-dir", default=None, help="folder of the environment files (default: ini polycheck_env_dir "
+                        "under ROOT, envs/)")
+    parser.add_argument("--root", default=".", help="the checkout: its pytest ini is read, relative ledger paths start here")
     parser.add_argument("--ledger", help="the journal to sweep (default: the env's [probe] ledger)")
     parser.add_argument("--older-than", default=DEFAULT_OLDER_THAN,
                         help=f"only entries at least this old, e.g. 30m, 0s (default {DEFAULT_OLDER_THAN})")
     parser.add_argument("--dry-run", action="store_true", help="say what would be cleaned, change nothing")
-    parser.add_argument("--stack-file", default=os.environ.get("POLYCHECK_STACK_FILE"),
-                        help="the running local stack (for --env local)")
+    parser.add_argument("--stack-file", help="the running local stack (for --env local; default $POLYCHECK_STACK_FILE)")
     args = parser.parse_args(argv)
     root = Path(args.root).resolve()
     try:
-        config = load_env(args.env, Path(args.env_dir) if args.env_dir else root / "envs")
+        ini = resolve.ini_file(root)  # the options resolve as the plugin's do: CLI, ini, environment, default
+        config = load_env(resolve.env_name(args.env, ini), resolve.env_dir(args.env_dir, ini, root))
         older_than = parse_duration(args.older_than)
+        stack_file = resolve.stack_file(args.stack_file)
         if config.environment.local_stack:
-            if not args.stack_file:
-                raise ConfigError("--env local needs the running stack: --stack-file PATH (or $POLYCHECK_STACK_FILE)")
-            stack = StackInfo.from_file(Path(args.stack_file))
+            if not stack_file:
+                raise ConfigError(f"--env {config.name} needs the running stack: --stack-file PATH (or $POLYCHECK_STACK_FILE)")
+            stack = StackInfo.from_file(Path(stack_file))
             config = config.with_urls(stack.gateway, stack.services)
     except (ConfigError, LocalStackError, ValueError) as exc:
         print(f"polycheck cleanup: {exc}", file=sys.stderr)

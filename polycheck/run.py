@@ -1,8 +1,10 @@
 """One run, resolved once: what it checks, where, with which release and rollback settings.
 
-`Run` is frozen. The xdist controller resolves it at configure time (after starting the local stack, its
-Prometheus and the preflight) and hands its `RunInputs` to each worker as one JSON value; a worker
-resolves the same `Run` from them with the same function. Fixtures and suites read it, never raw options.
+`Run` is frozen. The xdist controller reads the env file once, resolves the run from it, and extends it with
+`dataclasses.replace` for what the local stack, its Prometheus and the preflight add (`with_stack`,
+`with_prometheus`, `with_reaches`): nothing is read twice. It hands the run's `RunInputs` to each worker as one
+JSON value; a worker resolves the same `Run` from them with the same function (reading the env file once, in
+its own process). Fixtures and suites read it, never raw options.
 """
 
 from __future__ import annotations
@@ -64,18 +66,37 @@ class Run:
     reaches: dict[str, Reach]
 
     @classmethod
-    def resolve(cls, inputs: RunInputs) -> "Run":
-        """Raises ConfigError for a missing, malformed or invalid environment file."""
-        config = load_env(inputs.env, Path(inputs.env_dir))
-        stack = StackInfo.from_json(inputs.stack) if inputs.stack and config.environment.local_stack else None
-        if stack is not None:
-            config = config.with_urls(stack.gateway, stack.services)
-            if stack.kubeconfig:
-                config = config.with_kubeconfig(stack.kubeconfig, stack.kube_context)
-        if inputs.prometheus_url:
-            config = replace(config, prometheus=replace(config.prometheus, url=inputs.prometheus_url))
+    def resolve(cls, inputs: RunInputs, config: EnvConfig | None = None) -> "Run":
+        """The run from its inputs. `config` is the env file of `inputs.env` when the caller has read it already
+        (the controller reads it once, for --released as well); otherwise it is read here, once.
+        Raises ConfigError for a missing, malformed or invalid environment file."""
+        config = load_env(inputs.env, Path(inputs.env_dir)) if config is None else config
         contract = MetricsContract.load(Path(inputs.contracts) / "metrics.toml")
-        return cls(inputs, config, contract, stack, reaches_from_json(inputs.reaches))
+        run = cls(inputs, config, contract, None, reaches_from_json(inputs.reaches))
+        if inputs.stack and config.environment.local_stack:
+            run = run.with_stack(StackInfo.from_json(inputs.stack))
+        return run.with_prometheus(inputs.prometheus_url) if inputs.prometheus_url else run
+
+    def with_inputs(self, **changes: Any) -> "Run":
+        """The same run with inputs that do not change the config (its folder, when it started)."""
+        return replace(self, inputs=replace(self.inputs, **changes))
+
+    def with_stack(self, stack: StackInfo) -> "Run":
+        """The run pointed at the local stack `stack`: its URLs and its Kubernetes simulator."""
+        config = self.config.with_urls(stack.gateway, stack.services)
+        if stack.kubeconfig:
+            config = config.with_kubeconfig(stack.kubeconfig, stack.kube_context)
+        return replace(self, inputs=replace(self.inputs, stack=stack.to_json()), config=config, stack=stack)
+
+    def with_prometheus(self, url: str) -> "Run":
+        """The run pointed at the Prometheus at `url` (the one a local run started)."""
+        config = replace(self.config, prometheus=replace(self.config.prometheus, url=url))
+        return replace(self, inputs=replace(self.inputs, prometheus_url=url), config=config)
+
+    def with_reaches(self, reaches: dict[str, Reach]) -> "Run":
+        """The run with the preflight's answer: what this runner reaches."""
+        inputs = replace(self.inputs, reaches={name: reach.to_json() for name, reach in reaches.items()})
+        return replace(self, inputs=inputs, reaches=dict(reaches))
 
     @property
     def run_id(self) -> str:

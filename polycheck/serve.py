@@ -27,6 +27,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from . import resolve
+
 VERDICTS = {0: "GO", 1: "NO-GO", 6: "INCONCLUSIVE"}
 DEFAULT_MARKER = "canary or (smoke and not browser)"
 SUMMARY = re.compile(r"^polycheck: (GO|NO-GO|INCONCLUSIVE) .*$", re.MULTILINE)
@@ -112,9 +114,11 @@ def handler_for(analysis: Analysis) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
-def main(argv: list[str]) -> int:
+def parse(argv: list[str]) -> tuple[argparse.Namespace, Analysis]:
+    """The command line, and the analysis it asks for. Raises ValueError for a malformed pytest ini file."""
     parser = argparse.ArgumentParser(prog="python -m polycheck serve", description=__doc__.splitlines()[0])
-    parser.add_argument("--env", default="prod", help="the environment the checks run against (envs/NAME.toml)")
+    parser.add_argument("--env", help="the environment the checks run against (envs/NAME.toml; default, as for the "
+                        "plugin: ini polycheck_env, $POLYCHECK_ENV, else local)")
     parser.add_argument("--host", default="0.0.0.0")
     parser.add_argument("--port", type=int, default=8080)
     parser.add_argument("--root", default=".", help="the checkout holding conftest.py, suites/ and envs/")
@@ -123,10 +127,20 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--ready-file", help="write the URL here once listening (for tests)")
     parser.add_argument("pytest_args", nargs="*", help="more pytest arguments, after --")
     args = parser.parse_args(argv)
-    analysis = Analysis(Path(args.root).resolve(), args.env, args.marker, args.pytest_args, args.timeout)
+    root = Path(args.root).resolve()
+    env = resolve.env_name(args.env, resolve.ini_file(root))  # the plugin's own rule, so both name one env
+    return args, Analysis(root, env, args.marker, args.pytest_args, args.timeout)
+
+
+def main(argv: list[str]) -> int:
+    try:
+        args, analysis = parse(argv)
+    except ValueError as exc:
+        print(f"polycheck serve: {exc}", file=sys.stderr)
+        return 2
     server = ThreadingHTTPServer((args.host, args.port), handler_for(analysis))
     url = f"http://{args.host if args.host != '0.0.0.0' else '127.0.0.1'}:{server.server_port}"
-    print(f"polycheck serve: {url}/analysis?canary-step=N runs -m {args.marker!r} --env {args.env}", flush=True)
+    print(f"polycheck serve: {url}/analysis?canary-step=N runs -m {args.marker!r} --env {analysis.env}", flush=True)
     if args.ready_file:
         Path(args.ready_file).write_text(url)
     try:

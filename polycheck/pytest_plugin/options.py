@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import os
-
 import pytest
 
-DEFAULT_ENV = "local"
+from .. import resolve
 
 
 def add_options(parser: pytest.Parser) -> None:
@@ -123,36 +121,26 @@ def add_options(parser: pytest.Parser) -> None:
                     help="the pull request being deployed, checked approved and green through the GitHub API")
     gates.addoption("--pr-labels", dest="polycheck_pr_labels", metavar="LABELS",
                     help="the pull request's labels, comma-separated (also read from GitHub when a token is given)")
-    parser.addini("polycheck_env", "default environment when --env is not given", default="")
-    parser.addini("polycheck_env_dir", "folder of the environment files, relative to the rootdir", default="envs")
-    parser.addini("polycheck_contracts_dir", "folder of the contract files, relative to the rootdir", default="contracts")
-    parser.addini("polycheck_reports_dir", "folder of the runs' result sets, relative to the rootdir", default="reports")
-    parser.addini("polycheck_keep_runs", "how many run folders to keep", default="20")
-    parser.addini("polycheck_concurrency", "how many checks marked concurrent run at once", default="16")
+    for name, (help_text, default) in resolve.INI.items():
+        parser.addini(name, help_text, default=default)
 
 
 def env_name(config: pytest.Config) -> str:
-    """--env, else the ini value, else $POLYCHECK_ENV, else 'local'."""
-    return (
-        config.getoption("polycheck_env")
-        or config.getini("polycheck_env")
-        or os.environ.get("POLYCHECK_ENV")
-        or DEFAULT_ENV
-    )
+    """--env, else the ini value, else $POLYCHECK_ENV, else 'local' (resolve.env_name, as for the commands)."""
+    return resolve.env_name(config.getoption("polycheck_env"), config.getini)
 
 
 def env_dir(config: pytest.Config) -> str:
-    return config.getoption("polycheck_env_dir") or str(config.rootpath / config.getini("polycheck_env_dir"))
+    return str(resolve.env_dir(config.getoption("polycheck_env_dir"), config.getini, config.rootpath))
 
 
 def stack_file(config: pytest.Config) -> str | None:
-    return config.getoption("polycheck_stack_file") or os.environ.get("POLYCHECK_STACK_FILE") or None
+    return resolve.stack_file(config.getoption("polycheck_stack_file"))
 
 
 def reports_dir(config: pytest.Config) -> str:
     """--reports-dir, else the ini value (relative to the rootdir)."""
-    given = config.getoption("polycheck_reports_dir")
-    return str(given) if given else str(config.rootpath / config.getini("polycheck_reports_dir"))
+    return str(resolve.reports_dir(config.getoption("polycheck_reports_dir"), config.getini, config.rootpath))
 
 
 def _at_least_one(config: pytest.Config, name: str, flag: str) -> int:

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from ..config import ConfigError
+from ..config import ConfigError, EnvConfig, load_env
 from ..failures import inconclusive
 from ..http import timeout_from
 from ..localstack import LocalStack, LocalStackError, StackInfo
@@ -48,7 +48,8 @@ def pytest_configure(config: pytest.Config) -> None:
         if WORKER_RUN in workerinput:
             run = Run.resolve(RunInputs.from_json(workerinput[WORKER_RUN]))
         else:
-            run = Run.resolve(_inputs(config))
+            env = load_env(options.env_name(config), Path(options.env_dir(config)))  # the one read of the env file
+            run = Run.resolve(_inputs(config, env), env)
             if not (config.option.collectonly or config.option.help):
                 run = _with_run_folder(config, run)
                 run = _prepare(config, run, resources)
@@ -67,8 +68,9 @@ def pytest_configure(config: pytest.Config) -> None:
     register(config, workers)
 
 
-def _inputs(config: pytest.Config) -> RunInputs:
-    """The run's inputs from the command line, ini and environment (before anything is started)."""
+def _inputs(config: pytest.Config, env: EnvConfig) -> RunInputs:
+    """The run's inputs from the command line, ini and environment (before anything is started); `env` is the
+    environment's config, read once, for the names --released may give."""
     name, env_dir = options.env_name(config), Path(options.env_dir(config))
     released = config.getoption("polycheck_released")
     stack_file = options.stack_file(config)
@@ -85,7 +87,7 @@ def _inputs(config: pytest.Config) -> RunInputs:
         run_id=uuid.uuid4().hex[:12],
         rollback_log=config.getoption("polycheck_rollback_log") or "",
         release_version=config.getoption("polycheck_release_version"),
-        released=tuple(sorted(parse_released(released, _service_names(name, env_dir)) or ())) if released else None,
+        released=tuple(sorted(parse_released(released, env.service_names) or ())) if released else None,
         rollback_mode=config.getoption("polycheck_rollback"),
         canary_step=config.getoption("polycheck_canary_step"),
         since=_parse_since(config.getoption("polycheck_since")),
@@ -115,35 +117,26 @@ def _gate_inputs(config: pytest.Config) -> dict[str, Any]:
     }
 
 
-def _service_names(name: str, env_dir: Path) -> list[str]:
-    from ..config import load_env
-
-    return load_env(name, env_dir).service_names
-
-
 def _prepare(config: pytest.Config, run: Run, resources: Resources) -> Run:
-    """On the controller: start the local stack and its Prometheus when the run needs them, then the preflight."""
-    inputs = run.inputs
+    """On the controller: start the local stack and its Prometheus when the run needs them, then the preflight;
+    each extends the run with what it adds (no file is read again)."""
     if run.config.environment.local_stack and run.stack is None:
         try:
             resources.stack = LocalStack.start(cwd=config.rootpath)
         except LocalStackError as exc:
             raise pytest.UsageError(f"polycheck: could not start the local PolyShop stack: {exc}") from None
-        inputs = RunInputs(**{**inputs.__dict__, "stack": resources.stack.info.to_json()})
-        run = Run.resolve(inputs)
+        run = run.with_stack(resources.stack.info)
     if run.config.environment.local_stack and not run.config.prometheus.url and run.stack is not None \
             and LocalPrometheus.available() is None:
         try:
             resources.prometheus = LocalPrometheus.start(run.stack.services, scrape_interval="1s")
         except LocalPrometheusError as exc:
             raise pytest.UsageError(f"polycheck: could not start the local Prometheus: {exc}") from None
-        inputs = RunInputs(**{**inputs.__dict__, "prometheus_url": resources.prometheus.url})
-        run = Run.resolve(inputs)
+        run = run.with_prometheus(resources.prometheus.url)
     cfg = run.config
     targets = {name: cfg.service(name).url for name in cfg.service_names}
     targets["gateway"] = cfg.gateway.url or targets.get("gateway", "")
-    reaches = preflight(targets, timeout_from(cfg.http.connect_timeout_seconds, cfg.http.read_timeout_seconds))
-    return Run.resolve(RunInputs(**{**inputs.__dict__, "reaches": {k: r.to_json() for k, r in reaches.items()}}))
+    return run.with_reaches(preflight(targets, timeout_from(cfg.http.connect_timeout_seconds, cfg.http.read_timeout_seconds)))
 
 
 def _parse_since(text: str | None) -> float | None:
@@ -162,7 +155,7 @@ def _with_run_folder(config: pytest.Config, run: Run) -> Run:
     started = time.time()
     folder = create_run_folder(reports, run.run_id, started).resolve()
     prune(reports, keep, current=folder)
-    return Run.resolve(RunInputs(**{**run.inputs.__dict__, "report_dir": str(folder), "started": started}))
+    return run.with_inputs(report_dir=str(folder), started=started)
 
 
 def _report_paths(config: pytest.Config, run: Run) -> None:

@@ -20,6 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from .. import resolve
 from .results import HISTORY_FILE, REPORT_NAME
 from .runs import ALLURE_RESULTS, SIGNOFF_JSON, latest_run
 
@@ -98,13 +99,21 @@ def build_report(run: Path, *, root: Path = REPO, output: Path | None = None, ti
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m polycheck report",
                                      description="Build the single-file HTML report of a run (default: reports/latest).")
-    parser.add_argument("--reports-dir", default=str(REPO / "reports"), help="the runs' folder (default: reports/)")
+    parser.add_argument("--reports-dir", help="the runs' folder (default, as for the plugin: ini polycheck_reports_dir "
+                        "under ROOT, reports/)")
+    parser.add_argument("--root", default=".", help="the checkout whose pytest ini is read (default: the current directory)")
     parser.add_argument("--run", help="a run folder (default: the one reports/latest points at)")
     parser.add_argument("--output", help="folder to write index.html into (default: <run>/report)")
     args = parser.parse_args(argv)
-    run = Path(args.run) if args.run else latest_run(Path(args.reports_dir))
+    root = Path(args.root).resolve()
+    try:
+        reports = resolve.reports_dir(args.reports_dir, resolve.ini_file(root), root)
+    except ValueError as exc:
+        print(f"polycheck report: {exc}", file=sys.stderr)
+        return 2
+    run = Path(args.run) if args.run else latest_run(reports)
     if run is None or not run.is_dir():
-        print(f"polycheck report: no finished run under {args.reports_dir} (run the checks first)", file=sys.stderr)
+        print(f"polycheck report: no finished run under {reports} (run the checks first)", file=sys.stderr)
         return 2
     started = time.monotonic()
     try:
