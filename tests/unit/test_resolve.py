@@ -66,7 +66,8 @@ def plugin_env(root: Path) -> str:
 
 
 @pytest.mark.parametrize("ini_env", [None, "staging"])
-def test_cleanup_and_serve_name_the_env_the_plugin_does(tmp_path: Path, ini_env: str | None) -> None:
+def test_cleanup_and_serve_name_the_env_the_plugin_does(tmp_path: Path, ini_env: str | None,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     root = checkout(tmp_path, ini_env)
     expected = ini_env or "local"
     assert plugin_env(root) == expected
@@ -78,12 +79,8 @@ def test_cleanup_and_serve_name_the_env_the_plugin_does(tmp_path: Path, ini_env:
         assert f"in env {expected} (dry run)" in cleanup.stdout
     else:  # local needs its running stack: the message names the env it resolved
         assert cleanup.returncode == 4 and f"--env {expected} needs the running stack" in cleanup.stderr, cleanup.stderr
-    old = os.environ.pop("POLYCHECK_ENV", None)
-    try:
-        _, analysis = parse(["--root", str(root)])
-    finally:
-        if old is not None:
-            os.environ["POLYCHECK_ENV"] = old
+    monkeypatch.delenv("POLYCHECK_ENV", raising=False)
+    _, analysis = parse(["--root", str(root)])
     assert analysis.env == expected
     assert analysis.command(None)[analysis.command(None).index("--env") + 1] == expected
 
