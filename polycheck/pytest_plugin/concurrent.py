@@ -3,8 +3,10 @@ the run starts; when its turn comes, its report is what it did then (its own exc
 duration). Meanwhile the run goes on with the checks that need the main thread (the browser checks).
 
 A check runs ahead only when everything it asks for can be given outside pytest's set-up: its parameters, the
-session's fixtures (resolved first, in the main thread) and what its own `CheckScope` builds (`SCOPED`). Anything
-else, and it simply runs in its turn. A check whose scope could not be built (a login that failed) fails its
+session's fixtures (resolved first, in the main thread) and the function-scoped fixtures built from its own
+`CheckScope` (`check_scope`, or fixtures that ask for it): those are called as they are defined, with the scope, so
+what a check needs is declared once, by its fixtures. A check marked concurrent that asks for anything else is named
+in a loud line at collection and runs in its turn. A check whose scope could not be built (a login that failed) fails its
 set-up in its turn with that very error, as it would have run in its turn. A finished check that failed is
 reported before the ones still waiting their turn, so its rollback fires at once. Under xdist (each worker
 already runs checks at once, and only some of them) and with `--concurrency 1`, nothing runs ahead.
@@ -12,6 +14,7 @@ already runs checks at once, and only some of them) and with `--concurrency 1`, 
 
 from __future__ import annotations
 
+import inspect
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -21,24 +24,12 @@ from typing import Any, Callable, Generator
 import pytest
 
 from ..checkscope import CheckScope
+from . import pytest_private as private
 from .state import board_of, is_xdist_worker, run_of
 
 MARK = "concurrent"
 
-# Function-scoped fixtures a check's own scope builds, by name: (the fixtures or parameters it needs, how).
-SCOPED: dict[str, tuple[tuple[str, ...], Callable[..., Any]]] = {
-    "check_scope": ((), lambda scope: scope),
-    "check_trace": ((), lambda scope: scope.trace),
-    "exchange_log": ((), lambda scope: scope.log),
-    "client_for": ((), lambda scope: scope.client),
-    "service_client": (("service",), lambda scope, service: scope.client(service)),
-    "gateway_client": ((), lambda scope: scope.client("gateway", scope.config.gateway.url)),
-    "shop": ((), lambda scope: scope.shop()),
-    "signed_in_shop": (("synthetic_account",), lambda scope, account: scope.signed_in(account)),
-    "other_shop": (("other_account",), lambda scope, account: scope.signed_in(account)),
-    "workload": (("kube", "env_config", "service"), lambda scope, kube, config, service: scope.workload(kube, config, service)),
-    "orders": (("synthetic_account", "leftovers_journal", "run"), lambda scope, account, journal, run: scope.orders(account, journal, run)),
-}
+SCOPE = "check_scope"  # the one function-scoped fixture the run-ahead builds itself: the check's `CheckScope`
 
 
 # Function-scoped fixtures other plugins make autouse, which do nothing for a check that runs ahead (they are
@@ -80,51 +71,105 @@ def scope_run_ahead(item: Any) -> CheckScope | None:
 
 
 def _fixturedef(item: pytest.Item, name: str) -> Any:
-    defs = getattr(item, "_fixtureinfo").name2fixturedefs.get(name)
-    if not defs:
+    fixturedef = private.fixturedef(item, name)
+    if fixturedef is None:
         raise NotAhead(f"{name} is not a fixture")
-    return defs[-1]
+    return fixturedef
+
+
+def _from_scope(item: pytest.Item, name: str, params: dict[str, Any], seen: tuple[str, ...] = ()) -> bool:
+    """Whether the function-scoped fixture `name` is built from the check's scope: it asks, directly or through
+    other such fixtures, for `check_scope`, and otherwise only for parameters and session fixtures."""
+    if name == SCOPE:
+        return True
+    if name in seen:
+        raise NotAhead(f"{name} overrides a fixture of its own name")
+    from_scope = False
+    for need in private.fixture_argnames(_fixturedef(item, name)):
+        if need in params or private.fixture_scope(_fixturedef(item, need)) != "function":
+            continue
+        if not _from_scope(item, need, params, (*seen, name)):
+            return False
+        from_scope = True
+    return from_scope
+
+
+def why_not_ahead(target: pytest.Item) -> str | None:
+    """Why a check marked concurrent cannot run ahead, seen at collection (None: it can). It can when each fixture
+    it asks for is a parameter, a session fixture, or a function-scoped fixture built from its `CheckScope`."""
+    if not isinstance(target, pytest.Function):
+        return "not a test function"
+    params = dict(getattr(getattr(target, "callspec", None), "params", {}))
+    try:
+        for name in target.fixturenames:
+            if name in params or name == "_polycheck_run_ahead" or _harmless(target, name):
+                continue
+            if private.fixture_scope(_fixturedef(target, name)) == "function" and not _from_scope(target, name, params):
+                return f"{name} is a function-scoped fixture not built from its CheckScope"
+    except NotAhead as why:
+        return str(why)
+    return None
+
+
+def _harmless(target: pytest.Item, name: str) -> bool:
+    return name in HARMLESS and "playwright" not in getattr(target, "fixturenames", ())
 
 
 def session_value(request: pytest.FixtureRequest, target: pytest.Item, name: str) -> Any:
     """The value of the session fixture `name` as `target` would get it (resolved now, in the main thread)."""
     fixturedef = _fixturedef(target, name)
-    if fixturedef.scope != "session":
-        raise NotAhead(f"{name} is a {fixturedef.scope}-scoped fixture")
-    if fixturedef.cached_result is None:
+    if private.fixture_scope(fixturedef) != "session":
+        raise NotAhead(f"{name} is a {private.fixture_scope(fixturedef)}-scoped fixture")
+    if not private.cached(fixturedef)[0]:
         try:
             request.getfixturevalue(name)
         except BaseException as exc:  # noqa: BLE001 - the check meets the same error in its own set-up
             raise NotAhead(f"{name} failed: {exc}") from None
-    if fixturedef.cached_result is None:
+    resolved, value, error = private.cached(fixturedef)
+    if not resolved:
         raise NotAhead(f"{name} is not the fixture this check would get")
-    value, _key, error = fixturedef.cached_result
     if error is not None:
         raise NotAhead(f"{name} failed")
     return value
 
 
 def plan_ahead(request: pytest.FixtureRequest, target: pytest.Item) -> dict[str, Any]:
-    """What `target` is given besides its scope: parameters and session values, by name (NotAhead if it cannot run ahead)."""
+    """What `target` is given besides what its scope builds: parameters and session values, by name (NotAhead if it
+    cannot run ahead)."""
     if not isinstance(target, pytest.Function) or target.get_closest_marker(MARK) is None:
         raise NotAhead("not marked concurrent")
+    why = why_not_ahead(target)
+    if why is not None:
+        raise NotAhead(why)
     params = dict(getattr(getattr(target, "callspec", None), "params", {}))
     values: dict[str, Any] = {}
     for name in target.fixturenames:
         if name in params:
             values[name] = params[name]
-        elif name in SCOPED or name == "_polycheck_run_ahead" or (name in HARMLESS and "playwright" not in target.fixturenames):
+        elif name == "_polycheck_run_ahead" or _harmless(target, name):
             continue
-        else:
+        elif private.fixture_scope(_fixturedef(target, name)) != "function":
             values[name] = session_value(request, target, name)
     return values
 
 
-def _build(scope: CheckScope, name: str, values: dict[str, Any]) -> Any:
-    if name in SCOPED:
-        needs, build = SCOPED[name]
-        return build(scope, *(values[need] for need in needs))
-    return values[name]
+def _build(scope: CheckScope, target: pytest.Function, name: str, values: dict[str, Any], built: dict[str, Any]) -> Any:
+    """The value of `name` for a check running ahead: its fixture's own function, called with what it asks for
+    (the scope for `check_scope`). A generator fixture gives its first value; its teardown runs in the check's
+    turn, when pytest sets the fixture up again from the same scope (which built each thing once)."""
+    if name == SCOPE:
+        return scope
+    if name in values:
+        return values[name]
+    if name not in built:
+        fixturedef = _fixturedef(target, name)
+        args = {need: _build(scope, target, need, values, built) for need in private.fixture_argnames(fixturedef)}
+        value = private.fixture_function(fixturedef)(**args)
+        if inspect.isgenerator(value):
+            generator, value = value, next(value)
+            generator.close()
+        built[name] = value
+    return built[name]
 
 
 def _run(target: pytest.Function, ahead: Ahead, values: dict[str, Any],
@@ -133,7 +178,8 @@ def _run(target: pytest.Function, ahead: Ahead, values: dict[str, Any],
     try:
         with ahead.scope.leases.holding():
             try:
-                args = {name: _build(ahead.scope, name, values) for name in target._fixtureinfo.argnames}
+                built: dict[str, Any] = {}
+                args = {name: _build(ahead.scope, target, name, values, built) for name in private.argnames(target)}
             except BaseException as exc:  # noqa: BLE001 - its set-up in its turn raises it again (the scope kept it)
                 ahead.set_up_error = exc
                 return
@@ -190,6 +236,18 @@ class RunAhead:
             if self.pool is None:
                 self.pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="polycheck-check")
             self.futures.append(self.pool.submit(_run, target, ahead, values, self._failed))
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        """A selected check marked concurrent that cannot run ahead is named now, loudly (it runs in its turn)."""
+        reporter = self.config.pluginmanager.get_plugin("terminalreporter")
+        for item in session.items:
+            why = why_not_ahead(item) if item.get_closest_marker(MARK) is not None else None
+            if why is not None:
+                self.not_ahead[item.nodeid] = why
+                if reporter is not None:
+                    reporter.write_line(f"polycheck: {item.nodeid} is marked concurrent but runs in its turn: {why}",
+                                        red=True, bold=True)
 
     def _failed(self, target: pytest.Function, error: BaseException, at: float) -> None:
         plugin = self.config.pluginmanager.get_plugin("polycheck-rollback")
