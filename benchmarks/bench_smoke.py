@@ -30,8 +30,8 @@ import httpx
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from polycheck.localstack import LocalStack  # noqa: E402
-from polycheck.promserver import LocalPrometheus, wait_for_data  # noqa: E402
+from polycheck.doubles.localstack import LocalStack  # noqa: E402
+from polycheck.doubles.promserver import LocalPrometheus, wait_for_data  # noqa: E402
 
 READ_TIMEOUT = 2.0  # envs/local.toml http.read_timeout_seconds
 SMOKE = ["-m", "smoke"]

@@ -17,15 +17,15 @@ def main(argv: list[str]) -> int:
         return 0 if argv else 2
     command, rest = argv[0], argv[1:]
     if command == "serve":
-        from .serve import main as serve
+        from polycheck.serve import main as serve
 
         return serve(rest)
     if command == "report":
-        from .signoff.html import main as report
+        from polycheck.signoff.html import main as report
 
         return report(rest)
     if command == "cleanup":
-        from .cleanup import main as cleanup
+        from polycheck.scope.cleanup import main as cleanup
 
         return cleanup(rest)
     print(f"polycheck: unknown command {command!r}\n{USAGE}", file=sys.stderr)

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from . import resolve
+from polycheck.core import resolve
 
 VERDICTS = {0: "GO", 1: "NO-GO", 6: "INCONCLUSIVE"}
 DEFAULT_MARKER = "canary or (smoke and not browser)"

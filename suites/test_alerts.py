@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from polycheck.alerts import firing
-from polycheck.config import EnvConfig
-from polycheck.failures import check_failed, inconclusive
-from polycheck.prometheus import PrometheusClient, PrometheusError
+from polycheck.checks.alerts import firing
+from polycheck.core.config import EnvConfig
+from polycheck.core.failures import check_failed, inconclusive
+from polycheck.clients.prometheus import PrometheusClient, PrometheusError
 
 pytestmark = [pytest.mark.postdeploy, pytest.mark.smoke, pytest.mark.concurrent]
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from polycheck.config import EnvConfig
-from polycheck.flow import step
-from polycheck.shop import Account, ShopApi
-from polycheck.auth import expect_rejected, forge
+from polycheck.core.config import EnvConfig
+from polycheck.checks.flow import step
+from polycheck.clients.shop import Account, ShopApi
+from polycheck.clients.auth import expect_rejected, forge
 
 pytestmark = [pytest.mark.smoke, pytest.mark.synthetic, pytest.mark.concurrent, pytest.mark.rollback("auth")]
 

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from polycheck.canary import CanaryPods, judge_canary
-from polycheck.config import EnvConfig
-from polycheck.failures import check_failed, inconclusive
-from polycheck.kube import Kube, KubeNotFound, selector_of
-from polycheck.prometheus import PrometheusClient, PrometheusError
-from polycheck.promql import CANARY_ERROR_RATE
-from polycheck.run import Run
+from polycheck.checks.canary import CanaryPods, judge_canary
+from polycheck.core.config import EnvConfig
+from polycheck.core.failures import check_failed, inconclusive
+from polycheck.clients.kube import Kube, KubeNotFound, selector_of
+from polycheck.clients.prometheus import PrometheusClient, PrometheusError
+from polycheck.clients.promql import CANARY_ERROR_RATE
+from polycheck.scope.run import Run
 
 pytestmark = [pytest.mark.canary]
 

@@ -8,11 +8,11 @@ import secrets
 
 import pytest
 
-from polycheck.config import EnvConfig
-from polycheck.contract_checks import expect_client_error
-from polycheck.flow import step
-from polycheck.orders import OrderLedger, SkuPool
-from polycheck.shop import ShopApi, new_idempotency_key
+from polycheck.core.config import EnvConfig
+from polycheck.checks.contract_checks import expect_client_error
+from polycheck.checks.flow import step
+from polycheck.checks.orders import OrderLedger, SkuPool
+from polycheck.clients.shop import ShopApi, new_idempotency_key
 
 pytestmark = [pytest.mark.smoke, pytest.mark.synthetic, pytest.mark.concurrent,
               pytest.mark.rollback("auth", "product", "inventory", "order", "payment", "notification")]

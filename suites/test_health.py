@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import pytest
 
-from polycheck.config import EnvConfig
-from polycheck.contract import MetricsContract
-from polycheck.health import (
+from polycheck.core.config import EnvConfig
+from polycheck.core.contract import MetricsContract
+from polycheck.checks.health import (
     expect_gateway_route,
     expect_health_ok,
     expect_metric_families,
     expect_probe_ok,
     expect_release_version,
 )
-from polycheck.http import ServiceClient
-from polycheck.fanout import GATEWAY_PROBE
+from polycheck.clients.http import ServiceClient
+from polycheck.clients.fanout import GATEWAY_PROBE
 
 pytestmark = [pytest.mark.smoke, pytest.mark.synthetic, pytest.mark.concurrent]
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from polycheck import diagnosis
-from polycheck.config import EnvConfig
-from polycheck.flow import describe_order, step, wait_for
-from polycheck.orders import OrderLedger, SkuPool
-from polycheck.polling import hold
-from polycheck.shop import Account, ShopApi
+from polycheck.checks import diagnosis
+from polycheck.core.config import EnvConfig
+from polycheck.checks.flow import describe_order, step, wait_for
+from polycheck.checks.orders import OrderLedger, SkuPool
+from polycheck.core.polling import hold
+from polycheck.clients.shop import Account, ShopApi
 
 pytestmark = [pytest.mark.smoke, pytest.mark.synthetic, pytest.mark.concurrent, pytest.mark.rollback("notification")]
 

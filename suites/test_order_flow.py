@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import pytest
 
-from polycheck import diagnosis
-from polycheck.config import EnvConfig
-from polycheck.flow import describe_order, step, wait_for
-from polycheck.orders import OrderLedger, SkuPool
-from polycheck.shop import new_idempotency_key
+from polycheck.checks import diagnosis
+from polycheck.core.config import EnvConfig
+from polycheck.checks.flow import describe_order, step, wait_for
+from polycheck.checks.orders import OrderLedger, SkuPool
+from polycheck.clients.shop import new_idempotency_key
 
 pytestmark = [pytest.mark.smoke, pytest.mark.synthetic, pytest.mark.concurrent,
               pytest.mark.rollback("order", "payment", "inventory")]

@@ -6,11 +6,11 @@ import dataclasses
 
 import pytest
 
-from polycheck import promql
-from polycheck.config import EnvConfig
-from polycheck.postdeploy import DataReadiness, DeployTimes, deployed_at
-from polycheck.prometheus import PrometheusClient, PrometheusError, parse_duration
-from polycheck.failures import inconclusive
+from polycheck.clients import promql
+from polycheck.core.config import EnvConfig
+from polycheck.checks.postdeploy import DataReadiness, DeployTimes, deployed_at
+from polycheck.clients.prometheus import PrometheusClient, PrometheusError, parse_duration
+from polycheck.core.failures import inconclusive
 
 pytestmark = [pytest.mark.postdeploy, pytest.mark.concurrent]
 

@@ -7,9 +7,9 @@ from typing import Any, Callable
 
 import pytest
 
-from polycheck.config import EnvConfig
-from polycheck.failures import inconclusive
-from polycheck.gates import (
+from polycheck.core.config import EnvConfig
+from polycheck.core.failures import inconclusive
+from polycheck.checks.gates import (
     Change, DeployRequest, GitHub, GitHubUnavailable, approval_gate, ci_gate, enforce, high_risk_gate, hotfix_gate,
     openapi_gate, window_gate,
 )

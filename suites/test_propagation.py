@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from polycheck.contract_checks import expect_propagation
-from polycheck.http import ServiceClient
+from polycheck.checks.contract_checks import expect_propagation
+from polycheck.clients.http import ServiceClient
 
 pytestmark = [pytest.mark.smoke, pytest.mark.synthetic, pytest.mark.concurrent]
 

@@ -6,13 +6,13 @@ from typing import Any
 
 import pytest
 
-from polycheck.argo import canary_state
-from polycheck.config import EnvConfig
-from polycheck.failures import check_failed
-from polycheck.kube import Kube
-from polycheck.polling import PollTimeout, poll
-from polycheck.run import Run
-from polycheck.rollout import (
+from polycheck.clients.argo import canary_state
+from polycheck.core.config import EnvConfig
+from polycheck.core.failures import check_failed
+from polycheck.clients.kube import Kube
+from polycheck.core.polling import PollTimeout, poll
+from polycheck.scope.run import Run
+from polycheck.checks.rollout import (
     expect_canary_healthy,
     expect_pods_healthy,
     expect_release_image,

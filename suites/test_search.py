@@ -6,9 +6,9 @@ import random
 
 import pytest
 
-from polycheck.config import EnvConfig
-from polycheck.flow import step
-from polycheck.shop import ShopApi
+from polycheck.core.config import EnvConfig
+from polycheck.checks.flow import step
+from polycheck.clients.shop import ShopApi
 
 pytestmark = [pytest.mark.smoke, pytest.mark.synthetic, pytest.mark.concurrent, pytest.mark.rollback("search")]
 

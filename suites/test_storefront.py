@@ -7,10 +7,10 @@ from typing import Any
 import pytest
 from playwright.sync_api import expect
 
-from polycheck.browser import diagnose_storefront, sign_in
-from polycheck.config import EnvConfig
-from polycheck.flow import step
-from polycheck.shop import Account, ShopApi
+from polycheck.checks.browser import diagnose_storefront, sign_in
+from polycheck.core.config import EnvConfig
+from polycheck.checks.flow import step
+from polycheck.clients.shop import Account, ShopApi
 
 pytestmark = [pytest.mark.smoke, pytest.mark.synthetic, pytest.mark.rollback("gateway"), pytest.mark.browser]
 

@@ -6,7 +6,7 @@ from typing import Iterator
 
 import pytest
 
-from polycheck.localstack import LocalStack
+from polycheck.doubles.localstack import LocalStack
 from tests.support.stack_control import StackControl, repo_root
 
 

@@ -23,9 +23,9 @@ from typing import Any, Callable, Generator
 
 import pytest
 
-from ..checkscope import CheckScope
-from . import pytest_private as private
-from .state import board_of, is_xdist_worker, run_of
+from polycheck.scope.checkscope import CheckScope
+from polycheck.pytest_plugin import pytest_private as private
+from polycheck.pytest_plugin.state import board_of, is_xdist_worker, run_of
 
 MARK = "concurrent"
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from .. import resolve
+from polycheck.core import resolve
 
 
 def add_options(parser: pytest.Parser) -> None:

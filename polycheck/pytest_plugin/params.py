@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import pytest
 
-from .. import promql
-from .state import run_of
+from polycheck.clients import promql
+from polycheck.pytest_plugin.state import run_of
 
 CANARY_ESCALATION = "runbook Section 9: deployment failure during canary"
 ROLLBACK_TRIGGERS = {check.key for check in promql.ROLLBACK_TRIGGERS}

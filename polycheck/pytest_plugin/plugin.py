@@ -14,20 +14,20 @@ from typing import Any
 
 import pytest
 
-from ..config import ConfigError, EnvConfig, load_env
-from ..failures import inconclusive
-from ..http import timeout_from
-from ..localstack import LocalStack, LocalStackError, StackInfo
-from ..preflight import preflight, seed_board
-from ..promserver import LocalPrometheus, LocalPrometheusError
-from ..release import parse_released
-from ..run import Run, RunInputs
-from ..signoff.runs import ALLURE_RESULTS, create_run_folder, prune
-from . import options, verdicts
-from .probe import ProbePlugin
-from .rollback import RollbackPlugin
-from .signoff import SignOffPlugin
-from .state import RESOURCES, RUN, Resources, is_xdist_worker, run_of
+from polycheck.core.config import ConfigError, EnvConfig, load_env
+from polycheck.core.failures import inconclusive
+from polycheck.clients.http import timeout_from
+from polycheck.doubles.localstack import LocalStack, LocalStackError, StackInfo
+from polycheck.checks.preflight import preflight, seed_board
+from polycheck.doubles.promserver import LocalPrometheus, LocalPrometheusError
+from polycheck.checks.release import parse_released
+from polycheck.scope.run import Run, RunInputs
+from polycheck.signoff.runs import ALLURE_RESULTS, create_run_folder, prune
+from polycheck.pytest_plugin import options, verdicts
+from polycheck.pytest_plugin.probe import ProbePlugin
+from polycheck.pytest_plugin.rollback import RollbackPlugin
+from polycheck.pytest_plugin.signoff import SignOffPlugin
+from polycheck.pytest_plugin.state import RESOURCES, RUN, Resources, is_xdist_worker, run_of
 
 WORKER_RUN = "polycheck_run"
 
@@ -63,7 +63,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.pluginmanager.register(RollbackPlugin(config), "polycheck-rollback")
     config.pluginmanager.register(SignOffPlugin(config), "polycheck-signoff")
     config.pluginmanager.register(ProbePlugin(config), "polycheck-probe")
-    from .concurrent import register  # a plugin module of its own (pytest_plugins): imported by pytest first
+    from polycheck.pytest_plugin.concurrent import register  # a plugin module of its own (pytest_plugins): imported by pytest first
 
     register(config, workers)
 
@@ -100,7 +100,7 @@ def _inputs(config: pytest.Config, env: EnvConfig) -> RunInputs:
 
 def _gate_inputs(config: pytest.Config) -> dict[str, Any]:
     """The predeploy options, as gates.DeployRequest's fields (checked here, so a typo is a usage error)."""
-    from ..gates import parse_now
+    from polycheck.checks.gates import parse_now
 
     now = config.getoption("polycheck_now")
     if now:

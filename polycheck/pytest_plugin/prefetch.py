@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from ..config import EnvConfig
-from ..fanout import GATEWAY_PROBE, PlannedRequest
+from polycheck.core.config import EnvConfig
+from polycheck.clients.fanout import GATEWAY_PROBE, PlannedRequest
 
 
 def plan_requests(items: list[pytest.Item], config: EnvConfig) -> list[PlannedRequest]:

@@ -2,7 +2,7 @@
 
 Workers (and a single process) tag each report with the services its check judges; the controller (or the only
 process) folds the phases of each check into one result and, once the verdict is known, pushes the run with
-`polycheck.probe_metrics.push`. A push that fails never changes the run's verdict or exit code: it is said in
+`polycheck.signoff.probe_metrics.push`. A push that fails never changes the run's verdict or exit code: it is said in
 the terminal summary and on stderr.
 """
 
@@ -15,10 +15,10 @@ from typing import Any
 
 import pytest
 
-from ..probe_metrics import CheckResult, ProbeRun, PushError, push
-from .state import is_xdist_worker, run_of
-from ..verdict import Verdict
-from .verdicts import BLOCKED, FAILED, INCONCLUSIVE, outcome_of
+from polycheck.signoff.probe_metrics import CheckResult, ProbeRun, PushError, push
+from polycheck.pytest_plugin.state import is_xdist_worker, run_of
+from polycheck.core.verdict import Verdict
+from polycheck.pytest_plugin.verdicts import BLOCKED, FAILED, INCONCLUSIVE, outcome_of
 
 RANK = {"passed": 0, "skipped": 1, INCONCLUSIVE: 2, BLOCKED: 3, FAILED: 4}
 VERDICT_OF_EXIT = {0: "GO", 1: "NO-GO", 6: "INCONCLUSIVE"}

@@ -8,11 +8,11 @@ from typing import Any, Generator
 
 import pytest
 
-from ..http import ExchangeLog
-from ..signoff.steps import epic_of, feature_of, story_of
-from ..verdict import Verdict
-from .markers import may_roll_back
-from .verdicts import BLOCKED, INCONCLUSIVE, outcome_of
+from polycheck.clients.http import ExchangeLog
+from polycheck.signoff.steps import epic_of, feature_of, story_of
+from polycheck.core.verdict import Verdict
+from polycheck.pytest_plugin.markers import may_roll_back
+from polycheck.pytest_plugin.verdicts import BLOCKED, INCONCLUSIVE, outcome_of
 
 try:
     import allure

@@ -15,17 +15,17 @@ from typing import Any
 
 import pytest
 
-from .. import release
-from ..rollback.engine import RollbackEngine
-from ..verdict import FAILED, INCONCLUSIVE, Verdict
-from .state import is_xdist_worker, run_of
-from .verdicts import verdict_of
+from polycheck.checks import release
+from polycheck.rollback.engine import RollbackEngine
+from polycheck.core.verdict import FAILED, INCONCLUSIVE, Verdict
+from polycheck.pytest_plugin.state import is_xdist_worker, run_of
+from polycheck.pytest_plugin.verdicts import verdict_of
 
 ENGINE = pytest.StashKey[RollbackEngine]()
 
 
 def _connect(settings: Any) -> Any:
-    from ..kube import Kube  # the kubernetes client is imported only when a rollback needs the cluster
+    from polycheck.clients.kube import Kube  # the kubernetes client is imported only when a rollback needs the cluster
 
     return Kube.connect(settings)
 
@@ -85,7 +85,7 @@ class RollbackPlugin:
         its turn (the main thread may be in a long browser check). Not when pytest-rerunfailures may run it again."""
         if self._may_rerun(item):
             return
-        from .concurrent import AHEAD
+        from polycheck.pytest_plugin.concurrent import AHEAD
 
         ahead = item.stash.get(AHEAD, None)
         started = ahead.started if ahead is not None else failed_at

@@ -20,15 +20,15 @@ from typing import Any
 
 import pytest
 
-from ..http import timeout_from
-from ..redact import redact_secrets
-from ..scrub import scrub_file, scrub_tree
-from ..signoff.environment import EnvironmentProbe, checker_versions, environment_properties, service_images, service_versions
-from ..signoff.executor import detect_executor
-from ..signoff.results import HISTORY_FILE, carry_history, finalise_results
-from ..signoff.runs import ALLURE_RESULTS, SIGNOFF_JSON, point_latest, previous_finished
-from ..signoff.summary import EXIT_CODES, SignOff
-from .state import board_of, is_xdist_worker, run_of
+from polycheck.clients.http import timeout_from
+from polycheck.core.redact import redact_secrets
+from polycheck.core.scrub import scrub_file, scrub_tree
+from polycheck.signoff.environment import EnvironmentProbe, checker_versions, environment_properties, service_images, service_versions
+from polycheck.signoff.executor import detect_executor
+from polycheck.signoff.results import HISTORY_FILE, carry_history, finalise_results
+from polycheck.signoff.runs import ALLURE_RESULTS, SIGNOFF_JSON, point_latest, previous_finished
+from polycheck.signoff.summary import EXIT_CODES, SignOff
+from polycheck.pytest_plugin.state import board_of, is_xdist_worker, run_of
 
 ENVIRONMENT_DEADLINE_SECONDS = 15.0
 
@@ -58,7 +58,7 @@ class SignOffPlugin:
             versions = service_versions(cfg, timeout_from(cfg.http.connect_timeout_seconds, min(cfg.http.read_timeout_seconds, 3.0)), skip)
 
         def connect() -> Any:
-            from ..kube import Kube  # the cluster client only for this read
+            from polycheck.clients.kube import Kube  # the cluster client only for this read
 
             return Kube.connect(cfg.kubernetes, timeout=10.0)
 
@@ -119,7 +119,7 @@ class SignOffPlugin:
             sys.stderr.write(f"polycheck: {reports / 'latest'} not updated: {exc}\n")
 
     def _records(self) -> list[dict[str, Any]]:
-        from .rollback import ENGINE
+        from polycheck.pytest_plugin.rollback import ENGINE
 
         engine = self.config.stash.get(ENGINE, None)
         return list(engine.records) if engine is not None else []

@@ -6,10 +6,10 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from ..attribution import ServiceBoard
-from ..localstack import LocalStack
-from ..promserver import LocalPrometheus
-from ..run import Run
+from polycheck.core.attribution import ServiceBoard
+from polycheck.doubles.localstack import LocalStack
+from polycheck.doubles.promserver import LocalPrometheus
+from polycheck.scope.run import Run
 
 
 @dataclass

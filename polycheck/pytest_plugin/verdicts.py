@@ -1,4 +1,4 @@
-"""Each check's verdict (`polycheck.verdict.Verdict`), built in one place, and the run's verdict.
+"""Each check's verdict (`polycheck.core.verdict.Verdict`), built in one place, and the run's verdict.
 
 - failed: the culprit the evidence names is one of the services the check judges (its subjects);
 - blocked: the culprit is a service the check only depends on (auth for the order flow): the check
@@ -20,14 +20,14 @@ from typing import Any, Generator
 
 import pytest
 
-from ..failures import CheckFailure, culprits_of, is_inconclusive
-from ..redact import redact_secrets
-from ..signoff.links import evidence_links
-from ..signoff.steps import steps_of
-from ..signoff.summary import CheckOutcome
-from ..verdict import BLOCKED, FAILED, INCONCLUSIVE, PASSED, REASON_LIMIT, SKIPPED, Verdict, first_line, unique
-from .markers import escalation_of, may_roll_back
-from .state import run_of
+from polycheck.core.failures import CheckFailure, culprits_of, is_inconclusive
+from polycheck.core.redact import redact_secrets
+from polycheck.signoff.links import evidence_links
+from polycheck.signoff.steps import steps_of
+from polycheck.signoff.summary import CheckOutcome
+from polycheck.core.verdict import BLOCKED, FAILED, INCONCLUSIVE, PASSED, REASON_LIMIT, SKIPPED, Verdict, first_line, unique
+from polycheck.pytest_plugin.markers import escalation_of, may_roll_back
+from polycheck.pytest_plugin.state import run_of
 
 EXIT_NO_GO = 1
 EXIT_INCONCLUSIVE = 6
@@ -162,7 +162,7 @@ def verdict_of(item: pytest.Item, exc: BaseException | None, when: str, *, start
 
 def _times(item: pytest.Item, call: pytest.CallInfo[Any]) -> tuple[float, float]:
     """When the phase really ran: a check that ran ahead, then (its body ran in another thread, earlier)."""
-    from .concurrent import AHEAD
+    from polycheck.pytest_plugin.concurrent import AHEAD
 
     ahead = item.stash.get(AHEAD, None)
     if ahead is not None and call.when == "call" and ahead.done.is_set():

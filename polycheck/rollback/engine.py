@@ -12,13 +12,13 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import httpx
 
-from ..config import EnvConfig, MissingSecretError
-from ..redact import redact_text, shown_url
-from ..release import ReleaseScope
-from .allure_report import report_rollback
+from polycheck.core.config import EnvConfig, MissingSecretError
+from polycheck.core.redact import redact_text, shown_url
+from polycheck.checks.release import ReleaseScope
+from polycheck.rollback.allure_report import report_rollback
 
 if TYPE_CHECKING:
-    from ..kube import Kube
+    from polycheck.clients.kube import Kube
 
 Notify = Callable[[str, bool], None]  # (line, is_bad)
 # Runbook Section 9 "Immediate escalation", by the culprit a failing check names.
@@ -147,7 +147,7 @@ class RollbackEngine:
         self.escalate(service, check, reason, why + (f"; {section_9}" if section_9 else ""), actions=results, key="rollback")
 
     def _run(self, action: str, service: str, check: str, reason: str) -> tuple[str, str]:
-        from .actions import REGISTRY, RollbackActionError, RollbackActionSkipped, Target  # the registry the config was validated against
+        from polycheck.rollback.actions import REGISTRY, RollbackActionError, RollbackActionSkipped, Target  # the registry the config was validated against
 
         target = Target(
             service=service,

@@ -18,10 +18,10 @@ from typing import Any, Callable
 
 import httpx
 
-from ..browser import choose_chromium
-from ..config import EnvConfig
-from ..http import shared_tls
-from ..redact import redact_secrets
+from polycheck.checks.browser import choose_chromium
+from polycheck.core.config import EnvConfig
+from polycheck.clients.http import shared_tls
+from polycheck.core.redact import redact_secrets
 
 NOT_READ = "(not read)"
 

@@ -20,9 +20,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from .. import resolve
-from .results import HISTORY_FILE, REPORT_NAME
-from .runs import ALLURE_RESULTS, SIGNOFF_JSON, latest_run
+from polycheck.core import resolve
+from polycheck.signoff.results import HISTORY_FILE, REPORT_NAME
+from polycheck.signoff.runs import ALLURE_RESULTS, SIGNOFF_JSON, latest_run
 
 REPO = Path(__file__).resolve().parents[2]
 ALLURE_BIN = Path("node_modules") / ".bin" / "allure"

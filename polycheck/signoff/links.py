@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from urllib.parse import quote
 
-from ..config import LinksConfig
+from polycheck.core.config import LinksConfig
 
 IDS = re.compile(r"trace-id ([0-9a-f]{32}), request-id ([0-9a-f]{16,32})")
 WINDOW_MS = 5 * 60 * 1000

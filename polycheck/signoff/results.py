@@ -21,8 +21,8 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any, Iterator
 
-from .environment import write_properties
-from .executor import allure_executor
+from polycheck.signoff.environment import write_properties
+from polycheck.signoff.executor import allure_executor
 
 VERDICT_LABEL = "verdict"
 HISTORY_FILE = "history.jsonl"

@@ -14,8 +14,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from ..redact import redact_secrets
-from .steps import STEPS
+from polycheck.core.redact import redact_secrets
+from polycheck.signoff.steps import STEPS
 
 EXIT_CODES = {"GO": 0, "NO-GO": 1, "INCONCLUSIVE": 6}
 NOT_GOOD = ("failed", "blocked", "inconclusive")

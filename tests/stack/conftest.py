@@ -6,7 +6,7 @@ from typing import Iterator
 
 import pytest
 
-from polycheck.localstack import LocalStack
+from polycheck.doubles.localstack import LocalStack
 from tests.support.shop import Buyer, Shop
 from tests.support.stack_control import StackControl
 

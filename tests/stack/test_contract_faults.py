@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
-from polycheck.polling import poll
+from polycheck.core.polling import poll
 from tests.support.shop import ASYNC_TIMEOUT, PASSWORD, Buyer, Shop
 from tests.support.stack_control import StackControl
 

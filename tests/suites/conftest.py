@@ -7,7 +7,7 @@ from typing import Any, Iterator
 
 import pytest
 
-from polycheck.promserver import LocalPrometheus, wait_for_data
+from polycheck.doubles.promserver import LocalPrometheus, wait_for_data
 from tests.support.suite_runner import REPO
 
 

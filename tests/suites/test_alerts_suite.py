@@ -12,7 +12,7 @@ import httpx
 import pytest
 import yaml
 
-from polycheck.promserver import LocalPrometheus
+from polycheck.doubles.promserver import LocalPrometheus
 from tests.support.prometheus_wait import until_query
 from tests.support.stack_control import StackControl
 from tests.support.suite_runner import REPO, run_suites
@@ -80,8 +80,8 @@ def test_alertmanager_api_active_alerts_only() -> None:
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
     from urllib.parse import parse_qs, urlsplit
 
-    from polycheck.alerts import firing
-    from polycheck.config import PrometheusConfig
+    from polycheck.checks.alerts import firing
+    from polycheck.core.config import PrometheusConfig
 
     asked: list[dict[str, list[str]]] = []
 

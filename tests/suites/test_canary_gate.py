@@ -14,9 +14,9 @@ import pytest
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 
-from polycheck.polling import poll
-from polycheck.prometheus import PrometheusClient
-from polycheck.promserver import LocalPrometheus
+from polycheck.core.polling import poll
+from polycheck.clients.prometheus import PrometheusClient
+from polycheck.doubles.promserver import LocalPrometheus
 from tests.support.stack_control import StackControl
 from tests.support.suite_runner import run_suites
 

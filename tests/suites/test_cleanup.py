@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from polycheck.leftovers import Journal, pending
-from polycheck.polling import poll
+from polycheck.core.leftovers import Journal, pending
+from polycheck.core.polling import poll
 from tests.support.shop import PASSWORD, Shop
 from tests.support.stack_control import StackControl
 from tests.support.suite_runner import REPO

@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from polycheck.polling import poll
+from polycheck.core.polling import poll
 from tests.support.stack_control import StackControl
 from tests.support.suite_runner import SuiteRun, run_suites
 

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import yaml
 
-from polycheck.polling import poll
+from polycheck.core.polling import poll
 from tests.support.stack_control import StackControl
 from tests.support.suite_runner import REPO
 

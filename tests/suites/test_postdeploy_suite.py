@@ -10,8 +10,8 @@ from typing import Any
 import httpx
 import pytest
 
-from polycheck.prometheus import PrometheusClient
-from polycheck.promserver import LocalPrometheus
+from polycheck.clients.prometheus import PrometheusClient
+from polycheck.doubles.promserver import LocalPrometheus
 from tests.support.stack_control import StackControl
 from tests.support.suite_runner import REPO, run_suites
 from tests.support.prometheus_wait import until_query
@@ -29,7 +29,7 @@ SETTLED = [  # no earlier fault left in the 15 s windows the checks read
 
 def settle(prometheus: LocalPrometheus) -> None:
     """Poll until none of the earlier cases' faults is still inside the checks' windows."""
-    from polycheck.polling import poll
+    from polycheck.core.polling import poll
     with PrometheusClient(prometheus.url, 5) as client:
         def dirty() -> list[str]:
             return [q for q in SETTLED if any(s.value > 0 for s in client.query(q, allow_empty=True))]

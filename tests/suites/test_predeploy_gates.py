@@ -14,8 +14,8 @@ from typing import Any, Iterator
 
 import pytest
 
-from polycheck.config import DeployWindow
-from polycheck.gates import decide, matches
+from polycheck.core.config import DeployWindow
+from polycheck.checks.gates import decide, matches
 from tests.support.suite_runner import REPO, SuiteRun, run_suites
 
 TOKEN = "test-token-not-a-secret"

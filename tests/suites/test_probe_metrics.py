@@ -12,11 +12,11 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from polycheck.polling import poll
-from polycheck.probe_metrics import CheckResult, ProbeRun, PushError, push
-from polycheck.prometheus import PrometheusClient
-from polycheck.promserver import LocalPrometheus
-from polycheck.pushserver import LocalPushgateway
+from polycheck.core.polling import poll
+from polycheck.signoff.probe_metrics import CheckResult, ProbeRun, PushError, push
+from polycheck.clients.prometheus import PrometheusClient
+from polycheck.doubles.promserver import LocalPrometheus
+from polycheck.doubles.pushserver import LocalPushgateway
 from tests.support.stack_control import StackControl
 from tests.support.suite_runner import REPO, SuiteRun, run_suites
 

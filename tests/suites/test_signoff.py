@@ -20,9 +20,9 @@ from typing import Any, Iterator
 import httpx
 import pytest
 
-from polycheck.browser import choose_chromium, in_ci
+from polycheck.checks.browser import choose_chromium, in_ci
 from polycheck.signoff.executor import detect_executor
-from polycheck.promserver import LocalPrometheus
+from polycheck.doubles.promserver import LocalPrometheus
 from tests.support.prometheus_wait import until_query
 from tests.support.receiver import receiver  # noqa: F401 - a fixture
 from tests.support.stack_control import StackControl

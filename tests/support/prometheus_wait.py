@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Callable
 
-from polycheck.polling import poll
-from polycheck.prometheus import PrometheusClient
-from polycheck.promserver import LocalPrometheus
+from polycheck.core.polling import poll
+from polycheck.clients.prometheus import PrometheusClient
+from polycheck.doubles.promserver import LocalPrometheus
 
 
 def until_query(prometheus: LocalPrometheus, promql: str, holds: Callable[[float], bool], timeout: float = 20,

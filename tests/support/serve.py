@@ -9,7 +9,7 @@ from typing import Iterator
 
 import pytest
 
-from polycheck.polling import poll
+from polycheck.core.polling import poll
 from tests.support.stack_control import StackControl
 from tests.support.suite_runner import REPO
 

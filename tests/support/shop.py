@@ -9,8 +9,8 @@ from typing import Any
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from polycheck.localstack import LocalStack
-from polycheck.polling import poll
+from polycheck.doubles.localstack import LocalStack
+from polycheck.core.polling import poll
 
 SYNTHETIC = "synthetic.polyshop.test"
 ASYNC_TIMEOUT = 5.0

@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 
-from polycheck.localstack import LocalStack
+from polycheck.doubles.localstack import LocalStack
 
 
 class StackControl:

@@ -7,15 +7,15 @@ from typing import Any
 
 import pytest
 
-from polycheck.attribution import Routes
-from polycheck.config import CONTRACT_ROUTES, load_env
-from polycheck.failures import CheckFailure, check_failed, inconclusive
-from polycheck.flow import step
-from polycheck.kube import KubeNotFound, KubeUnavailable
-from polycheck.polling import PollStopped, hold, poll
-from polycheck.preflight import Reach, cut_off
+from polycheck.core.attribution import Routes
+from polycheck.core.config import CONTRACT_ROUTES, load_env
+from polycheck.core.failures import CheckFailure, check_failed, inconclusive
+from polycheck.checks.flow import step
+from polycheck.clients.kube import KubeNotFound, KubeUnavailable
+from polycheck.core.polling import PollStopped, hold, poll
+from polycheck.checks.preflight import Reach, cut_off
 from polycheck.pytest_plugin.verdicts import BLOCKED, FAILED, INCONCLUSIVE, judge
-from polycheck.release import ReleaseScope, from_cluster, parse_released, resolve
+from polycheck.checks.release import ReleaseScope, from_cluster, parse_released, resolve
 
 REPO = Path(__file__).resolve().parents[2]
 SERVICES = ["auth", "product", "inventory", "order", "payment", "notification", "search", "gateway"]

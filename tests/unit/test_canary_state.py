@@ -6,11 +6,11 @@ from typing import Any
 
 import pytest
 
-from polycheck.failures import CheckFailure
+from polycheck.core.failures import CheckFailure
 
-from polycheck.argo import canary_state, rollout_phase, set_weight_at
-from polycheck.canary import CanaryPods
-from polycheck.rollout import canary_weight, expect_canary_healthy, rollout_settled
+from polycheck.clients.argo import canary_state, rollout_phase, set_weight_at
+from polycheck.checks.canary import CanaryPods
+from polycheck.checks.rollout import canary_weight, expect_canary_healthy, rollout_settled
 
 STEPS = [{"setWeight": 5}, {"pause": {}}, {"setWeight": 20}, {"pause": {}}, {"setWeight": 50}, {"pause": {}},
          {"setWeight": 100}]

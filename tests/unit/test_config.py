@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from polycheck.config import ConfigError, MissingSecretError, Secret, available_envs, load_env
+from polycheck.core.config import ConfigError, MissingSecretError, Secret, available_envs, load_env
 
 ENVS = Path(__file__).resolve().parents[2] / "envs"
 

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 import yaml
 
-from polycheck.config import KubernetesConfig
-from polycheck.kube import running_in_cluster_without_kubeconfig
+from polycheck.core.config import KubernetesConfig
+from polycheck.clients.kube import running_in_cluster_without_kubeconfig
 
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy" / "base"  # the Kustomize base; its overlays are in deploy/overlays/
@@ -98,7 +98,7 @@ def test_in_cluster_is_used_inside_a_pod_without_kubeconfig(tmp_path: Path, envi
 
 
 def test_prometheus_rule_alerts_on_the_metrics_the_probe_pushes() -> None:
-    from polycheck.config import ProbeConfig
+    from polycheck.core.config import ProbeConfig
 
     (rule,) = documents("prometheus-rule.yaml")
     assert (rule["apiVersion"], rule["kind"]) == ("monitoring.coreos.com/v1", "PrometheusRule")

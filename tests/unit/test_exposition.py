@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from polycheck.exposition import ExpositionError, parse_exposition
+from polycheck.core.exposition import ExpositionError, parse_exposition
 
 TEXT = """# HELP http_requests_total Requests.
 # TYPE http_requests_total counter

@@ -7,10 +7,10 @@ from typing import Callable
 
 import httpx
 
-from polycheck.attribution import GATEWAY, Routes, ServiceBoard
-from polycheck.config import CONTRACT_ROUTES
-from polycheck.http import ExchangeLog, ServiceClient, timeout_from
-from polycheck.tracing import CheckTrace
+from polycheck.core.attribution import GATEWAY, Routes, ServiceBoard
+from polycheck.core.config import CONTRACT_ROUTES
+from polycheck.clients.http import ExchangeLog, ServiceClient, timeout_from
+from polycheck.clients.tracing import CheckTrace
 
 ORDER, GATEWAY_URL = "http://order.test", "http://gateway.test"
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from polycheck.polling import PollTimeout, poll
+from polycheck.core.polling import PollTimeout, poll
 
 
 class FakeClock:

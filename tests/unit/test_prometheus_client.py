@@ -12,7 +12,7 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 
-from polycheck.prometheus import (
+from polycheck.clients.prometheus import (
     NoDataError,
     PrometheusClient,
     PrometheusQueryError,

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from polycheck.polling import poll
-from polycheck.promserver import LocalPrometheus, LocalPrometheusError, _scrape_config
+from polycheck.core.polling import poll
+from polycheck.doubles.promserver import LocalPrometheus, LocalPrometheusError, _scrape_config
 
 needs_prometheus = pytest.mark.skipif(LocalPrometheus.available() is not None,
                                       reason=f"real Prometheus needed: {LocalPrometheus.available()}")
@@ -108,7 +108,7 @@ def test_prometheus_exits_with_its_parent(tmp_path: Path) -> None:
     """A parent killed with SIGKILL runs no cleanup; PR_SET_PDEATHSIG still ends its Prometheus."""
     script = textwrap.dedent("""
         import sys
-        from polycheck.promserver import LocalPrometheus
+        from polycheck.doubles.promserver import LocalPrometheus
         prometheus = LocalPrometheus.start({"order": "http://127.0.0.1:9"})
         print(prometheus.process.pid, prometheus.workdir, flush=True)
         sys.stdin.read()

@@ -19,10 +19,10 @@ import pytest
 from prometheus_client import CollectorRegistry, Counter, start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 
-from polycheck import promql
-from polycheck.polling import poll
-from polycheck.prometheus import NoDataError, PrometheusClient, PrometheusQueryError
-from polycheck.promserver import LocalPrometheus, wait_for_data
+from polycheck.clients import promql
+from polycheck.core.polling import poll
+from polycheck.clients.prometheus import NoDataError, PrometheusClient, PrometheusQueryError
+from polycheck.doubles.promserver import LocalPrometheus, wait_for_data
 
 pytestmark = pytest.mark.skipif(LocalPrometheus.available() is not None,
                                 reason=f"real Prometheus needed: {LocalPrometheus.available()}")

@@ -8,9 +8,9 @@ from datetime import datetime, timedelta, timezone
 import httpx
 import pytest
 
-from polycheck import promql
-from polycheck.prometheus import PrometheusClient, PrometheusQueryError, PrometheusUnavailable
-from polycheck.promql import Check, evaluate, render, since_deploy
+from polycheck.clients import promql
+from polycheck.clients.prometheus import PrometheusClient, PrometheusQueryError, PrometheusUnavailable
+from polycheck.clients.promql import Check, evaluate, render, since_deploy
 
 
 def prometheus_answering(*values: tuple[dict[str, str], str] | None, status: int = 200, body: dict | None = None,

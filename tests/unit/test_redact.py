@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 
-from polycheck.http import Exchange
-from polycheck.redact import REDACTED, redact_data, redact_headers, redact_text
+from polycheck.clients.http import Exchange
+from polycheck.core.redact import REDACTED, redact_data, redact_headers, redact_text
 
 
 def test_secret_headers_are_redacted_case_insensitively() -> None:

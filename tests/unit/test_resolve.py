@@ -1,5 +1,5 @@
 """The run is resolved once: the env file is read once, and the plugin, `cleanup`, `report` and `serve` resolve
-their options with one rule (polycheck.resolve: CLI, then the pytest ini, then the environment, then the default)."""
+their options with one rule (polycheck.core.resolve: CLI, then the pytest ini, then the environment, then the default)."""
 
 from __future__ import annotations
 
@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from polycheck import resolve
-from polycheck.localstack import StackInfo
-from polycheck.preflight import Reach
-from polycheck.promserver import LocalPrometheus
-from polycheck.run import Run, RunInputs
+from polycheck.core import resolve
+from polycheck.doubles.localstack import StackInfo
+from polycheck.checks.preflight import Reach
+from polycheck.doubles.promserver import LocalPrometheus
+from polycheck.scope.run import Run, RunInputs
 from polycheck.serve import parse
 
 REPO = Path(__file__).resolve().parents[2]

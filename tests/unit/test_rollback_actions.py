@@ -10,7 +10,7 @@ from typing import Iterator
 import pytest
 
 import polycheck.rollback.actions as actions_package
-from polycheck.config import ConfigError, EnvConfig, load_env
+from polycheck.core.config import ConfigError, EnvConfig, load_env
 from polycheck.rollback.actions import REGISTRY, ActionRegistry, NoSettings, Plan, Target
 from polycheck.rollback.engine import RollbackEngine
 

@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from polycheck.checkscope import CheckScope
-from polycheck.orders import Leases, OrderLedger, SkuPool
-from polycheck.shop import Account
+from polycheck.scope.checkscope import CheckScope
+from polycheck.checks.orders import Leases, OrderLedger, SkuPool
+from polycheck.clients.shop import Account
 
 
 @pytest.fixture(autouse=True)

@@ -15,10 +15,10 @@ from typing import Any, Iterator
 
 import pytest
 
-from polycheck.config import LinksConfig, Secret
-from polycheck.redact import REDACTED, forget_secrets, known_secrets, redact_secrets, redact_text, register_secret, shown_url
-from polycheck.scrub import scrub_file, scrub_tree
-from polycheck.shop import Account
+from polycheck.core.config import LinksConfig, Secret
+from polycheck.core.redact import REDACTED, forget_secrets, known_secrets, redact_secrets, redact_text, register_secret, shown_url
+from polycheck.core.scrub import scrub_file, scrub_tree
+from polycheck.clients.shop import Account
 from polycheck.signoff.executor import allure_executor, detect_executor
 from polycheck.signoff.links import evidence_links
 from polycheck.signoff.results import carry_history, finalise_results, history_point, stable_id
@@ -209,7 +209,7 @@ def test_the_signoff_names_each_step_failure_rollback_and_place(tmp_path: Path) 
 
 
 def test_the_images_are_asked_once_more_when_the_cluster_could_not_be_read() -> None:
-    from polycheck.config import load_env
+    from polycheck.core.config import load_env
     from polycheck.signoff.environment import service_images
 
     config = load_env("local", Path(__file__).resolve().parents[2] / "envs")

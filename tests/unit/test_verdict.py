@@ -6,7 +6,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from polycheck.verdict import FAILED, INCONCLUSIVE, PASSED, PROPERTY, Verdict
+from polycheck.core.verdict import FAILED, INCONCLUSIVE, PASSED, PROPERTY, Verdict
 
 
 def test_a_verdict_crosses_as_one_json_property_and_reads_back_equal() -> None:

@@ -5,14 +5,14 @@ Adding an action: write its module (a class with `name`, `settings` and `plan`),
 
 from __future__ import annotations
 
-from .argo_abort import ArgoAbort
-from .argo_undo import ArgoUndo
-from .command import Command
-from .kubernetes_set_image import KubernetesSetImage
-from .kubernetes_undo import KubernetesUndo
-from .protocol import NoSettings, Plan, RollbackAction, RollbackActionError, RollbackActionSkipped, Target
-from .registry import ActionRegistry
-from .webhook import Webhook
+from polycheck.rollback.actions.argo_abort import ArgoAbort
+from polycheck.rollback.actions.argo_undo import ArgoUndo
+from polycheck.rollback.actions.command import Command
+from polycheck.rollback.actions.kubernetes_set_image import KubernetesSetImage
+from polycheck.rollback.actions.kubernetes_undo import KubernetesUndo
+from polycheck.rollback.actions.protocol import NoSettings, Plan, RollbackAction, RollbackActionError, RollbackActionSkipped, Target
+from polycheck.rollback.actions.registry import ActionRegistry
+from polycheck.rollback.actions.webhook import Webhook
 
 REGISTRY = ActionRegistry(
     KubernetesUndo(),

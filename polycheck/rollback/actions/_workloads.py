@@ -5,11 +5,11 @@ from __future__ import annotations
 import copy
 from typing import TYPE_CHECKING, Any
 
-from ...kube import revision_of, selector_of
-from .protocol import RollbackActionError
+from polycheck.clients.kube import revision_of, selector_of
+from polycheck.rollback.actions.protocol import RollbackActionError
 
 if TYPE_CHECKING:
-    from ...kube import Kube
+    from polycheck.clients.kube import Kube
 
 
 def previous_replicaset(kube: "Kube", workload: dict[str, Any]) -> dict[str, Any]:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from ...argo import canary_state
-from .protocol import NoSettings, Plan, RollbackActionSkipped, Target
+from polycheck.clients.argo import canary_state
+from polycheck.rollback.actions.protocol import NoSettings, Plan, RollbackActionSkipped, Target
 
 
 class ArgoAbort:

@@ -6,7 +6,7 @@ import string
 import subprocess
 from dataclasses import dataclass
 
-from .protocol import Plan, RollbackActionError, Target
+from polycheck.rollback.actions.protocol import Plan, RollbackActionError, Target
 
 PLACEHOLDERS = ("service", "deployment", "release", "run_id", "env")
 

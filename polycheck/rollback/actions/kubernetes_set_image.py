@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from ._workloads import images, previous_replicaset
-from .protocol import NoSettings, Plan, RollbackActionError, Target
+from polycheck.rollback.actions._workloads import images, previous_replicaset
+from polycheck.rollback.actions.protocol import NoSettings, Plan, RollbackActionError, Target
 
 
 class KubernetesSetImage:

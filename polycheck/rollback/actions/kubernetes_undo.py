@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from ...kube import revision_of
-from ._workloads import clean_template, images, previous_replicaset
-from .protocol import NoSettings, Plan, Target
+from polycheck.clients.kube import revision_of
+from polycheck.rollback.actions._workloads import clean_template, images, previous_replicaset
+from polycheck.rollback.actions.protocol import NoSettings, Plan, Target
 
 
 class KubernetesUndo:

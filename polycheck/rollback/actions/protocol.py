@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, ClassVar, Protocol
 
 if TYPE_CHECKING:
-    from ...kube import Kube
+    from polycheck.clients.kube import Kube
 
 
 class RollbackActionError(RuntimeError):

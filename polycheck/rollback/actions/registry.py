@@ -6,7 +6,7 @@ import dataclasses
 from contextlib import contextmanager
 from typing import Iterator
 
-from .protocol import RollbackAction
+from polycheck.rollback.actions.protocol import RollbackAction
 
 
 class ActionRegistry:

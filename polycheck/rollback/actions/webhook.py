@@ -6,9 +6,9 @@ from dataclasses import dataclass
 
 import httpx
 
-from ...config import Secret
-from ...redact import shown_url
-from .protocol import Plan, RollbackActionError, Target
+from polycheck.core.config import Secret
+from polycheck.core.redact import shown_url
+from polycheck.rollback.actions.protocol import Plan, RollbackActionError, Target
 
 
 @dataclass(frozen=True)

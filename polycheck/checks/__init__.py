@@ -1,0 +1,1 @@
+"""The checks' verdict logic: steps and blame, diagnoses, health, contract, rollout, post-deploy, canary, gates."""

@@ -1,0 +1,48 @@
+"""Verdicts on the contract's cross-cutting promises: propagation headers, and 4xx (never 5xx) for client mistakes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from polycheck.core.failures import check_failed
+from polycheck.clients.http import ServiceClient, exchange_of
+from polycheck.clients.tracing import parse_traceparent
+
+
+def expect_propagation(client: ServiceClient, service: str) -> None:
+    """The answer echoes X-Request-ID and continues the caller's trace (same trace id, the service's own span id)."""
+    __tracebackhide__ = True
+    response = client.get("/health/live", expect=200)
+    exchange = exchange_of(response)
+    sent = parse_traceparent(exchange.request_headers.get("traceparent"))
+    echoed_id = response.headers.get("x-request-id")
+    if echoed_id != exchange.request_id:
+        check_failed(f"{exchange.line}: X-Request-ID sent {exchange.request_id}, answered {echoed_id!r}: logs of {service} "
+                     f"cannot be found by the request id (Loki)\n  ({exchange.ids})", culprit=service)
+    got = parse_traceparent(response.headers.get("traceparent"))
+    if got is None or sent is None or got[0] != sent[0]:
+        check_failed(f"{exchange.line}: traceparent answered {response.headers.get('traceparent')!r}, expected trace id "
+                     f"{exchange.trace_id}: {service} does not continue the caller's trace (Jaeger loses it)\n  ({exchange.ids})",
+                     culprit=service)
+    if got[1] == sent[1]:
+        check_failed(f"{exchange.line}: traceparent answered with the caller's own span id {sent[1]}: {service} opens no span "
+                     f"of its own\n  ({exchange.ids})", culprit=service)
+
+
+def expect_client_error(response: httpx.Response, expected: int | tuple[int, ...], mistake: str) -> Any:
+    """A client mistake gets the contract's 4xx with a JSON body, never a 5xx nor a success."""
+    __tracebackhide__ = True
+    exchange = exchange_of(response)
+    allowed = (expected,) if isinstance(expected, int) else expected
+    if response.status_code not in allowed:
+        expected = " or ".join(map(str, allowed))  # type: ignore[assignment]
+        kind = "a server error" if response.status_code >= 500 else ("ACCEPTED" if response.status_code < 300 else "another answer")
+        check_failed(f"{exchange.line}: {mistake} was {kind} (HTTP {response.status_code}), expected {expected}: "
+                     f"{exchange.preview()}\n  ({exchange.ids})", culprit=exchange.answered_by)
+    try:
+        return response.json()
+    except ValueError:
+        check_failed(f"{exchange.line}: {mistake}: HTTP {response.status_code} without a JSON error body: {exchange.preview()}\n"
+                     f"  ({exchange.ids})", culprit=exchange.answered_by)

@@ -1,0 +1,396 @@
+"""HTTP for checks: one client per service, every exchange recorded, failures that explain themselves."""
+
+from __future__ import annotations
+
+import json
+import ssl
+import threading
+import time
+from collections.abc import Collection
+from concurrent.futures import Future, wait
+from dataclasses import dataclass, field
+from typing import Any, NoReturn
+
+import httpx
+
+from polycheck.core.attribution import GATEWAY, UPSTREAM_FAILURES, Routes, ServiceBoard
+from polycheck.core.failures import check_failed
+from polycheck.core.redact import redact_data, redact_headers, redact_text
+from polycheck.clients.tracing import CheckTrace
+
+BODY_PREVIEW = 400
+SYNTHETIC_HEADERS = {"X-Synthetic": "true", "User-Agent": "polycheck"}
+
+
+@dataclass
+class Exchange:
+    """One request of a check and what came back (or why nothing did)."""
+
+    service: str
+    method: str
+    url: str
+    request_headers: dict[str, str]
+    request_body: str | None
+    request_id: str
+    trace_id: str
+    status: int | None = None
+    response_headers: dict[str, str] = field(default_factory=dict)
+    response_body: str = ""
+    elapsed: float = 0.0
+    error: str | None = None
+    answered_by: str = ""  # the service the request reached (the routed one, through the gateway)
+    timed_out: bool = False
+
+    @property
+    def line(self) -> str:
+        via = f" (gateway -> {self.answered_by})" if self.service == GATEWAY and self.answered_by != GATEWAY else ""
+        return f"[{self.service}]{via} {self.method} {self.url}"
+
+    @property
+    def ids(self) -> str:
+        return f"trace-id {self.trace_id}, request-id {self.request_id}"
+
+    def preview(self) -> str:
+        body = redact_text(self.response_body)
+        return body if len(body) <= BODY_PREVIEW else body[:BODY_PREVIEW] + f"... ({len(body)} chars)"
+
+    def as_text(self) -> str:
+        """The exchange, secrets redacted, for a report attachment."""
+        lines = [f"{self.method} {self.url}"]
+        lines += [f"{k}: {v}" for k, v in redact_headers(self.request_headers).items()]
+        if self.request_body:
+            lines += ["", redact_text(self.request_body)]
+        lines += ["", f"--> {self.error}" if self.error else f"--> HTTP {self.status} in {self.elapsed:.3f} s"]
+        lines += [f"{k}: {v}" for k, v in redact_headers(self.response_headers).items()]
+        if self.response_body:
+            lines += ["", redact_text(self.response_body)]
+        return "\n".join(lines)
+
+
+@dataclass
+class ExchangeLog:
+    """The exchanges of one check, attached to its report when it fails."""
+
+    exchanges: list[Exchange] = field(default_factory=list)
+
+    def add(self, exchange: Exchange) -> None:
+        self.exchanges.append(exchange)
+
+
+def _describe_error(exc: httpx.HTTPError, timeout: httpx.Timeout) -> str:
+    if isinstance(exc, httpx.ConnectTimeout):
+        return f"no connection within the connect timeout of {timeout.connect:g} s"
+    if isinstance(exc, httpx.ReadTimeout):
+        return f"no answer within the read timeout of {timeout.read:g} s"
+    if isinstance(exc, httpx.TimeoutException):
+        return f"timed out ({type(exc).__name__})"
+    if isinstance(exc, httpx.ConnectError):
+        return f"connection failed ({exc or 'refused'})"
+    return f"{type(exc).__name__}: {exc}"
+
+
+_TLS: ssl.SSLContext | None = None
+_TLS_LOCK = threading.Lock()
+
+
+def shared_tls() -> ssl.SSLContext:
+    """One TLS context for every client of the process: httpx builds a new one per client (loading the CA bundle,
+    ~16 ms of CPU each), and a run makes dozens of clients. Verified as httpx's own default does it (SSL_CERT_FILE
+    or SSL_CERT_DIR when set, else certifi's bundle)."""
+    global _TLS
+    with _TLS_LOCK:
+        if _TLS is None:
+            _TLS = httpx.create_ssl_context()
+        return _TLS
+
+
+# An idle connection is dropped after this long, before a server closes it (uvicorn's default keep-alive timeout
+# is 5 s, gunicorn's 2 s): a client that reuses a connection the server is closing at that moment gets
+# "Server disconnected without sending a response" for a request the service never saw.
+KEEPALIVE_EXPIRY_SECONDS = 1.5
+
+
+class Connections:
+    """One connection pool per base URL for the whole run, shared by every check (one SSL context, keep-alive)."""
+
+    def __init__(self) -> None:
+        self._clients: dict[tuple[str, str], httpx.Client] = {}
+        self._lock = threading.Lock()
+        self.prefetched: dict[tuple[str, str, str], tuple[httpx.Response | None, "Exchange"]] = {}
+        self._pending: dict[str, list[Future[None]]] = {}  # trace id -> its fan-out requests still on their way
+
+    def client(self, base_url: str, timeout: httpx.Timeout) -> httpx.Client:
+        key = (base_url, repr(timeout))
+        with self._lock:
+            if key not in self._clients:
+                self._clients[key] = httpx.Client(
+                    base_url=base_url, timeout=timeout, headers=SYNTHETIC_HEADERS, verify=shared_tls(),
+                    limits=httpx.Limits(max_connections=32, max_keepalive_connections=16, keepalive_expiry=KEEPALIVE_EXPIRY_SECONDS))
+            return self._clients[key]
+
+    def take(self, trace_id: str, method: str, url: str) -> tuple[httpx.Response | None, "Exchange"] | None:
+        """The answer to a request this check's trace made in the run's fan-out, once (waiting for it if it is
+        still on its way)."""
+        with self._lock:
+            pending = list(self._pending.get(trace_id, ()))
+        if pending:
+            wait(pending)
+        with self._lock:
+            return self.prefetched.pop((trace_id, method, url), None)
+
+    def expect(self, trace_id: str, sent: Future[None]) -> None:
+        """A fan-out request of this trace is on its way: `take` waits for it."""
+        with self._lock:
+            self._pending.setdefault(trace_id, []).append(sent)
+
+    def keep(self, exchange: "Exchange", response: httpx.Response | None) -> None:
+        with self._lock:
+            self.prefetched[(exchange.trace_id, exchange.method, exchange.url)] = (response, exchange)
+
+    def close(self) -> None:
+        with self._lock:
+            for client in self._clients.values():
+                client.close()
+            self._clients.clear()
+
+
+class ServiceClient:
+    """Requests to one service's base URL, tagged synthetic and traced, recorded in an ExchangeLog."""
+
+    def __init__(
+        self,
+        service: str,
+        base_url: str,
+        *,
+        timeout: httpx.Timeout,
+        trace: CheckTrace,
+        log: ExchangeLog,
+        headers: dict[str, str] | None = None,
+        routes: Routes | None = None,
+        direct_urls: dict[str, str] | None = None,
+        board: ServiceBoard | None = None,
+        connections: Connections | None = None,
+    ) -> None:
+        if not base_url:
+            raise ValueError(f"no URL configured for service {service!r}")
+        self.service = service
+        self.base_url = base_url.rstrip("/")
+        self.timeout = timeout
+        self.trace = trace
+        self.log = log
+        self.routes = routes  # set for the gateway: which service each path reaches
+        self.direct_urls = direct_urls or {}  # the services' own URLs, to tell a gateway fault from a service's
+        self.board = board or ServiceBoard()
+        self.connections = connections
+        self.headers = dict(headers or {})
+        self._own: httpx.Client | None = None
+        if connections is not None:
+            self._client = connections.client(self.base_url, timeout)
+        else:
+            self._own = self._client = httpx.Client(base_url=self.base_url, timeout=timeout, headers=SYNTHETIC_HEADERS,
+                                                    verify=shared_tls())
+
+    def close(self) -> None:
+        if self._own is not None:
+            self._own.close()
+
+    def __enter__(self) -> "ServiceClient":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        expect: int | Collection[int] | None = None,
+        within: float | None = None,
+        budget_name: str = "latency budget",
+        json_body: Any = None,
+        params: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> httpx.Response:
+        """Send one request; fail the check when it errors, answers another status than `expect`, or is slower than `within`."""
+        __tracebackhide__ = True
+        response, exchange = self.send(method, path, json_body=json_body, params=params, headers=headers)
+        if response is None:
+            self.fail_unanswered(exchange)
+        if expect is not None:
+            allowed = {expect} if isinstance(expect, int) else set(expect)
+            if response.status_code not in allowed:
+                wanted = " or ".join(str(s) for s in sorted(allowed))
+                culprit, why = self.blame_answer(exchange, allowed, params=params, headers=headers)
+                check_failed(
+                    f"{exchange.line}: expected HTTP {wanted}, got {response.status_code}: {exchange.preview()}{why}\n"
+                    f"  ({exchange.ids})",
+                    culprit=culprit,
+                )
+        if within is not None and exchange.elapsed > within:
+            check_failed(
+                f"{exchange.line}: answered in {exchange.elapsed:.2f} s, over the {within:g} s {budget_name}\n"
+                f"  ({exchange.ids})",
+                culprit=exchange.answered_by,
+            )
+        return response
+
+    def fail_unanswered(self, exchange: Exchange) -> NoReturn:
+        """Fail the check for a request that got no answer, blaming who did not answer."""
+        __tracebackhide__ = True
+        check_failed(f"{exchange.line}: {exchange.error}\n  ({exchange.ids})", culprit=self.blame_unanswered(exchange))
+
+    def blame_unanswered(self, exchange: Exchange) -> str:
+        """No answer: the gateway when it could not be connected to; else the service the request reached."""
+        if self.board.hanging(self.service) is not None:
+            return self.service  # the gateway itself hangs
+        if self.service == GATEWAY and not exchange.timed_out:
+            return GATEWAY  # no connection to the gateway itself
+        return exchange.answered_by
+
+    def blame_answer(
+        self, exchange: Exchange, allowed: Collection[int], *, params: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> tuple[str, str]:
+        """(culprit, evidence) for an answer off the contract. Through the gateway the routed service answered, unless
+        a read-only request shows the gateway at fault twice over: the routed service, asked directly, answers right
+        (for a 502/504: it is live; otherwise: the same request gets an allowed answer), AND the same request through
+        the gateway, sent again, is still wrong. An answer that comes right on the retry was intermittent: the routed
+        service keeps the blame. A 500/503, and any failed write, pass through from the service."""
+        routed = exchange.answered_by
+        status = exchange.status or 0
+        if self.service != GATEWAY or routed == GATEWAY or routed not in self.direct_urls:
+            return routed, ""
+        if status in (500, 503) or exchange.method != "GET":
+            return routed, ""
+        path = exchange.url.split(self.base_url, 1)[-1].split("?", 1)[0]
+        upstream = status in UPSTREAM_FAILURES
+        direct = ServiceClient(routed, self.direct_urls[routed], timeout=self.timeout, trace=self.trace, log=self.log,
+                               board=self.board, connections=self.connections)
+        with direct:
+            if upstream:
+                answer, seen = direct.send("GET", "/health/live")
+                right = answer is not None and answer.status_code == 200
+            else:
+                answer, seen = direct.send("GET", path, params=params, headers=headers)
+                right = answer is not None and answer.status_code in allowed
+        said = seen.error if answer is None else f"HTTP {answer.status_code}"
+        if not right:
+            return routed, f"\n  {routed} itself, asked directly, answers {said} too"
+        again, retried = self.send("GET", path, params=params, headers=headers)
+        if again is None or again.status_code in allowed:
+            return routed, (f"\n  {routed} asked directly answered {said}, and the gateway answered "
+                            f"{retried.error or f'HTTP {again.status_code}'} on a retry ({retried.ids}): intermittent")
+        if upstream:
+            return GATEWAY, (f"\n  yet {routed} itself is live ({seen.line} answered {said}, {seen.ids}) and the gateway "
+                             f"answered HTTP {again.status_code} again ({retried.ids}): the gateway cannot reach it")
+        return GATEWAY, (f"\n  the same request straight to {routed} answered {said} ({seen.ids}), through the gateway "
+                         f"HTTP {again.status_code} again ({retried.ids}): the gateway does not pass {path} to {routed} as it should")
+
+    def get(self, path: str, **kwargs: Any) -> httpx.Response:
+        __tracebackhide__ = True
+        return self.request("GET", path, **kwargs)
+
+    def post(self, path: str, **kwargs: Any) -> httpx.Response:
+        __tracebackhide__ = True
+        return self.request("POST", path, **kwargs)
+
+    def send(
+        self,
+        method: str,
+        path: str,
+        *,
+        json_body: Any = None,
+        params: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+        fresh: bool = False,
+    ) -> tuple[httpx.Response | None, Exchange]:
+        """Send one request and record it; never fails the check (for callers that judge the answer themselves).
+        A GET this check's trace already sent in the run's fan-out is answered from there, unless `fresh`."""
+        if self.connections is not None and method == "GET" and json_body is None and not fresh:
+            url = str(self._client.build_request(method, path, params=params).url)
+            kept = self.connections.take(self.trace.trace_id, method, url)
+            if kept is not None:  # sent for this check in the run's concurrent fan-out
+                self.log.add(kept[1])
+                return kept
+        traceparent, request_id = self.trace.new_span()
+        answered_by = (self.routes.service_for(path) or GATEWAY) if self.routes is not None else self.service
+        sent_headers = {**self.headers, **(headers or {}), "traceparent": traceparent, "X-Request-ID": request_id}
+        request = self._client.build_request(method, path, json=json_body, params=params, headers=sent_headers)
+        exchange = Exchange(
+            service=self.service,
+            method=method,
+            url=str(request.url),
+            request_headers=dict(request.headers),
+            request_body=json.dumps(redact_data(json_body)) if json_body is not None else None,
+            request_id=request_id,
+            trace_id=self.trace.trace_id,
+            answered_by=answered_by,
+        )
+        hanging = self.board.hanging(self.service) or self.board.hanging(answered_by)
+        if hanging is not None:
+            exchange.timed_out = True
+            who = self.service if self.board.hanging(self.service) else answered_by
+            exchange.error = f"not sent: {who} is hanging ({hanging})"
+            self.log.add(exchange)
+            return None, exchange
+        started = time.perf_counter()
+        try:
+            response = self._client.send(request)
+        except httpx.HTTPError as exc:
+            exchange.elapsed = time.perf_counter() - started
+            exchange.error = _describe_error(exc, self.timeout)
+            if isinstance(exc, httpx.ReadTimeout):
+                exchange.timed_out = True
+                live = self._liveness_answers(answered_by)
+                if live is None:  # it hangs: its later requests fail at once, with this evidence
+                    self.board.mark_hanging(answered_by, f"{method} {exchange.url} {exchange.error}, {exchange.ids}; "
+                                                         f"its liveness did not answer either")
+                else:  # one slow answer is no hanging service: its other requests are still sent
+                    exchange.error += f" ({live})"
+            self.log.add(exchange)
+            return None, exchange
+        exchange.elapsed = time.perf_counter() - started
+        exchange.status = response.status_code
+        exchange.response_headers = dict(response.headers)
+        exchange.response_body = response.text
+        self.log.add(exchange)
+        response.extensions["polycheck.exchange"] = exchange
+        return response, exchange
+
+    def _liveness_answers(self, service: str) -> str | None:
+        """After a read timeout: does `service`'s own liveness (`GET /health/live` at its own address) answer in
+        time? None when it does not (the service hangs); else what it answered, for the timed-out exchange."""
+        url = self.direct_urls.get(service) or (self.base_url if service == self.service else "")
+        if not url:
+            return None  # no address of its own to ask: the timeout stands for the service
+        probe = f"{url.rstrip('/')}/health/live"
+        try:
+            answer = self._client.get(probe, headers={**self.headers, **SYNTHETIC_HEADERS}, timeout=self.timeout)
+        except httpx.ReadTimeout:
+            return None
+        except httpx.HTTPError as exc:
+            return f"{service}'s liveness at {probe} failed without hanging: {type(exc).__name__}"
+        return f"{service}'s liveness at {probe} answered HTTP {answer.status_code} at once: a slow request, not a hanging service"
+
+    def json_of(self, response: httpx.Response) -> Any:
+        """The response's JSON body; fails the check, showing the body, when it is not JSON."""
+        __tracebackhide__ = True
+        try:
+            return response.json()
+        except ValueError:
+            exchange = exchange_of(response)
+            check_failed(
+                f"{exchange.line}: expected a JSON body, got {response.headers.get('content-type', 'no content-type')}: "
+                f"{exchange.preview()}\n  ({exchange.ids})",
+                culprit=exchange.answered_by,
+            )
+
+
+def exchange_of(response: httpx.Response) -> Exchange:
+    """The recorded exchange a response of a ServiceClient came from."""
+    return response.extensions["polycheck.exchange"]
+
+
+def timeout_from(connect: float, read: float) -> httpx.Timeout:
+    return httpx.Timeout(read, connect=connect)

@@ -1,0 +1,1 @@
+"""Launchers of the local doubles a run starts: the PolyShop stack, Prometheus, the Pushgateway."""
