@@ -5,9 +5,9 @@ duration). Meanwhile the run goes on with the checks that need the main thread (
 A check runs ahead only when everything it asks for can be given outside pytest's set-up: its parameters, the
 session's fixtures (resolved first, in the main thread) and the function-scoped fixtures built from its own
 `CheckScope` (`check_scope`, or fixtures that ask for it): those are called as they are defined, with the scope, so
-what a check needs is declared once, by its fixtures. A check marked concurrent that asks for anything else is named
-in a loud line at collection and runs in its turn. A check whose scope could not be built (a login that failed) fails its
-set-up in its turn with that very error, as it would have run in its turn. A finished check that failed is
+what a check needs is declared once, by its fixtures. A check marked concurrent that asks for anything else is
+named in a loud line at collection and runs in its turn. A check whose scope could not be built (a login that
+failed) fails its set-up in its turn with that very error, as it would have run in its turn. A finished check that failed is
 reported before the ones still waiting their turn, so its rollback fires at once. Under xdist (each worker
 already runs checks at once, and only some of them) and with `--concurrency 1`, nothing runs ahead.
 """
