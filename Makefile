@@ -17,12 +17,17 @@ $(STAMP): pyproject.toml
 smoke: $(STAMP)
 	$(BIN)/pytest -m smoke --env $(ENV) -v $(ARGS)
 
-test: $(STAMP)
-	$(BIN)/lint-imports --config pyproject.toml
+test: $(STAMP) lint
 	$(BIN)/pytest -c tests/pytest.ini --rootdir . tests kubesim/tests -n 2 --dist loadfile $(ARGS)
 
 test-stress: $(STAMP)
 	$(BIN)/pytest -c tests/pytest.ini tests -m stress $(ARGS)
+
+# lint: import-linter's layers and contracts, ruff (pyflakes, bugbear, pyupgrade) and mypy on polycheck/
+lint: $(STAMP)
+	$(BIN)/lint-imports --config pyproject.toml
+	$(BIN)/ruff check polycheck fixtures suites stack kubesim tests benchmarks
+	$(BIN)/mypy
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_smoke.py $(ARGS)

@@ -13,7 +13,8 @@ import base64
 import copy
 import json
 from collections import deque
-from typing import TYPE_CHECKING, Any, AsyncIterator
+from typing import TYPE_CHECKING, Any
+from collections.abc import AsyncIterator
 
 import yaml
 from starlette.applications import Starlette
@@ -68,7 +69,7 @@ def _negotiate(accept: str | None) -> str:
             return "table"
         if kind in ("PartialObjectMetadata", "PartialObjectMetadataList") and args.get("g") == "meta.k8s.io":
             return "partial"
-    raise ApiError(406, "NotAcceptable", f"only the following media types are accepted: application/json")
+    raise ApiError(406, "NotAcceptable", "only the following media types are accepted: application/json")
 
 
 class _Target:
@@ -109,7 +110,7 @@ def _not_found_path() -> ApiError:
 
 
 def _method_not_allowed(method: str, rt: ResourceType) -> ApiError:
-    return ApiError(405, "MethodNotAllowed", f"the server does not allow this method on the requested resource",
+    return ApiError(405, "MethodNotAllowed", "the server does not allow this method on the requested resource",
                     {"kind": rt.plural, **({"group": rt.group} if rt.group else {})})
 
 
@@ -120,7 +121,7 @@ def _strip_kind(obj: Obj) -> Obj:
 class KubeApi:
     """Routes requests to the simulator's store and controllers."""
 
-    def __init__(self, sim: "KubeSimulator") -> None:
+    def __init__(self, sim: KubeSimulator) -> None:
         self.sim = sim
         self.requests: deque[tuple[str, str, str]] = deque(maxlen=1000)  # (method, path?query, content-type)
         self.app = Starlette(routes=[Route("/{path:path}", self.dispatch,
@@ -317,7 +318,7 @@ class KubeApi:
                     return
                 try:
                     item = await asyncio.wait_for(watcher.queue.get(), remaining)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     return
                 if item is None:
                     return

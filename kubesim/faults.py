@@ -10,7 +10,8 @@ containing `nonexistent` cannot be pulled (ErrImagePull / ImagePullBackOff).
 from __future__ import annotations
 
 import copy
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
 
 from .meta import Obj
 from .runtime import on_loop
@@ -49,7 +50,7 @@ FAULTS: dict[str, tuple[str, str]] = {
 class Faults:
     """Mixed into KubeSimulator; `self.world` is the live cluster, `self.namespace` its namespace."""
 
-    world: "World"
+    world: World
     namespace: str
     registry: str
 

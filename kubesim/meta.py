@@ -8,7 +8,7 @@ import random
 import time
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 from typing import Any
 
 Obj = dict[str, Any]
@@ -115,15 +115,15 @@ class ApiError(Exception):
         return body
 
     @classmethod
-    def not_found(cls, rt: ResourceType, name: str) -> "ApiError":
+    def not_found(cls, rt: ResourceType, name: str) -> ApiError:
         return cls(404, "NotFound", f'{rt.qualified} "{name}" not found', _details(rt, name))
 
     @classmethod
-    def already_exists(cls, rt: ResourceType, name: str) -> "ApiError":
+    def already_exists(cls, rt: ResourceType, name: str) -> ApiError:
         return cls(409, "AlreadyExists", f'{rt.qualified} "{name}" already exists', _details(rt, name))
 
     @classmethod
-    def conflict(cls, rt: ResourceType, name: str) -> "ApiError":
+    def conflict(cls, rt: ResourceType, name: str) -> ApiError:
         message = (
             f'Operation cannot be fulfilled on {rt.qualified} "{name}": the object has been modified; '
             "please apply your changes to the latest version and try again"
@@ -131,7 +131,7 @@ class ApiError(Exception):
         return cls(409, "Conflict", message, _details(rt, name))
 
     @classmethod
-    def invalid(cls, rt: ResourceType, name: str, causes: list[tuple[str, str, str]]) -> "ApiError":
+    def invalid(cls, rt: ResourceType, name: str, causes: list[tuple[str, str, str]]) -> ApiError:
         """causes: (field, reason e.g. FieldValueRequired, message e.g. 'Required value')."""
         group_kind = f"{rt.kind}.{rt.group}" if rt.group else rt.kind
         text = ", ".join(f"{f}: {m}" for f, _, m in causes)
@@ -146,7 +146,7 @@ class ApiError(Exception):
         return cls(422, "Invalid", f'{group_kind} "{name}" is invalid: {text}', details)
 
     @classmethod
-    def bad_request(cls, message: str) -> "ApiError":
+    def bad_request(cls, message: str) -> ApiError:
         return cls(400, "BadRequest", message)
 
 
@@ -159,11 +159,11 @@ def _details(rt: ResourceType, name: str) -> Obj:
 
 def rfc3339(ts: float | None = None) -> str:
     """Second-precision UTC timestamp, as the API server writes metav1.Time."""
-    return datetime.fromtimestamp(time.time() if ts is None else ts, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.fromtimestamp(time.time() if ts is None else ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def parse_time(text: str) -> float:
-    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc).timestamp()
+    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC).timestamp()
 
 
 def human_duration(seconds: float) -> str:

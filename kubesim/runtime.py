@@ -9,7 +9,8 @@ import heapq
 import itertools
 import threading
 import time
-from typing import Any, Callable, Hashable, TypeVar
+from typing import Any, TypeVar
+from collections.abc import Callable, Hashable
 
 F = TypeVar("F", bound=Callable[..., Any])
 

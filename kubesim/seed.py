@@ -9,7 +9,8 @@ controllers themselves, run on a virtual clock, so the seed is exactly what they
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 from .meta import Obj
 

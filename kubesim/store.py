@@ -8,7 +8,8 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable
+from typing import Any
+from collections.abc import Callable, Iterable
 
 from .meta import RESOURCES, ApiError, Names, Obj, rfc3339
 

@@ -5,7 +5,8 @@ API server prints (pkg/printers/internalversion) and, for Rollouts, the CRD's ad
 from __future__ import annotations
 
 import time
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 from .meta import Obj, ResourceType, human_duration, parse_time, selector_string
 

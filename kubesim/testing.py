@@ -19,7 +19,8 @@ import socket
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable, Iterator, TypeVar
+from typing import Any, TypeVar
+from collections.abc import Callable, Iterator
 
 import uvicorn
 
@@ -78,7 +79,7 @@ class SimulatorThread:
             self._server.should_exit = True
             await self._task
 
-    def start(self) -> "SimulatorThread":
+    def start(self) -> SimulatorThread:
         self._thread.start()
         asyncio.run_coroutine_threadsafe(self._start(), self.loop).result(timeout=30)
         return self
@@ -91,7 +92,7 @@ class SimulatorThread:
         self._thread.join(timeout=10)
         self.loop.close()
 
-    def __enter__(self) -> "SimulatorThread":
+    def __enter__(self) -> SimulatorThread:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import copy
-from typing import Callable
+from collections.abc import Callable
 
 from .cluster import Cluster, Settings
 from .controller import DeploymentController

@@ -78,7 +78,7 @@ def handler_for(analysis: Analysis) -> type[BaseHTTPRequestHandler]:
                 return self._json(200, {"status": "ok"})
             if url.path != "/analysis":
                 return self._json(404, {"error": "not_found", "paths": ["/analysis?canary-step=N", "/healthz"]})
-            step = (parse_qs(url.query).get("canary-step") or [None])[0]
+            step = next(iter(parse_qs(url.query).get("canary-step", [])), None)
             try:
                 body = analysis.run(step)
             except ValueError as exc:

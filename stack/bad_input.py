@@ -8,7 +8,8 @@ fault set, that answer becomes a 500 `internal_error`, as if the validation had 
 from __future__ import annotations
 
 import json
-from typing import Any, Awaitable, Callable
+from typing import Any
+from collections.abc import Awaitable, Callable
 
 BAD_INPUT_ERRORS = frozenset({"invalid_body", "invalid_query"})
 BAD_INPUT_STATUS = 422

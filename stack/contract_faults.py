@@ -6,7 +6,8 @@ Merged into `stack.faults.FAULT_KINDS` / `FAULT_SCOPES`; each is implemented whe
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 from .catalog import GATEWAY_ROUTES, SERVICES
 from .fault_params import FaultError, Scope, integer, no_params, only, text

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 ALL_SERVICES = "all"  # PUT /faults/all/<kind>: the fault on every service at once
 
 
-def control_app(stack: "Stack") -> Starlette:
+def control_app(stack: Stack) -> Starlette:
     async def describe(request: Request) -> JSONResponse:
         return JSONResponse(stack.describe())
 

@@ -10,7 +10,7 @@ import random
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 from typing import Any, Literal
 
 from faker import Faker
@@ -24,7 +24,7 @@ PaymentStatus = Literal["succeeded", "declined", "refunded"]
 
 def iso_utc(epoch: float) -> str:
     """An epoch time as ISO-8601 UTC with milliseconds (`2026-11-27T10:00:00.123+00:00`)."""
-    return datetime.fromtimestamp(epoch, timezone.utc).isoformat(timespec="milliseconds")
+    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="milliseconds")
 
 
 @dataclass

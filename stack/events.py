@@ -16,7 +16,8 @@ import secrets
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable
 
 from .middleware import TraceContext
 
@@ -59,7 +60,7 @@ Handler = Callable[[Event], Awaitable[None]]
 class Subscription:
     """A consumer group's position on one topic: the events it has not processed yet."""
 
-    ctx: "ServiceContext"
+    ctx: ServiceContext
     topic: str
     handler: Handler
     paused: Callable[[], bool]
@@ -124,7 +125,7 @@ class EventBus:
         self._tasks: list[asyncio.Task[None]] = []
 
     def subscribe(
-        self, ctx: "ServiceContext", topic: str, handler: Handler, paused: Callable[[], bool] | None = None
+        self, ctx: ServiceContext, topic: str, handler: Handler, paused: Callable[[], bool] | None = None
     ) -> Subscription:
         """Add the service's consumer group to a topic; its lag gauge reads the backlog."""
         is_paused = paused or (lambda: False)
@@ -188,7 +189,7 @@ class EventBus:
                 sub.wakeup.clear()
                 try:
                     await asyncio.wait_for(sub.wakeup.wait(), POLL_INTERVAL_SECONDS)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     if sub.failing():  # a failing consumer fails its idle polls too
                         sub.record_error()
                 if sub.paused():

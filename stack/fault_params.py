@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 Scope = Callable[[str, dict[str, Any]], "str | None"]  # (service, params) -> None when it applies, else why not
 

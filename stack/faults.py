@@ -10,7 +10,8 @@ import asyncio
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 from .catalog import DB_FAMILIES, REDIS_FAMILIES, SERVICES
 from .contract_faults import CONTRACT_FAULT_KINDS, CONTRACT_FAULT_SCOPES
@@ -200,7 +201,7 @@ class FaultBoard:
         if event is not None:
             try:
                 await asyncio.wait_for(event.wait(), timeout=limit)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
 
     def _notify(self, service: str) -> None:

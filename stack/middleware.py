@@ -32,7 +32,7 @@ class TraceContext:
         return f"00-{self.trace_id}-{self.span_id}-{self.sampled}"
 
     @classmethod
-    def continue_from(cls, traceparent: str | None, request_id: str | None) -> "TraceContext":
+    def continue_from(cls, traceparent: str | None, request_id: str | None) -> TraceContext:
         match = TRACEPARENT.match(traceparent or "")
         trace_id = match.group(1) if match and match.group(1) != "0" * 32 else secrets.token_hex(16)
         sampled = match.group(3) if match else "01"
@@ -46,7 +46,7 @@ def trace_of(scope: dict[str, Any]) -> TraceContext:
 class ServiceMiddleware:
     """ASGI middleware: continue the trace, count and time the request, apply injected faults."""
 
-    def __init__(self, app: Any, ctx: "ServiceContext") -> None:
+    def __init__(self, app: Any, ctx: ServiceContext) -> None:
         self.app = app
         self.ctx = ctx
 

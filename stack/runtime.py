@@ -7,7 +7,8 @@ import contextlib
 import os
 import socket
 import time
-from typing import Any, Iterator
+from typing import Any
+from collections.abc import Iterator
 
 import uvicorn
 from starlette.applications import Starlette

@@ -31,7 +31,7 @@ class ServiceMetrics:
     ttl_violations: Counter | None = None
 
     @classmethod
-    def for_service(cls, spec: ServiceSpec) -> "ServiceMetrics":
+    def for_service(cls, spec: ServiceSpec) -> ServiceMetrics:
         registry = CollectorRegistry(auto_describe=True)
         metrics = cls(
             spec=spec,

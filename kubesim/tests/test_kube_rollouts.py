@@ -4,7 +4,8 @@ the status patches of the kubectl-argo-rollouts plugin."""
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 import pytest
 from kubernetes import client

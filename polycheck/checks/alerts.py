@@ -8,7 +8,7 @@ knows the alerts of every Prometheus and which are silenced or inhibited (those 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 import httpx
@@ -43,8 +43,9 @@ def from_prometheus(client: PrometheusClient, query: str) -> list[Alert]:
 
 def from_alertmanager(url: str, matchers: list[str], timeout: float) -> list[Alert]:
     """Active alerts from Alertmanager's API v2, neither silenced nor inhibited."""
-    params: list[tuple[str, str]] = [("active", "true"), ("silenced", "false"), ("inhibited", "false"),
-                                     ("unprocessed", "false")] + [("filter", m) for m in matchers]
+    flags: list[tuple[str, str | int | float | bool | None]] = [("active", "true"), ("silenced", "false"),
+                                                                ("inhibited", "false"), ("unprocessed", "false")]
+    params = flags + [("filter", m) for m in matchers]
     endpoint = f"{url.rstrip('/')}/api/v2/alerts"
     try:
         response = httpx.get(endpoint, params=params, timeout=timeout)
@@ -64,7 +65,7 @@ def _unique(alerts: Iterable[Alert]) -> list[Alert]:
     return sorted({str(a): a for a in alerts}.values(), key=str)
 
 
-def _alert(labels: dict[str, str]) -> Alert:
+def _alert(labels: Mapping[str, str]) -> Alert:
     name = labels.get("alertname", "?")
     return Alert(name, {k: v for k, v in labels.items() if k not in NAME_LABELS})
 

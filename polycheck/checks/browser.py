@@ -7,7 +7,8 @@ import shutil
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterator
 from urllib.parse import urlsplit
 
 from polycheck.core.failures import CheckFailure
@@ -46,12 +47,12 @@ def in_ci(environ: dict[str, str] | os._Environ[str] = os.environ) -> bool:
 
 
 def diagnose_storefront(
-    failures: list[tuple[str, str]], shop: "ShopApi | None" = None, account: "Account | None" = None
-) -> Callable[[], "Diagnosis | None"]:
+    failures: list[tuple[str, str]], shop: ShopApi | None = None, account: Account | None = None
+) -> Callable[[], Diagnosis | None]:
     """Who broke a storefront step: a service whose API call from the page failed or answered 5xx; else, when the
     synthetic account cannot sign in through the API either, auth; else nothing (the storefront itself)."""
 
-    def diagnose() -> "Diagnosis | None":
+    def diagnose() -> Diagnosis | None:
         if failures:
             service, what = failures[0]
             return service, f"the page's request {what}" + (f" (and {len(failures) - 1} more)" if len(failures) > 1 else "")
@@ -68,7 +69,7 @@ def diagnose_storefront(
 # -- secrets and the Playwright trace ------------------------------------------------------------------
 LOGIN_PATH = "/api/auth/login"  # polyshop-api.md: where the storefront posts the credentials
 PASSWORD_INPUTS = "input[type=password]"
-_recorders: dict[int, "TraceRecorder"] = {}
+_recorders: dict[int, TraceRecorder] = {}
 
 
 class TraceRecorder:
@@ -81,7 +82,7 @@ class TraceRecorder:
         self.chunks: list[Path] = []
         self.recording = False
 
-    def start(self) -> "TraceRecorder":
+    def start(self) -> TraceRecorder:
         self.context.tracing.start(screenshots=True, snapshots=True)
         self.recording = True
         _recorders[id(self.context)] = self
@@ -137,7 +138,7 @@ def trace_paused(page: Any) -> Iterator[None]:
         yield
 
 
-def sign_in(page: Any, gateway: str, account: "Account") -> None:
+def sign_in(page: Any, gateway: str, account: Account) -> None:
     """Sign in at the storefront's /login. The password is typed and sent with the trace paused, and the token
     the storefront gets back is registered as a secret, so neither shows in any report."""
     page.goto(f"{gateway.rstrip('/')}/login")

@@ -27,7 +27,7 @@ class CanaryPods:
     state: CanaryState | None = None
 
     @classmethod
-    def of(cls, rollout: dict[str, Any], replicasets: list[dict[str, Any]] | None = None) -> "CanaryPods":
+    def of(cls, rollout: dict[str, Any], replicasets: list[dict[str, Any]] | None = None) -> CanaryPods:
         state = canary_state(rollout, replicasets)
         return cls(state.stable_hash, state.canary_hash, state.weight, state)
 

@@ -10,7 +10,8 @@ never confirmed, and its payment reads declined" blames payment. Without a diagn
 from __future__ import annotations
 
 from contextlib import contextmanager
-from typing import Any, Callable, Iterator, TypeVar
+from typing import Any, TypeVar
+from collections.abc import Callable, Iterator
 
 import pytest
 

@@ -16,7 +16,7 @@ import re
 import subprocess
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta, UTC
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -129,9 +129,9 @@ def _allowed(windows: Sequence[DeployWindow], moment: datetime) -> tuple[bool, s
     if not allows:
         return True, "no allow window is configured and no deny window is open"
     for window in allows:
-        o = opening_at(window, moment)
-        if o:
-            return True, f"inside the {describe(window)}, open until {_stamp(o.end, window.timezone)}"
+        allowed = opening_at(window, moment)
+        if allowed:
+            return True, f"inside the {describe(window)}, open until {_stamp(allowed.end, window.timezone)}"
     return False, "outside every allow window (" + "; ".join(describe(w) for w in allows) + ")"
 
 
@@ -142,7 +142,7 @@ def next_opening(windows: Sequence[DeployWindow], moment: datetime) -> datetime 
     for window in windows:
         for o in openings(window, moment, until):
             candidates.add(o.start if window.kind == "allow" else o.end)
-    for candidate in sorted(c.astimezone(timezone.utc) for c in candidates):
+    for candidate in sorted(c.astimezone(UTC) for c in candidates):
         if candidate > moment and _allowed(windows, candidate)[0]:
             return candidate
     return None
@@ -151,12 +151,12 @@ def next_opening(windows: Sequence[DeployWindow], moment: datetime) -> datetime 
 def parse_now(text: str | None) -> datetime:
     """--now as a timezone-aware moment (ISO-8601; a time without an offset is UTC); None: the current time."""
     if not text:
-        return datetime.now(timezone.utc)
+        return datetime.now(UTC)
     try:
         moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
         raise ValueError(f"--now {text!r} is not an ISO-8601 time such as 2026-11-27T16:00:00+01:00") from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 # -- the change under review ------------------------------------------------------------------------------------

@@ -9,7 +9,8 @@ from collections import deque
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator
+from typing import Any
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -37,7 +38,7 @@ class OrderLedger:
     journal: Journal | None = None  # written before each create, so a killed run's data can be swept
     journal_password: str | None = None  # the account's password, only when the run provisioned it itself
     keys: dict[str, str] = field(default_factory=dict)  # order or payment id -> its Idempotency-Key
-    leases: "Leases | None" = None  # the check's SKU leases: a cancelled order's SKU settles before its next use
+    leases: Leases | None = None  # the check's SKU leases: a cancelled order's SKU settles before its next use
     skus: dict[str, list[str]] = field(default_factory=dict)  # order id -> the SKUs it holds
 
     def _intend(self, key: str, kind: str, body: dict[str, Any]) -> None:
@@ -146,10 +147,12 @@ class OrderLedger:
                 _settle(shop, order_id, self.shop.seen)
 
         skus = self.skus.get(order_id) or []
-        if self.leases is None or not skus:
+        leases = self.leases
+        if leases is None or not skus:
             settle()
-        for sku in skus if self.leases is not None else []:
-            self.leases.before_reuse(sku, settle)
+            return
+        for sku in skus:
+            leases.before_reuse(sku, settle)
 
     def _cleaned(self, object_id: str) -> None:
         key = self.keys.get(object_id)
@@ -190,11 +193,11 @@ class Leases:
     next check to take each SKU must do first (wait for this check's cancelled reservations to read released)."""
 
     def __init__(self) -> None:
-        self._held: dict[str, "SkuPool"] = {}
+        self._held: dict[str, SkuPool] = {}
         self._before_reuse: dict[str, list[Callable[[], None]]] = {}
         self._lock = threading.Lock()
 
-    def add(self, sku: str, pool: "SkuPool") -> None:
+    def add(self, sku: str, pool: SkuPool) -> None:
         with self._lock:
             self._held[sku] = pool
 
@@ -215,7 +218,7 @@ class Leases:
             pool.let_go(sku, pending.get(sku, []))
 
     @contextmanager
-    def holding(self) -> Iterator["Leases"]:
+    def holding(self) -> Iterator[Leases]:
         """While inside, what this thread's check takes from a pool is held in these leases."""
         token = _HOLDER.set(self)
         try:

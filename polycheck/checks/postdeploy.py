@@ -9,7 +9,7 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Callable
+from collections.abc import Callable
 
 from polycheck.core.failures import check_failed, inconclusive
 from polycheck.core.polling import PollTimeout, poll
@@ -89,6 +89,6 @@ class DeployTimes:
         return default if found is None else found
 
 
-def deployed_at(times: "DeployTimes | dict[str, float]", service: str, window_seconds: float) -> float:
+def deployed_at(times: DeployTimes | dict[str, float], service: str, window_seconds: float) -> float:
     """When the service was deployed (from `deploy_times`), else the start of the window."""
     return times.get(service, time.time() - window_seconds)

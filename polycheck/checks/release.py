@@ -14,7 +14,8 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
 
 from polycheck.core.config import EnvConfig
 
@@ -56,7 +57,7 @@ def _image_tags(workload: dict[str, Any]) -> set[str]:
     return {str(c.get("image", "")).rsplit(":", 1)[-1] for c in containers if ":" in str(c.get("image", ""))}
 
 
-def from_cluster(config: EnvConfig, kube: "Kube", *, since: float | None, release_version: str | None) -> ReleaseScope | None:
+def from_cluster(config: EnvConfig, kube: Kube, *, since: float | None, release_version: str | None) -> ReleaseScope | None:
     """The services whose current revision is newer than `since`, or whose image is the release version (read for
     every service at once). A service whose workload cannot be read counts as released on its own, and the scope
     says so; a cluster that cannot be read for any service raises, as every service is then unknown."""
@@ -106,7 +107,7 @@ def resolve(
     explicit: frozenset[str] | None,
     since: float | None,
     release_version: str | None,
-    kube_factory: Callable[[], "Kube"],
+    kube_factory: Callable[[], Kube],
 ) -> ReleaseScope:
     if explicit is not None:
         return ReleaseScope(explicit, "--released")

@@ -70,7 +70,8 @@ def current_replicaset(kube: Kube, workload: dict[str, Any]) -> dict[str, Any] |
     revision = revision_of(workload)
     sets = kube.replicasets(selector_of(workload))
     current = [rs for rs in sets if revision_of(rs) == revision] if revision else []
-    return max(current or sets, key=revision_of, default=None)
+    candidates: list[dict[str, Any]] = current or sets
+    return max(candidates, key=revision_of) if candidates else None
 
 
 def expect_pods_healthy(kube: Kube, workload: dict[str, Any]) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Callable
+from collections.abc import Callable
 
 from polycheck.clients.http import Connections, ExchangeLog, ServiceClient
 from polycheck.clients.tracing import CheckTrace

@@ -116,7 +116,7 @@ class Connections:
     def __init__(self) -> None:
         self._clients: dict[tuple[str, str], httpx.Client] = {}
         self._lock = threading.Lock()
-        self.prefetched: dict[tuple[str, str, str], tuple[httpx.Response | None, "Exchange"]] = {}
+        self.prefetched: dict[tuple[str, str, str], tuple[httpx.Response | None, Exchange]] = {}
         self._pending: dict[str, list[Future[None]]] = {}  # trace id -> its fan-out requests still on their way
 
     def client(self, base_url: str, timeout: httpx.Timeout) -> httpx.Client:
@@ -128,7 +128,7 @@ class Connections:
                     limits=httpx.Limits(max_connections=32, max_keepalive_connections=16, keepalive_expiry=KEEPALIVE_EXPIRY_SECONDS))
             return self._clients[key]
 
-    def take(self, trace_id: str, method: str, url: str) -> tuple[httpx.Response | None, "Exchange"] | None:
+    def take(self, trace_id: str, method: str, url: str) -> tuple[httpx.Response | None, Exchange] | None:
         """The answer to a request this check's trace made in the run's fan-out, once (waiting for it if it is
         still on its way)."""
         with self._lock:
@@ -143,7 +143,7 @@ class Connections:
         with self._lock:
             self._pending.setdefault(trace_id, []).append(sent)
 
-    def keep(self, exchange: "Exchange", response: httpx.Response | None) -> None:
+    def keep(self, exchange: Exchange, response: httpx.Response | None) -> None:
         with self._lock:
             self.prefetched[(exchange.trace_id, exchange.method, exchange.url)] = (response, exchange)
 
@@ -194,7 +194,7 @@ class ServiceClient:
         if self._own is not None:
             self._own.close()
 
-    def __enter__(self) -> "ServiceClient":
+    def __enter__(self) -> ServiceClient:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -280,7 +280,7 @@ class ServiceClient:
         again, retried = self.send("GET", path, params=params, headers=headers)
         if again is None or again.status_code in allowed:
             return routed, (f"\n  {routed} asked directly answered {said}, and the gateway answered "
-                            f"{retried.error or f'HTTP {again.status_code}'} on a retry ({retried.ids}): intermittent")
+                            f"{retried.error or f'HTTP {again.status_code if again is not None else None}'} on a retry ({retried.ids}): intermittent")
         if upstream:
             return GATEWAY, (f"\n  yet {routed} itself is live ({seen.line} answered {said}, {seen.ids}) and the gateway "
                              f"answered HTTP {again.status_code} again ({retried.ids}): the gateway cannot reach it")

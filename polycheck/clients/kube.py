@@ -64,7 +64,7 @@ class Kube:
     timeout: float = 10.0
 
     @classmethod
-    def connect(cls, settings: KubernetesConfig, timeout: float = 10.0) -> "Kube":
+    def connect(cls, settings: KubernetesConfig, timeout: float = 10.0) -> Kube:
         k8s, k8s_config, ConfigException, _, _ = _client_library()
 
         try:
@@ -167,7 +167,7 @@ class LazyKube(Kube):
         self._api: Any = None
         self._lock = threading.Lock()
 
-    @property  # type: ignore[override]
+    @property
     def api(self) -> Any:
         with self._lock:
             if self._api is None:

@@ -12,8 +12,8 @@ import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
-from typing import TYPE_CHECKING, Any, Union
+from datetime import datetime, timedelta, UTC
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
 import httpx
@@ -26,8 +26,8 @@ from polycheck.core.redact import redact_text
 if TYPE_CHECKING:
     from polycheck.core.config import PrometheusConfig
 
-Moment = Union[datetime, float, int]
-Duration = Union[str, float, int, timedelta]
+Moment = datetime | float | int
+Duration = str | float | int | timedelta
 
 # errorTypes that mean "Prometheus could not answer now", not "the query is wrong".
 UNAVAILABLE_ERROR_TYPES = frozenset({"timeout", "canceled", "unavailable", "internal"})
@@ -144,7 +144,7 @@ def _epoch(moment: Moment) -> float:
 
 
 def _iso(moment: Moment) -> str:
-    return datetime.fromtimestamp(_epoch(moment), timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+    return datetime.fromtimestamp(_epoch(moment), UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def _safe_url(url: str) -> str:
@@ -191,14 +191,14 @@ class PrometheusClient:
         )
 
     @classmethod
-    def from_config(cls, config: "PrometheusConfig", **kwargs: Any) -> "PrometheusClient":
+    def from_config(cls, config: PrometheusConfig, **kwargs: Any) -> PrometheusClient:
         """From the environment's `[prometheus]` table (url, grafana_url, query_timeout_seconds)."""
         return cls(config.url, config.query_timeout_seconds, config.grafana_url, **kwargs)
 
     def close(self) -> None:
         self._client.close()
 
-    def __enter__(self) -> "PrometheusClient":
+    def __enter__(self) -> PrometheusClient:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -224,7 +224,8 @@ class PrometheusClient:
         if kind == "vector":
             samples = [self._sample(item, promql) for item in result or []]
         elif kind == "scalar":
-            samples = [Sample({}, _to_float(result[1], promql), float(result[0]))]
+            point = result or [0, "NaN"]  # a scalar always has its [time, value]; NaN if it had none
+            samples = [Sample({}, _to_float(point[1], promql), float(point[0]))]
         elif kind == "matrix":
             raise PrometheusQueryError(
                 f"{promql} returns a range vector; an instant check needs one value per series: wrap the "
@@ -307,7 +308,7 @@ class PrometheusClient:
             return f"{self.grafana_url}/explore?" + urlencode({"schemaVersion": 1, "panes": panes, "orgId": 1})
         params = {"g0.expr": promql, "g0.tab": "0", "g0.range_input": range_input}
         if end is not None:
-            params["g0.end_input"] = datetime.fromtimestamp(_epoch(end), timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+            params["g0.end_input"] = datetime.fromtimestamp(_epoch(end), UTC).strftime("%Y-%m-%d %H:%M:%S")
         return f"{_safe_url(self.base_url)}/graph?" + urlencode(params)
 
     # -- transport -------------------------------------------------------------------------------

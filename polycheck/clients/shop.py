@@ -38,7 +38,7 @@ class ShopApi:
         self.last: Exchange | None = None  # the latest answer, whose service is blamed when its body is off
         self.seen: dict[str, dict[str, Any]] = {}  # order, payment and reservation id -> what was last read of it
 
-    def signed_in(self, token: str) -> "ShopApi":
+    def signed_in(self, token: str) -> ShopApi:
         register_secret(token)
         return ShopApi(self.client, token)
 

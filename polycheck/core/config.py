@@ -331,14 +331,14 @@ class EnvConfig:
             for name, svc in self.services.items()
         }
 
-    def with_urls(self, gateway: str, services: dict[str, str]) -> "EnvConfig":
+    def with_urls(self, gateway: str, services: dict[str, str]) -> EnvConfig:
         """The same configuration pointed at the given URLs (the local stack's)."""
         updated = {
             name: dataclasses.replace(svc, url=services.get(name, svc.url)) for name, svc in self.services.items()
         }
         return dataclasses.replace(self, gateway=Gateway(url=gateway), services=updated)
 
-    def with_kubeconfig(self, path: str, context: str) -> "EnvConfig":
+    def with_kubeconfig(self, path: str, context: str) -> EnvConfig:
         """The same configuration pointed at a kubeconfig (the local stack's Kubernetes simulator)."""
         kube = dataclasses.replace(self.kubernetes, kubeconfig=path, context=context, in_cluster=False)
         return dataclasses.replace(self, kubernetes=kube)
@@ -419,7 +419,7 @@ def _convert(hint: Any, value: Any, where: str, ctx: _Context) -> Any:
         return Secret(value, where=f"{where} in {ctx.source}")
     if hint is RollbackConfig:
         return _build_rollback(value, where, ctx)
-    if dataclasses.is_dataclass(hint):
+    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
         return _build(hint, value, where, ctx)
     if origin is list:
         if not isinstance(value, list):
@@ -478,8 +478,8 @@ def _build_rollback(data: Any, where: str, ctx: _Context) -> RollbackConfig:
         unknown = [a for a in actions if a not in REGISTRY.names()]
         if unknown:
             raise ctx.error(key, f"unknown action {', '.join(map(repr, unknown))}; valid: {', '.join(REGISTRY.names())}")
-        for action in actions:
-            listed.setdefault(action, key)
+        for name in actions:
+            listed.setdefault(name, key)
     settings: dict[str, Any] = {}
     for action in REGISTRY:
         hints = typing.get_type_hints(action.settings)

@@ -17,7 +17,7 @@ class MetricsContract:
     per_service: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     @classmethod
-    def load(cls, path: Path) -> "MetricsContract":
+    def load(cls, path: Path) -> MetricsContract:
         try:
             data = tomllib.loads(path.read_text())
         except (OSError, tomllib.TOMLDecodeError) as exc:

@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import IO, Any
 
 import pytest
 
@@ -64,7 +64,7 @@ class Journal:
         self.path, self.run_id, self.env = Path(path), run_id, env
 
     @contextmanager
-    def _locked(self, mode: str) -> Iterator[TextIO]:
+    def _locked(self, mode: str) -> Iterator[IO[str]]:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.path, mode) as handle:
             fcntl.flock(handle, fcntl.LOCK_EX)

@@ -13,7 +13,8 @@ from __future__ import annotations
 import json
 import re
 import threading
-from typing import Any, Iterable, Mapping
+from typing import Any
+from collections.abc import Iterable, Mapping
 from urllib.parse import quote, quote_plus, urlsplit
 
 REDACTED = "[REDACTED]"

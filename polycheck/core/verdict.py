@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, replace
-from typing import Any, Iterable
+from typing import Any
+from collections.abc import Iterable
 
 PASSED, FAILED, BLOCKED, INCONCLUSIVE, SKIPPED = "passed", "failed", "blocked", "inconclusive", "skipped"
 FLAKY, NOT_RUN = "flaky", "not run"
@@ -53,7 +54,7 @@ class Verdict:
         """Whether the rollback plugin has anything to decide on (a failure or an inconclusive phase)."""
         return self.outcome in (FAILED, INCONCLUSIVE) and self.phase != "teardown"
 
-    def with_(self, **changes: Any) -> "Verdict":
+    def with_(self, **changes: Any) -> Verdict:
         return replace(self, **changes)
 
     # -- the one serialiser -------------------------------------------------------------------------
@@ -61,7 +62,7 @@ class Verdict:
         return json.dumps(asdict(self), separators=(",", ":"))
 
     @classmethod
-    def from_json(cls, text: str) -> "Verdict":
+    def from_json(cls, text: str) -> Verdict:
         data = json.loads(text)
         for name in ("subjects", "culprits", "candidates", "steps"):
             data[name] = tuple(data.get(name) or ())
@@ -69,7 +70,7 @@ class Verdict:
         return cls(**data)
 
     @classmethod
-    def of(cls, report: Any) -> "Verdict | None":
+    def of(cls, report: Any) -> Verdict | None:
         """The verdict a report carries (the last one attached), or None for a report the plugin did not judge."""
         for name, value in reversed(list(getattr(report, "user_properties", ()) or ())):
             if name == PROPERTY:

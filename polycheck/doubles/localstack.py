@@ -33,7 +33,7 @@ class StackInfo:
     kube_context: str = ""
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> "StackInfo":
+    def from_json(cls, data: dict[str, Any]) -> StackInfo:
         try:
             kube = data.get("kubernetes") or {}
             return cls(int(data["pid"]), data["gateway"], dict(data["services"]), data["control"],
@@ -42,7 +42,7 @@ class StackInfo:
             raise LocalStackError(f"not a local stack description ({exc}): {data!r}") from None
 
     @classmethod
-    def from_file(cls, path: Path) -> "StackInfo":
+    def from_file(cls, path: Path) -> StackInfo:
         try:
             return cls.from_json(json.loads(Path(path).read_text()))
         except (OSError, ValueError) as exc:
@@ -60,7 +60,7 @@ class LocalStack:
         self.process, self.info, self.workdir, self.log = process, info, workdir, log
 
     @classmethod
-    def start(cls, cwd: Path, timeout: float = START_TIMEOUT_SECONDS) -> "LocalStack":
+    def start(cls, cwd: Path, timeout: float = START_TIMEOUT_SECONDS) -> LocalStack:
         workdir = Path(tempfile.mkdtemp(prefix="polyshop-stack-"))
         ready, log = workdir / "stack.json", workdir / "stack.log"
         with open(log, "wb") as log_file:

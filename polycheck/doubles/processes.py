@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import subprocess
-from typing import Callable
+from collections.abc import Callable
 
 import httpx
 

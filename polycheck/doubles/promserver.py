@@ -132,7 +132,7 @@ class LocalPrometheus:
         timeout: float = START_TIMEOUT_SECONDS,
         rule_files: Sequence[Path | str] = (),
         flags: Sequence[str] = (),
-    ) -> "LocalPrometheus":
+    ) -> LocalPrometheus:
         """Start Prometheus scraping each target's /metrics every `scrape_interval`; return once /-/ready answers.
 
         `targets` maps a job name (the service) to the service's base URL; `rule_files` are alerting/recording
@@ -165,7 +165,7 @@ class LocalPrometheus:
     def _launch(
         cls, binary: str, config: Path, workdir: Path, log: Path, port: int, timeout: float, started: float,
         flags: Sequence[str] = (),
-    ) -> "LocalPrometheus":
+    ) -> LocalPrometheus:
         url = f"http://127.0.0.1:{port}"
         command = [
             binary,
@@ -217,7 +217,7 @@ class LocalPrometheus:
         if not keep_files:
             shutil.rmtree(self.workdir, ignore_errors=True)
 
-    def __enter__(self) -> "LocalPrometheus":
+    def __enter__(self) -> LocalPrometheus:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -42,7 +42,7 @@ class LocalPushgateway:
         return None
 
     @classmethod
-    def start(cls, timeout: float = START_TIMEOUT_SECONDS) -> "LocalPushgateway":
+    def start(cls, timeout: float = START_TIMEOUT_SECONDS) -> LocalPushgateway:
         binary = cls.binary()
         if binary is None:
             raise LocalPushgatewayError(str(cls.available()))
@@ -73,7 +73,7 @@ class LocalPushgateway:
         stop_process(self.process, timeout)
         shutil.rmtree(self.workdir, ignore_errors=True)
 
-    def __enter__(self) -> "LocalPushgateway":
+    def __enter__(self) -> LocalPushgateway:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -19,7 +19,8 @@ import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Callable, Generator
+from typing import Any
+from collections.abc import Callable, Generator
 
 import pytest
 
@@ -225,6 +226,8 @@ class RunAhead:
         targets = [t for t in request.session.items if t is not current and t.get_closest_marker(MARK) is not None]
         targets.sort(key=lambda t: "orders" not in getattr(t, "fixturenames", ()))
         for target in targets:
+            if not isinstance(target, pytest.Function):
+                continue  # (plan_ahead refuses anything else)
             try:
                 values = plan_ahead(request, target)
             except NotAhead as why:

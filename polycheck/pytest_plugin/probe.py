@@ -56,7 +56,7 @@ class ProbePlugin:
         self.outcome: str | None = None  # what the push did, for the terminal summary
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        if not self.url or is_xdist_worker(self.config) or report.outcome == "rerun":
+        if not self.url or is_xdist_worker(self.config) or str(report.outcome) == "rerun":
             return
         name = check_name(report.nodeid)
         result = self.results.setdefault(name, CheckResult(name, outcome="passed"))

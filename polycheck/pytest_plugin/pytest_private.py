@@ -9,7 +9,8 @@ set-up, so it needs, per check, what pytest resolved at collection:
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 import pytest
 
@@ -21,7 +22,7 @@ def argnames(item: pytest.Function) -> tuple[str, ...]:
 
 def fixturedef(item: pytest.Item, name: str) -> Any | None:
     """The definition of fixture `name` this check gets (the closest override), or None if it is not a fixture."""
-    defs = getattr(item, "_fixtureinfo").name2fixturedefs.get(name)
+    defs = item._fixtureinfo.name2fixturedefs.get(name)  # type: ignore[attr-defined]
     return defs[-1] if defs else None
 
 
@@ -35,7 +36,7 @@ def fixture_argnames(fixturedef: Any) -> tuple[str, ...]:
 
 def fixture_function(fixturedef: Any) -> Callable[..., Any]:
     """The fixture's own function (a plain function or a generator function), callable with its arguments."""
-    return fixturedef.func  # type: ignore[no-any-return]
+    return fixturedef.func
 
 
 def cached(fixturedef: Any) -> tuple[bool, Any, BaseException | None]:

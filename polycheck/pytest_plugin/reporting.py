@@ -4,7 +4,8 @@ evidence in Grafana, Jaeger and Loki."""
 
 from __future__ import annotations
 
-from typing import Any, Generator
+from typing import Any
+from collections.abc import Generator
 
 import pytest
 
@@ -17,7 +18,7 @@ from polycheck.pytest_plugin.verdicts import BLOCKED, INCONCLUSIVE, outcome_of
 try:
     import allure
 except ImportError:  # allure-pytest is optional for the library; the project installs it
-    allure = None
+    allure = None  # type: ignore[assignment]
 
 
 REPORTS = pytest.StashKey[dict[str, pytest.TestReport]]()

@@ -112,7 +112,7 @@ class RollbackPlugin:
         """A check failed for good (set-up or body, the final report): decide on its verdict now."""
         self.flush(self.config.pluginmanager.get_plugin("terminalreporter"))
         verdict = Verdict.of(report)
-        if verdict is None or report.outcome == "rerun":
+        if verdict is None or str(report.outcome) == "rerun":
             return
         if report.when == "call" and report.passed:
             self._note_after_rollback(report, verdict)

@@ -16,7 +16,8 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
-from typing import Any, Generator
+from typing import Any
+from collections.abc import Generator
 
 import pytest
 
@@ -36,7 +37,7 @@ SUBJECT_PARAMS = ("service", "routed_service", "canary_service")
 try:
     import allure
 except ImportError:  # pragma: no cover - the project installs allure-pytest
-    allure = None
+    allure = None  # type: ignore[assignment]
 
 
 @dataclass(frozen=True)
@@ -235,7 +236,7 @@ class RunVerdict:
             self.checks[nodeid] = CheckOutcome(nodeid, outcome, culprit, reason, steps, links)  # type: ignore[arg-type]
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        if report.outcome == "rerun":  # pytest-rerunfailures tries again: only the last attempt counts
+        if str(report.outcome) == "rerun":  # pytest-rerunfailures tries again: only the last attempt counts
             return
         verdict = Verdict.of(report)
         outcome = outcome_of(report)

@@ -6,9 +6,10 @@ import json
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
 
 import httpx
 
@@ -37,8 +38,8 @@ class RollbackEngine:
     run_id: str
     release: str
     audit_path: Path
-    kube_factory: Callable[[], "Kube"]
-    released: Callable[["RollbackEngine"], ReleaseScope] = lambda engine: ReleaseScope(frozenset(engine.config.service_names), "every service")
+    kube_factory: Callable[[], Kube]
+    released: Callable[[RollbackEngine], ReleaseScope] = lambda engine: ReleaseScope(frozenset(engine.config.service_names), "every service")
     notify: Notify = lambda line, bad: None
     fired: dict[str, float] = field(default_factory=dict)  # service -> when the rollback was requested
     escalated: set[str] = field(default_factory=set)
@@ -47,7 +48,7 @@ class RollbackEngine:
     _reported: set[str] = field(default_factory=set)
     failed_at: float | None = None  # when the check that triggered the current decision failed (epoch seconds)
     reason: str = ""  # the verdict's reason behind the current decision (redacted), kept in its audit records
-    _kube: "Kube | None" = None
+    _kube: Kube | None = None
     _scope: ReleaseScope | None = None
     judged: bool = True  # False once the run was found inconclusive
     _lock: threading.RLock = field(default_factory=threading.RLock)  # checks running ahead fail in their own threads
@@ -170,7 +171,7 @@ class RollbackEngine:
         self._audit(service, check, action, outcome, detail)
         return outcome, detail
 
-    def kube(self) -> "Kube":
+    def kube(self) -> Kube:
         if self._kube is None:
             self._kube = self.kube_factory()
         return self._kube
@@ -218,12 +219,12 @@ class RollbackEngine:
             "run_id": self.run_id,
             "env": self.config.name,
             "mode": self.mode,
-            "time": datetime.now(timezone.utc).isoformat(),
+            "time": datetime.now(UTC).isoformat(),
         }
 
     def _audit(self, service: str, check: str, step: str, outcome: str, detail: str) -> None:
-        record = {
-            "time": datetime.now(timezone.utc).isoformat(),
+        record: dict[str, Any] = {
+            "time": datetime.now(UTC).isoformat(),
             "run_id": self.run_id,
             "env": self.config.name,
             "mode": self.mode,

@@ -9,7 +9,8 @@ a value, or the error building it raised (which the check's set-up then reports 
 from __future__ import annotations
 
 import threading
-from typing import Any, Callable, TypeVar
+from typing import Any, TypeVar
+from collections.abc import Callable
 
 from polycheck.core.attribution import GATEWAY, Routes, ServiceBoard
 from polycheck.core.config import EnvConfig
@@ -58,7 +59,7 @@ class CheckScope:
             value, error = self._made[key]
         if error is not None:
             raise error
-        return value  # type: ignore[no-any-return]
+        return value
 
     def client(self, service: str, base_url: str | None = None) -> ServiceClient:
         """A new client of `service` under this check's trace and exchange log (closed with the scope)."""

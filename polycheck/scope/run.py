@@ -48,7 +48,7 @@ class RunInputs:
         return json.dumps(asdict(self))
 
     @classmethod
-    def from_json(cls, text: str) -> "RunInputs":
+    def from_json(cls, text: str) -> RunInputs:
         data = json.loads(text)
         if data.get("released") is not None:
             data["released"] = tuple(data["released"])
@@ -66,7 +66,7 @@ class Run:
     reaches: dict[str, Reach]
 
     @classmethod
-    def resolve(cls, inputs: RunInputs, config: EnvConfig | None = None) -> "Run":
+    def resolve(cls, inputs: RunInputs, config: EnvConfig | None = None) -> Run:
         """The run from its inputs. `config` is the env file of `inputs.env` when the caller has read it already
         (the controller reads it once, for --released as well); otherwise it is read here, once.
         Raises ConfigError for a missing, malformed or invalid environment file."""
@@ -77,23 +77,23 @@ class Run:
             run = run.with_stack(StackInfo.from_json(inputs.stack))
         return run.with_prometheus(inputs.prometheus_url) if inputs.prometheus_url else run
 
-    def with_inputs(self, **changes: Any) -> "Run":
+    def with_inputs(self, **changes: Any) -> Run:
         """The same run with inputs that do not change the config (its folder, when it started)."""
         return replace(self, inputs=replace(self.inputs, **changes))
 
-    def with_stack(self, stack: StackInfo) -> "Run":
+    def with_stack(self, stack: StackInfo) -> Run:
         """The run pointed at the local stack `stack`: its URLs and its Kubernetes simulator."""
         config = self.config.with_urls(stack.gateway, stack.services)
         if stack.kubeconfig:
             config = config.with_kubeconfig(stack.kubeconfig, stack.kube_context)
         return replace(self, inputs=replace(self.inputs, stack=stack.to_json()), config=config, stack=stack)
 
-    def with_prometheus(self, url: str) -> "Run":
+    def with_prometheus(self, url: str) -> Run:
         """The run pointed at the Prometheus at `url` (the one a local run started)."""
         config = replace(self.config, prometheus=replace(self.config.prometheus, url=url))
         return replace(self, inputs=replace(self.inputs, prometheus_url=url), config=config)
 
-    def with_reaches(self, reaches: dict[str, Reach]) -> "Run":
+    def with_reaches(self, reaches: dict[str, Reach]) -> Run:
         """The run with the preflight's answer: what this runner reaches."""
         inputs = replace(self.inputs, reaches={name: reach.to_json() for name, reach in reaches.items()})
         return replace(self, inputs=inputs, reaches=dict(reaches))

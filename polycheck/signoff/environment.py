@@ -7,6 +7,8 @@ do not wait for it; every read has a timeout and a failed read is written as suc
 
 from __future__ import annotations
 
+from collections.abc import Set as AbstractSet
+
 import os
 import platform
 import subprocess
@@ -14,7 +16,8 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 import httpx
 
@@ -26,7 +29,7 @@ from polycheck.core.redact import redact_secrets
 NOT_READ = "(not read)"
 
 
-def service_versions(config: EnvConfig, timeout: httpx.Timeout, skip: set[str] = frozenset()) -> dict[str, str]:
+def service_versions(config: EnvConfig, timeout: httpx.Timeout, skip: AbstractSet[str] = frozenset()) -> dict[str, str]:
     """service -> the version its /health reports (or why there is none)."""
 
     def read(name: str) -> tuple[str, str]:
@@ -129,7 +132,7 @@ class EnvironmentProbe:
         self._error = ""
         self._thread = threading.Thread(target=self._run, name="polycheck-environment", daemon=True)
 
-    def start(self) -> "EnvironmentProbe":
+    def start(self) -> EnvironmentProbe:
         self._thread.start()
         return self
 

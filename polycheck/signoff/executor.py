@@ -10,7 +10,8 @@ from __future__ import annotations
 import getpass
 import os
 import socket
-from typing import Any, Mapping
+from typing import Any
+from collections.abc import Mapping
 
 
 def _user(environ: Mapping[str, str]) -> str:

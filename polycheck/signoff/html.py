@@ -19,6 +19,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from polycheck.core import resolve
 from polycheck.signoff.results import HISTORY_FILE, REPORT_NAME
@@ -54,7 +55,7 @@ def results_of(run: Path) -> Path:
 
 
 def config_text(output: Path, history: Path | None, name: str) -> str:
-    config = {
+    config: dict[str, Any] = {
         "name": name,
         "output": str(output),
         "plugins": {"allure2": {"options": {"singleFile": True, "reportName": name, "reportLanguage": "en"}}},

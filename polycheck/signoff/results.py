@@ -19,7 +19,8 @@ import json
 import uuid
 from collections import defaultdict
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
+from collections.abc import Iterator
 
 from polycheck.signoff.environment import write_properties
 from polycheck.signoff.executor import allure_executor

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 import time
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 from pathlib import Path
 
 RUNS = "runs"
@@ -21,7 +21,7 @@ UNFINISHED_GRACE_SECONDS = 24 * 3600
 
 
 def run_folder_name(run_id: str, started: float) -> str:
-    stamp = datetime.fromtimestamp(started, timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    stamp = datetime.fromtimestamp(started, UTC).strftime("%Y%m%dT%H%M%SZ")
     return f"{stamp}-{run_id}"
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from ..context import ServiceContext
 from . import auth, inventory, notification, order, payment, product, search

@@ -69,7 +69,7 @@ FAULTS = [
     }),
     FlowFault("payment", "decline_all", CONFIRMING, {CONFIRMATION_EMAIL}, {
         CONFIRMED: rf"payment pay_[0-9a-z]+ of order {ORDER_ID} with tok_sandbox_visa is 'declined', expected 'succeeded'.*culprit: payment",
-        CANCEL_CONFIRMED: rf"cannot happen any more.*status 'payment_failed'.*blamed on payment: payment pay_\w+ reads 'declined'",
+        CANCEL_CONFIRMED: r"cannot happen any more.*status 'payment_failed'.*blamed on payment: payment pay_\w+ reads 'declined'",
         CONFIRMATION_EMAIL: r"blocked by payment",
     }),
     FlowFault("order", "stuck_paid", CONFIRMING, {CONFIRMATION_EMAIL}, {

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta, UTC
 from pathlib import Path
 from typing import Any
 
@@ -53,7 +53,7 @@ def env_with(tmp_path: Path, replacements: dict[str, str]) -> Path:
 
 def test_crashloop_rolls_order_back_once_and_a_second_run_passes(stack: StackControl, tmp_path: Path) -> None:
     log = tmp_path / "rollback.jsonl"
-    since = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(seconds=1)
+    since = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=1)
     stack.kube_fault("order", "crashloop")
     assert image_of(stack, "order-service").endswith("1.3.1-crashloop")
     # only order has a ReplicaSet created since the deploy began: it is the one released service

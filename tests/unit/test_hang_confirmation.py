@@ -3,7 +3,7 @@ answer (a GC pause, one slow query) must not fail every later request to the ser
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import httpx
 

@@ -6,7 +6,7 @@ import json
 import math
 import socket
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta, UTC
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
@@ -57,7 +57,7 @@ def test_instant_vector_becomes_samples_with_labels_and_floats() -> None:
 
 def test_query_at_a_moment_sends_its_epoch() -> None:
     seen: list[httpx.Request] = []
-    answering(body=vector(({}, "1")), seen=seen).query("up", at=datetime(2024, 1, 2, 3, 4, 5, tzinfo=timezone.utc))
+    answering(body=vector(({}, "1")), seen=seen).query("up", at=datetime(2024, 1, 2, 3, 4, 5, tzinfo=UTC))
     assert parse_qs(urlsplit(str(seen[0].url)).query)["time"] == ["1704164645.000"]
 
 
@@ -151,7 +151,7 @@ def test_graph_link_to_prometheus_encodes_the_query() -> None:
     assert parse_qs(parts.query) == {"g0.expr": [query], "g0.tab": ["0"], "g0.range_input": ["1h"]}
     assert " " not in link and '"' not in link and "{" not in link
     assert parse_qs(urlsplit(client.graph_link("up", 5400)).query)["g0.range_input"] == ["1h30m"]
-    end = datetime(2024, 5, 6, 7, 8, 9, tzinfo=timezone.utc)
+    end = datetime(2024, 5, 6, 7, 8, 9, tzinfo=UTC)
     assert parse_qs(urlsplit(client.graph_link("up", timedelta(minutes=5), end=end)).query)["g0.end_input"] == [
         "2024-05-06 07:08:09"]
 

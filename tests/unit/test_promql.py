@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta, UTC
 
 import httpx
 import pytest
@@ -73,7 +73,7 @@ def test_render_refuses_missing_or_unsafe_values() -> None:
 
 
 def test_since_deploy_is_rounded_up_to_whole_seconds() -> None:
-    deployed = datetime(2024, 1, 1, 12, 0, 0, tzinfo=timezone.utc)
+    deployed = datetime(2024, 1, 1, 12, 0, 0, tzinfo=UTC)
     assert since_deploy(deployed, deployed + timedelta(minutes=12, seconds=4, milliseconds=10)) == "12m5s"
     with pytest.raises(ValueError, match="is not before"):
         since_deploy(deployed, deployed)
@@ -167,7 +167,7 @@ def test_prometheus_errors_are_raised_not_turned_into_verdicts() -> None:
 
 
 def test_since_deploy_check_needs_the_deploy_time_and_says_it() -> None:
-    deployed = datetime(2024, 1, 1, 12, 0, 0, tzinfo=timezone.utc)
+    deployed = datetime(2024, 1, 1, 12, 0, 0, tzinfo=UTC)
     with pytest.raises(ValueError, match="pass deployed_at"):
         promql.REDIS_TTL.evaluate(prometheus_answering(({}, "0")), "product")
     verdict = promql.REDIS_TTL.evaluate(prometheus_answering(({}, "3")), "product", deployed_at=deployed,

@@ -4,7 +4,7 @@ them: this fails loudly on a pytest release that moves them (pinned 9.2.0)."""
 from __future__ import annotations
 
 import inspect
-from typing import Iterator
+from collections.abc import Iterator
 
 import pytest
 

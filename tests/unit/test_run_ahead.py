@@ -123,7 +123,7 @@ class FakeShop:
         self.client.log.exchanges.append(Seen(200))
         return body
 
-    def signed_in(self, token: str) -> "FakeShop":
+    def signed_in(self, token: str) -> FakeShop:
         return FakeShop(self.calls, token, self.refused, self.orders, self.seen)
 
     def login(self, account: Account) -> dict[str, Any]:

@@ -11,7 +11,8 @@ import subprocess
 import zipfile
 from collections import Counter
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
+from collections.abc import Iterator
 
 import pytest
 

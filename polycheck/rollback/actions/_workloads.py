@@ -12,7 +12,7 @@ if TYPE_CHECKING:
     from polycheck.clients.kube import Kube
 
 
-def previous_replicaset(kube: "Kube", workload: dict[str, Any]) -> dict[str, Any]:
+def previous_replicaset(kube: Kube, workload: dict[str, Any]) -> dict[str, Any]:
     current = revision_of(workload)
     older = [rs for rs in kube.replicasets(selector_of(workload)) if 0 < revision_of(rs) < current]
     if not older:

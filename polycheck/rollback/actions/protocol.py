@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+from collections.abc import Callable
 
 if TYPE_CHECKING:
     from polycheck.clients.kube import Kube
@@ -34,7 +35,7 @@ class Target:
     deployment: str
     workload: str  # deployment | rollout
     payload: dict[str, Any]  # the rollback request: check, reason (redacted), release, run_id, env, mode, time
-    kube: Callable[[], "Kube"]  # the cluster client, connected on first use
+    kube: Callable[[], Kube]  # the cluster client, connected on first use
     timeout: float  # rollback.timeout_seconds
 
 
@@ -52,7 +53,10 @@ class RollbackAction(Protocol):
     `Plan.apply`, run only when the mode is `auto`, so a dry-run prints `Plan.description` and changes nothing.
     """
 
-    name: ClassVar[str]
-    settings: ClassVar[type[Any]]
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def settings(self) -> type[Any]: ...
 
     def plan(self, target: Target, settings: Any) -> Plan: ...

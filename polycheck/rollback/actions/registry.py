@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from contextlib import contextmanager
-from typing import Iterator
+from collections.abc import Iterator
 
 from polycheck.rollback.actions.protocol import RollbackAction
 
