@@ -17,7 +17,7 @@ import pytest
 
 from polycheck.checks import release
 from polycheck.rollback.engine import RollbackEngine
-from polycheck.core.verdict import FAILED, INCONCLUSIVE, Verdict
+from polycheck.core.verdict import INCONCLUSIVE, Verdict
 from polycheck.pytest_plugin.state import is_xdist_worker, run_of
 from polycheck.pytest_plugin.verdicts import verdict_of
 
@@ -72,13 +72,17 @@ class RollbackPlugin:
         if not verdict.acts:
             return
         engine = engine_for(self.config)
-        if engine is None or not engine.first_decision(check):
+        if engine is None:
             return
-        if verdict.outcome == INCONCLUSIVE:
-            engine.on_inconclusive(check, verdict.reason)
-        elif verdict.outcome == FAILED:
-            engine.on_failure(check, verdict.culprits, verdict.reason, rollback=verdict.may_roll_back,
-                              escalation=verdict.escalation, failed_at=verdict.stop or None)
+
+        def act() -> None:
+            if verdict.outcome == INCONCLUSIVE:
+                engine.on_inconclusive(check, verdict.reason)
+            else:
+                engine.on_failure(check, verdict.culprits, verdict.reason, rollback=verdict.may_roll_back,
+                                  escalation=verdict.escalation, failed_at=verdict.stop or None)
+
+        engine.decide_once(check, act)
 
     def act_early(self, item: pytest.Item, exc: BaseException, failed_at: float) -> None:
         """A check running ahead (in its own thread) just failed: decide now, as its report will say, rather than at

@@ -54,13 +54,14 @@ class RollbackEngine:
     _lock: threading.RLock = field(default_factory=threading.RLock)  # checks running ahead fail in their own threads
     decided: set[str] = field(default_factory=set)  # the checks decided on in this run (a check ahead, then its report)
 
-    def first_decision(self, check: str) -> bool:
-        """True the first time a decision on `check` is asked for in this run; False afterwards."""
+    def decide_once(self, check: str, act: Callable[[], None]) -> None:
+        """Run `act` (the decision on `check`) unless one on `check` already went through in this run. A decision
+        that raised is not remembered: the check's report, in its turn, decides again."""
         with self._lock:
             if check in self.decided:
-                return False
+                return
+            act()
             self.decided.add(check)
-            return True
 
     # -- entry points -----------------------------------------------------------------------------
     def on_failure(self, check: str, culprits: tuple[str, ...], reason: str, *, rollback: bool, escalation: str | None = None,
