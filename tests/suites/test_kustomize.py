@@ -59,7 +59,9 @@ def test_each_overlay_renders_every_resource_for_its_environment(overlay: str) -
     cron = next(d for d in docs if d["kind"] == "CronJob")
     pod = cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]
     ledger = f"/var/lib/polycheck/leftovers-{overlay}.jsonl"
-    assert ledger in pod["containers"][0]["args"] and ledger in pod["initContainers"][0]["args"][0]
+    args = pod["containers"][0]["args"]
+    assert f"--ledger={ledger}" in args and ledger in pod["initContainers"][0]["args"][0]
+    assert args[args.index("--push-metrics") + 1].startswith("http"), args  # the overlay's patch left the push URL alone
     images = {c["image"] for d in docs for c in _containers(d)}
     assert images == {"ghcr.io/polyshop/polycheck:0.1.0"}
 
