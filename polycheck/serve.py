@@ -47,7 +47,7 @@ class Analysis:
         self._lock = threading.Lock()
 
     def command(self, canary_step: str | None) -> list[str]:
-        argv = [sys.executable, "-m", "pytest", "-m", self.marker, "--env", self.env, "--rollback", "off", "-q", "-p", "no:cacheprovider"]
+        argv = [sys.executable, "-m", "pytest", "-m", self.marker, "--env", self.env, "--rollback", "off", "--purpose", "canary", "-q", "-p", "no:cacheprovider"]
         if canary_step:
             if not canary_step.isdigit():
                 raise ValueError(f"canary-step must be a whole percentage, got {canary_step!r}")

@@ -5,8 +5,10 @@ In order of precedence:
 2. Kubernetes: a Rollout with a canary in progress (its current pod hash is not the stable one), a service
    whose current ReplicaSet (or Rollout revision) was created at or after `--since`, or whose image tag is
    the release version;
-3. neither known (no cluster access, no --since nor release version): every service counts as released,
-   and the scope says so.
+3. neither known (no cluster access, no --since nor release version): the scope is unknown (`known` False):
+   it lists every service, and what may be done with it is the run purpose's rule (polycheck.rollback.purpose).
+
+A canary run's scope is the Rollouts with a canary in progress (`canary_scope`).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ class ReleaseScope:
 
     services: frozenset[str]
     source: str
+    known: bool = True  # False: nothing says what this release changed (then `services` is every service)
 
     def includes(self, service: str) -> bool:
         return service in self.services
@@ -116,7 +119,21 @@ def resolve(
     try:
         scope = from_cluster(config, kube_factory(), since=since, release_version=release_version)
     except (KubeUnavailable, KubeNotFound) as exc:
-        return ReleaseScope(frozenset(config.service_names), f"unknown (cannot read the cluster: {exc}): every service counts as released")
+        return ReleaseScope(frozenset(config.service_names), f"unknown: cannot read the cluster: {exc}", known=False)
     if scope is None:
-        return ReleaseScope(frozenset(config.service_names), "unknown (no --released, --since nor release version): every service counts as released")
+        return ReleaseScope(frozenset(config.service_names), "unknown: no --released, --since nor --release-version", known=False)
     return scope
+
+
+def canary_scope(config: EnvConfig, kube_factory: Callable[[], Kube]) -> ReleaseScope:
+    """The services whose Rollout has a canary in progress (not aborted): all a canary run may act on."""
+    from polycheck.clients.argo import canary_state
+    from polycheck.clients.kube import KubeNotFound, KubeUnavailable
+
+    rollouts = [name for name in config.service_names if config.service(name).workload == "rollout"]
+    try:
+        kube = kube_factory()
+        found = frozenset(name for name in rollouts if canary_state(kube.rollout(config.deployment_of(name))).in_progress)
+    except (KubeUnavailable, KubeNotFound) as exc:
+        return ReleaseScope(frozenset(), f"unknown: cannot read the Rollouts: {exc}", known=False)
+    return ReleaseScope(found, "from Kubernetes: Rollouts with a canary in progress")

@@ -162,6 +162,10 @@ class RollbackConfig:
     services: dict[str, ServiceRollback] = field(default_factory=dict)
     timeout_seconds: float = 15.0
     audit_log: str = "reports/rollback-log.jsonl"
+    # A deploy run whose release scope is unknown (no --released, --since nor --release-version, no cluster
+    # access): "escalate" rolls nothing back and escalates with what it would have done; "all" counts every
+    # service as released (an explicit opt-in, e.g. the local stack's).
+    unknown_scope: str = "escalate"
     # Each listed action's own `[rollback]` keys (e.g. webhook_url, command), typed by its `settings` class
     # in the registry (polycheck/rollback/actions/); built by `_build_rollback`, never a key of its own.
     settings: dict[str, Any] = field(default_factory=dict)
@@ -276,6 +280,8 @@ class Environment:
     description: str = ""
     local_stack: bool = False
     release_version: str = ""
+    # runbook steps whose checks may all skip without making the run INCONCLUSIVE (also --allow-not-run)
+    allow_not_run: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -355,6 +361,7 @@ CONTRACT_ROUTES: dict[str, tuple[str, ...]] = {
     "search": ("/api/search",),
 }
 ROLLBACK_MODES = ("auto", "dry-run", "off")
+UNKNOWN_SCOPES = ("escalate", "all")
 WORKLOADS = ("deployment", "rollout")
 
 
@@ -519,6 +526,13 @@ def _validate(config: EnvConfig) -> EnvConfig:
             raise ctx.error(f"rollback.services.{name}", f"is not a configured service ({', '.join(config.services)})")
     if config.rollback.mode not in ROLLBACK_MODES:
         raise ctx.error("rollback.mode", f"must be one of {', '.join(ROLLBACK_MODES)}, got {config.rollback.mode!r}")
+    if config.rollback.unknown_scope not in UNKNOWN_SCOPES:
+        raise ctx.error("rollback.unknown_scope", f"must be one of {', '.join(UNKNOWN_SCOPES)}, got {config.rollback.unknown_scope!r}")
+    from polycheck.core.steps import STEP_KEYS  # the runbook steps a run signs off
+
+    wrong = [step for step in config.environment.allow_not_run if step not in STEP_KEYS]
+    if wrong:
+        raise ctx.error("environment.allow_not_run", f"unknown step {', '.join(map(repr, wrong))}; steps: {', '.join(STEP_KEYS)}")
     synthetic = config.synthetic
     if (synthetic.other_email is None) != (synthetic.other_password is None):
         raise ctx.error("synthetic", "other_email and other_password go together: set both, or neither to provision one")

@@ -25,6 +25,7 @@ INI: dict[str, tuple[str, str]] = {
     "polycheck_reports_dir": ("folder of the runs' result sets, relative to the rootdir", "reports"),
     "polycheck_keep_runs": ("how many run folders to keep", "20"),
     "polycheck_concurrency": ("how many checks marked concurrent run at once", "16"),
+    "polycheck_purpose": ("why runs run (deploy, canary, probe, gate): who may roll back", ""),
 }
 
 Ini = Callable[[str], Any]  # an ini value by name, its default when the file does not set it (pytest's getini)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 
 from polycheck.core import resolve
+from polycheck.core.steps import STEP_KEYS
+from polycheck.rollback.purpose import DEPLOY, PURPOSES
 
 
 def add_options(parser: pytest.Parser) -> None:
@@ -35,6 +37,21 @@ def add_options(parser: pytest.Parser) -> None:
         choices=("auto", "dry-run", "off"),
         help="what a failing check marked for rollback does: act (auto), only log what it would do (dry-run), "
         "or nothing (off); default: the env's rollback.mode",
+    )
+    group.addoption(
+        "--purpose",
+        dest="polycheck_purpose",
+        choices=PURPOSES,
+        help="why this run runs, which decides who may roll back: deploy (right after a deploy: the services this "
+        "release changed), canary (an Argo analysis: abort only the Rollout in progress), probe (scheduled: push "
+        "metrics and escalate, never roll back), gate (pre-deploy: never act); default: ini polycheck_purpose, else deploy",
+    )
+    group.addoption(
+        "--allow-not-run",
+        dest="polycheck_allow_not_run",
+        metavar="STEPS",
+        help="runbook steps (comma-separated: " + ", ".join(STEP_KEYS) + ") whose checks may all skip without "
+        "making the run INCONCLUSIVE (default: the env's environment.allow_not_run)",
     )
     group.addoption(
         "--rollback-log",
@@ -165,3 +182,20 @@ def keep_runs(config: pytest.Config) -> int:
 def concurrency(config: pytest.Config) -> int:
     """--concurrency, else the ini value (16); 1 runs one check at a time."""
     return _at_least_one(config, "concurrency", "--concurrency")
+
+
+def purpose(config: pytest.Config) -> str:
+    """--purpose, else the ini polycheck_purpose, else deploy."""
+    value = resolve.option(config.getoption("polycheck_purpose"), config.getini, "polycheck_purpose", default=DEPLOY)
+    if value not in PURPOSES:
+        raise ValueError(f"ini polycheck_purpose must be one of {', '.join(PURPOSES)}, got {value!r}")
+    return value
+
+
+def allow_not_run(config: pytest.Config) -> tuple[str, ...]:
+    """--allow-not-run STEP,...: checked against the runbook steps."""
+    given = [part.strip() for part in (config.getoption("polycheck_allow_not_run") or "").split(",") if part.strip()]
+    wrong = [step for step in given if step not in STEP_KEYS]
+    if wrong:
+        raise ValueError(f"--allow-not-run names unknown step(s) {', '.join(wrong)}; steps: {', '.join(STEP_KEYS)}")
+    return tuple(given)

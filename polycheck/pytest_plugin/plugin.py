@@ -59,7 +59,7 @@ def pytest_configure(config: pytest.Config) -> None:
     _report_paths(config, run)
     seed_board(resources.board, run.reaches)
     config.pluginmanager.register(verdicts, "polycheck-verdicts")
-    config.pluginmanager.register(verdicts.RunVerdict(), "polycheck-verdict")
+    config.pluginmanager.register(verdicts.RunVerdict(verdicts.NotRunPolicy.of(run)), "polycheck-verdict")
     config.pluginmanager.register(RollbackPlugin(config), "polycheck-rollback")
     config.pluginmanager.register(SignOffPlugin(config), "polycheck-signoff")
     config.pluginmanager.register(ProbePlugin(config), "polycheck-probe")
@@ -95,6 +95,8 @@ def _inputs(config: pytest.Config, env: EnvConfig) -> RunInputs:
         push_metrics=config.getoption("polycheck_push_metrics") or "",
         gates=_gate_inputs(config),
         ledger=config.getoption("polycheck_ledger") or "",
+        purpose=options.purpose(config),
+        allow_not_run=options.allow_not_run(config),
     )
 
 
@@ -204,7 +206,7 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     if hanging:
         lines.append(f"polycheck: hanging at the start of the run: {'; '.join(f'{k}: {v}' for k, v in hanging.items())}")
     actions = sorted({a for name in cfg.service_names for a in cfg.rollback.actions_for(name)})
-    lines.append(f"polycheck: rollback {run.rollback_mode}; actions {actions or 'none'}")
+    lines.append(f"polycheck: purpose {run.purpose}; rollback {run.rollback_mode}; actions {actions or 'none'}")
     return lines
 
 

@@ -17,7 +17,7 @@ import pytest
 
 from polycheck.signoff.probe_metrics import CheckResult, ProbeRun, PushError, push
 from polycheck.pytest_plugin.state import is_xdist_worker, run_of
-from polycheck.core.verdict import Verdict
+from polycheck.core.verdict import FLAKY, Verdict
 from polycheck.pytest_plugin.verdicts import BLOCKED, FAILED, INCONCLUSIVE, outcome_of
 
 RANK = {"passed": 0, "skipped": 1, INCONCLUSIVE: 2, BLOCKED: 3, FAILED: 4}
@@ -63,6 +63,8 @@ class ProbePlugin:
         verdict = Verdict.of(report)
         if verdict is not None:
             result.service = ",".join(verdict.subjects)
+            if report.when == "call":
+                result.flaky = verdict.outcome == FLAKY
         result.seconds += float(getattr(report, "duration", 0.0) or 0.0)
         outcome = phase_outcome(report)
         if report.when == "setup":

@@ -10,7 +10,7 @@ from collections.abc import Generator
 import pytest
 
 from polycheck.clients.http import ExchangeLog
-from polycheck.signoff.steps import epic_of, feature_of, story_of
+from polycheck.core.steps import epic_of, feature_of, story_of
 from polycheck.core.verdict import Verdict
 from polycheck.pytest_plugin.markers import may_roll_back
 from polycheck.pytest_plugin.verdicts import BLOCKED, INCONCLUSIVE, outcome_of

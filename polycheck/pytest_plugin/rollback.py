@@ -17,6 +17,7 @@ import pytest
 
 from polycheck.checks import release
 from polycheck.rollback.engine import RollbackEngine
+from polycheck.rollback.purpose import CANARY
 from polycheck.core.verdict import INCONCLUSIVE, Verdict
 from polycheck.pytest_plugin.state import is_xdist_worker, run_of
 from polycheck.pytest_plugin.verdicts import verdict_of
@@ -46,10 +47,12 @@ def engine_for(config: pytest.Config) -> RollbackEngine | None:
             release=state.release_version or state.config.environment.release_version,
             audit_path=audit if audit.is_absolute() else config.rootpath / audit,
             kube_factory=lambda: _connect(state.config.kubernetes),
-            released=lambda engine: release.resolve(
-                state.config, explicit=state.released, since=state.since, kube_factory=engine.kube,
-                release_version=state.release_version,  # --release-version only: an env's pin is no evidence of a deploy
-            ),
+            purpose=state.purpose,
+            released=(lambda engine: release.canary_scope(state.config, engine.kube)) if state.purpose == CANARY else (
+                lambda engine: release.resolve(
+                    state.config, explicit=state.released, since=state.since, kube_factory=engine.kube,
+                    release_version=state.release_version,  # --release-version only: an env's pin is no evidence of a deploy
+                )),
             notify=plugin.notify if isinstance(plugin, RollbackPlugin) else (lambda line, bad: None),
             allure_dir=Path(config.option.allure_report_dir) if getattr(config.option, "allure_report_dir", None) else None,
         )

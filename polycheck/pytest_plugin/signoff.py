@@ -148,6 +148,7 @@ class SignOffPlugin:
             executor=self.executor, checks=checks, rollbacks=rollbacks, escalations=escalations, note=note,
             command=redact_secrets(shlex.join([Path(sys.argv[0]).name, *self.config.invocation_params.args])),
             environment=environment, allure_results=str(allure_dir) if allure_dir else "",
+            not_run=judge.not_run() if judge is not None else [],
         )
 
     def pytest_unconfigure(self, config: pytest.Config) -> None:

@@ -9,7 +9,8 @@
 `pytest_runtest_makereport` wrapper below) and for one that ran ahead (the rollback plugin calls it the moment
 the check fails) alike; the report then carries it as one user property. The run's verdict is GO (exit 0),
 NO-GO (exit 1: a check failed or was blocked) or INCONCLUSIVE (exit 6: nothing failed, but something could not be
-measured).
+measured, or a runbook step the selection covers did not run: its checks all skipped). A check that passed only on
+a rerun is FLAKY: it counts as passed, and says so everywhere it is reported, with its first failure's reason.
 """
 
 from __future__ import annotations
@@ -24,9 +25,9 @@ import pytest
 from polycheck.core.failures import CheckFailure, culprits_of, is_inconclusive
 from polycheck.core.redact import redact_secrets
 from polycheck.signoff.links import evidence_links
-from polycheck.signoff.steps import steps_of
-from polycheck.signoff.summary import CheckOutcome
-from polycheck.core.verdict import BLOCKED, FAILED, INCONCLUSIVE, PASSED, REASON_LIMIT, SKIPPED, Verdict, first_line, unique
+from polycheck.core.steps import steps_of
+from polycheck.signoff.summary import CheckOutcome, NotRun, not_run_steps
+from polycheck.core.verdict import BLOCKED, FAILED, FLAKY, INCONCLUSIVE, PASSED, REASON_LIMIT, SKIPPED, Verdict, first_line, unique
 from polycheck.pytest_plugin.markers import escalation_of, may_roll_back
 from polycheck.pytest_plugin.state import run_of
 
@@ -51,6 +52,7 @@ class CheckFacts:
 
 
 FACTS = pytest.StashKey[CheckFacts]()
+FIRST_FAILURE = pytest.StashKey[str]()  # the first failed attempt's reason, kept for a check that passes on a rerun
 
 
 def subjects_of(item: pytest.Item) -> tuple[str, ...]:
@@ -143,6 +145,10 @@ def verdict_of(item: pytest.Item, exc: BaseException | None, when: str, *, start
                    escalation=facts.escalation, start=start, stop=stop, phase=when,
                    roll_back_why="marked rollback" if facts.may_roll_back else "not marked rollback")
     if exc is None:
+        attempt = int(getattr(item, "execution_count", 1) or 1)  # pytest-rerunfailures counts the attempts
+        first = item.stash.get(FIRST_FAILURE, None)
+        if when == "call" and attempt > 1 and first is not None:
+            return base.with_(outcome=FLAKY, reason=f"passed on attempt {attempt}; first failure: {first}"[:REASON_LIMIT])
         return base
     redact_exception(exc)
     if skipped or isinstance(exc, pytest.skip.Exception):
@@ -156,6 +162,8 @@ def verdict_of(item: pytest.Item, exc: BaseException | None, when: str, *, start
     if outcome == FAILED and culprits and isinstance(exc, CheckFailure) and not str(exc.msg).endswith(named):
         exc.msg = f"{exc.msg}{named}"
     escalation = (exc.escalation if isinstance(exc, CheckFailure) else None) or facts.escalation
+    if when == "call" and FIRST_FAILURE not in item.stash:
+        item.stash[FIRST_FAILURE] = first_line(reason)[:500]
     return base.with_(outcome=outcome, culprits=culprits, reason=reason[:REASON_LIMIT], escalation=escalation,
                       candidates=culprits if outcome == FAILED and len(culprits) > 1 else (),
                       links=_links(item, text, culprits, stop))
@@ -187,14 +195,14 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[Any]) -> 
     report = yield
     if verdict.outcome != PASSED or call.when == "call":  # (JUnit writes the teardown's properties: no "passed" there)
         verdict.attach(report.user_properties)
-    if verdict.outcome in (FAILED, BLOCKED, INCONCLUSIVE) and call.when != "teardown":
+    if verdict.outcome in (FAILED, BLOCKED, INCONCLUSIVE, FLAKY) and call.when != "teardown":
         # JUnit writes the properties the item carries at teardown: the verdict and culprit, for its readers
         item.user_properties += [("verdict", verdict.outcome), ("culprit", verdict.culprit)]
     if verdict.outcome in (BLOCKED, INCONCLUSIVE):
         _path, line, _ = item.location
         report.outcome = "skipped"
         report.longrepr = (str(item.path), (line or 0) + 1, _described(verdict))
-    if allure is not None and verdict.outcome in (FAILED, BLOCKED, INCONCLUSIVE) and call.when != "teardown":
+    if allure is not None and verdict.outcome in (FAILED, BLOCKED, INCONCLUSIVE, FLAKY) and call.when != "teardown":
         for culprit in verdict.culprits:
             allure.dynamic.label("culprit", culprit)
         allure.dynamic.label("verdict", verdict.outcome)
@@ -214,15 +222,31 @@ def pytest_report_teststatus(report: pytest.TestReport, config: pytest.Config) -
         return "blocked", "B", ("BLOCKED", {"yellow": True})
     if outcome == INCONCLUSIVE:
         return "inconclusive", "I", ("INCONCLUSIVE", {"yellow": True})
+    verdict = Verdict.of(report) if report.when == "call" and report.passed else None
+    if verdict is not None and verdict.outcome == FLAKY:
+        return "flaky", "f", ("FLAKY", {"yellow": True})
     return None
+
+
+@dataclass(frozen=True)
+class NotRunPolicy:
+    """Which covered steps may end NOT RUN without making the run INCONCLUSIVE."""
+
+    allowed: frozenset[str] = frozenset()
+    local: bool = False
+
+    @classmethod
+    def of(cls, run: Any) -> NotRunPolicy:
+        return cls(frozenset(run.allowed_not_run), bool(run.config.environment.local_stack))
 
 
 class RunVerdict:
     """Counts every final report (on the controller under xdist) and turns them into the run's verdict."""
 
-    RANK = {FAILED: 5, BLOCKED: 4, INCONCLUSIVE: 3, SKIPPED: 2, PASSED: 1}
+    RANK = {FAILED: 6, BLOCKED: 5, INCONCLUSIVE: 4, SKIPPED: 3, FLAKY: 2, PASSED: 1}
 
-    def __init__(self) -> None:
+    def __init__(self, policy: NotRunPolicy | None = None) -> None:
+        self.policy = policy or NotRunPolicy()
         self.counts: Counter[str] = Counter()
         self.lines: list[tuple[str, str, str, str]] = []  # (outcome, nodeid, culprits, reason)
         self.checks: dict[str, CheckOutcome] = {}  # nodeid -> its worst outcome over its phases, for the sign-off
@@ -241,8 +265,11 @@ class RunVerdict:
         verdict = Verdict.of(report)
         outcome = outcome_of(report)
         if report.when == "call" and report.passed:
-            self.counts[PASSED] += 1
-            self._record(report.nodeid, verdict, PASSED)
+            passed = FLAKY if verdict is not None and verdict.outcome == FLAKY else PASSED
+            self.counts[passed] += 1
+            self._record(report.nodeid, verdict, passed, verdict.reason if passed == FLAKY and verdict else "")
+            if passed == FLAKY:
+                self.lines.append((FLAKY, report.nodeid, "", first_line(verdict.reason if verdict else "")))
         if outcome is None:
             if report.failed:  # a teardown error, or a failure the plugin could not judge
                 self.counts[FAILED] += 1
@@ -259,11 +286,15 @@ class RunVerdict:
         self.lines.append((outcome, report.nodeid, verdict.culprit, reason))
         self._record(report.nodeid, verdict, outcome, reason)
 
+    def not_run(self) -> list[NotRun]:
+        """The covered runbook steps whose checks did not run (GO needs checks that ran)."""
+        return not_run_steps(list(self.checks.values()), allowed=self.policy.allowed, local=self.policy.local)
+
     @property
     def verdict(self) -> str:
         if self.counts[FAILED] or self.counts[BLOCKED]:
             return "NO-GO"
-        if self.counts[INCONCLUSIVE]:
+        if self.counts[INCONCLUSIVE] or any(not missing.excuse for missing in self.not_run()):
             return "INCONCLUSIVE"
         return "GO"
 
@@ -280,6 +311,8 @@ class RunVerdict:
             blame = f" [culprit: {culprits}]" if culprits and outcome == FAILED else ""
             terminalreporter.write_line(f"{outcome.upper():12} {nodeid}{blame}: {reason[:300]}", red=outcome == FAILED,
                                         yellow=outcome != FAILED)
+        for missing in self.not_run():
+            terminalreporter.write_line(missing.line(), yellow=True)
         summary = ", ".join(f"{n} {k}" for k, n in sorted(self.counts.items()) if n)
         verdict = self.verdict
         terminalreporter.write_line(f"polycheck: {verdict} ({summary})", bold=True, red=verdict == "NO-GO",

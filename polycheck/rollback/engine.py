@@ -17,6 +17,7 @@ from polycheck.core.config import EnvConfig, MissingSecretError
 from polycheck.core.redact import redact_text, shown_url
 from polycheck.checks.release import ReleaseScope
 from polycheck.rollback.allure_report import report_rollback
+from polycheck.rollback.purpose import CANARY, DEPLOY, GATE, permission
 
 if TYPE_CHECKING:
     from polycheck.clients.kube import Kube
@@ -39,7 +40,9 @@ class RollbackEngine:
     release: str
     audit_path: Path
     kube_factory: Callable[[], Kube]
-    released: Callable[[RollbackEngine], ReleaseScope] = lambda engine: ReleaseScope(frozenset(engine.config.service_names), "every service")
+    released: Callable[[RollbackEngine], ReleaseScope] = lambda engine: ReleaseScope(
+        frozenset(engine.config.service_names), "unknown: nothing says what this release changed", known=False)
+    purpose: str = DEPLOY  # deploy | canary | probe | gate: who may roll back (polycheck.rollback.purpose)
     notify: Notify = lambda line, bad: None
     fired: dict[str, float] = field(default_factory=dict)  # service -> when the rollback was requested
     escalated: set[str] = field(default_factory=set)
@@ -48,6 +51,7 @@ class RollbackEngine:
     _reported: set[str] = field(default_factory=set)
     failed_at: float | None = None  # when the check that triggered the current decision failed (epoch seconds)
     reason: str = ""  # the verdict's reason behind the current decision (redacted), kept in its audit records
+    rule: str = ""  # the rule behind the current decision (purpose, scope), kept in its audit records
     _kube: Kube | None = None
     _scope: ReleaseScope | None = None
     judged: bool = True  # False once the run was found inconclusive
@@ -72,10 +76,16 @@ class RollbackEngine:
 
     def _on_failure(self, check: str, culprits: tuple[str, ...], reason: str, *, rollback: bool, escalation: str | None,
                     failed_at: float | None) -> None:
-        self.failed_at, self.reason = failed_at, reason
+        self.failed_at, self.reason, self.rule = failed_at, reason, ""
+        if self.purpose == GATE:
+            if rollback or escalation:
+                self.rule = "purpose gate: a pre-deploy gate never acts (its verdict stops the deploy)"
+                self._audit(",".join(culprits), check, "decision", "none", f"{check} failed: nothing rolled back nor escalated")
+            return
         if len(culprits) != 1:
             if rollback or escalation:
-                who = f"several services ({', '.join(culprits)})" if culprits else "no service"
+                who = f"several services ({' or '.join(culprits)})" if culprits else "no service"
+                self.rule = "one culprit or none: the evidence does not single out one service"
                 self.escalate(",".join(culprits) or "unattributed", check, reason,
                               f"{check} failed and the evidence names {who}: nothing rolled back, a human must judge"
                               + (f"; {escalation}" if escalation else ""))
@@ -83,17 +93,22 @@ class RollbackEngine:
         culprit = culprits[0]
         section_9 = escalation or (SECTION_9.get(culprit, "runbook Section 9: a business-critical service is failing")
                                    if culprit in self.config.escalation.on_failure_of else None)
-        if rollback:
-            scope = self.release_scope()
-            if scope.includes(culprit):
-                self.rollback(culprit, check, reason, section_9)
-                return
-            self.escalate(culprit, check, reason,
-                          f"{culprit} is failing but was not part of this release (released: {scope.describe()}): nothing rolled back"
-                          + (f"; {section_9}" if section_9 else ""), key="not-released")
+        if not rollback:
+            if section_9:
+                self.escalate(culprit, check, reason, section_9)
             return
-        if section_9:
-            self.escalate(culprit, check, reason, section_9)
+        scope = self.release_scope() if self.purpose in (DEPLOY, CANARY) else ReleaseScope(frozenset(), "not read", known=False)
+        allowed = permission(self.purpose, culprit, scope, actions=self.config.rollback.actions_for(culprit),
+                             unknown_scope=self.config.rollback.unknown_scope)
+        self.rule = allowed.rule
+        if allowed.roll_back:
+            self.rollback(culprit, check, reason, section_9, actions=list(allowed.actions))
+            return
+        if culprit in self.fired:
+            return  # rolled back already in this run: that decision stands
+        self._audit(culprit, check, "decision", "none", f"{check} failed: {allowed.rule}")
+        if allowed.escalate:
+            self.escalate(culprit, check, reason, allowed.rule + (f"; {section_9}" if section_9 else ""), key="not-acted")
 
     def on_inconclusive(self, check: str, reason: str) -> None:
         """The checker could not measure: no rollback; one escalation for the whole run."""
@@ -102,29 +117,33 @@ class RollbackEngine:
 
     def _on_inconclusive(self, check: str, reason: str) -> None:
         self.judged = False
-        self.failed_at, self.reason = None, reason
+        self.failed_at, self.reason, self.rule = None, reason, "inconclusive: nothing was judged, nothing is rolled back"
+        if self.purpose == GATE:
+            return
         self.escalate("", check, reason, f"could not judge release {self.release or '(unnamed)'} in env {self.config.name}: {reason}",
                       key="inconclusive")
 
     def release_scope(self) -> ReleaseScope:
         if self._scope is None:
             self._scope = self.released(self)
-            self.notify(f"released in this run: {self._scope.describe()}", False)
+            what = "a canary in progress" if self.purpose == CANARY else "released in this run"
+            self.notify(f"{what}: {self._scope.describe()}", False)
         return self._scope
 
     # -- rollback -----------------------------------------------------------------------------------
-    def rollback(self, service: str, check: str, reason: str, section_9: str | None = None) -> None:
+    def rollback(self, service: str, check: str, reason: str, section_9: str | None = None,
+                 actions: list[str] | None = None) -> None:
+        """Roll `service` back with `actions` (default: its configured ones), once per run."""
         first = len(self.records)
-        self._rollback(service, check, reason, section_9)
+        self._rollback(service, check, reason, section_9, self.config.rollback.actions_for(service) if actions is None else actions)
         if self.allure_dir is not None and service not in self._reported:
             self._reported.add(service)
             report_rollback(self.allure_dir, service, check, [r for r in self.records[first:] if r["service"] == service])
 
-    def _rollback(self, service: str, check: str, reason: str, section_9: str | None) -> None:
+    def _rollback(self, service: str, check: str, reason: str, section_9: str | None, actions: list[str]) -> None:
         if service in self.fired:
             return  # once per service per run: the first decision stands, with its audit records
         self.fired[service] = time.time()
-        actions = self.config.rollback.actions_for(service)
         if self.mode == "off":
             self._audit(service, check, "decision", "off", f"rollback of {service} is off (--rollback off); would run {actions}")
             self.notify(f"ROLLBACK OFF: {check} failed; {service} is NOT rolled back (mode off)", True)
@@ -160,7 +179,9 @@ class RollbackEngine:
             timeout=self.config.rollback.timeout_seconds,
         )
         try:
-            plan = REGISTRY.get(action).plan(target, self.config.rollback.settings_for(action))
+            kind = REGISTRY.get(action)
+            settings = self.config.rollback.settings[action] if action in self.config.rollback.settings else kind.settings()
+            plan = kind.plan(target, settings)
             if self.mode == "dry-run":
                 outcome, detail = "planned", f"would {plan.description}"
             else:
@@ -220,6 +241,8 @@ class RollbackEngine:
             "run_id": self.run_id,
             "env": self.config.name,
             "mode": self.mode,
+            "purpose": self.purpose,
+            "rule": self.rule or None,
             "time": datetime.now(UTC).isoformat(),
         }
 
@@ -229,6 +252,7 @@ class RollbackEngine:
             "run_id": self.run_id,
             "env": self.config.name,
             "mode": self.mode,
+            "purpose": self.purpose,
             "service": service,
             "check": check,
             "step": step,
@@ -237,6 +261,8 @@ class RollbackEngine:
         }
         if self.reason:
             record["reason"] = redact_text(self.reason)[:500]
+        if self.rule:
+            record["rule"] = self.rule
         if self.failed_at is not None:
             record["check_failed_at"] = self.failed_at
             record["seconds_after_failure"] = round(time.time() - self.failed_at, 4)

@@ -43,6 +43,8 @@ class RunInputs:
     push_metrics: str = ""  # --push-metrics: the Pushgateway the run pushes its outcome to
     gates: dict[str, Any] = field(default_factory=dict)  # the predeploy options: gates.DeployRequest's fields
     ledger: str = ""  # --ledger: the journal of synthetic data (default: the env's probe.ledger)
+    purpose: str = "deploy"  # --purpose: deploy | canary | probe | gate (polycheck.rollback.purpose)
+    allow_not_run: tuple[str, ...] = ()  # --allow-not-run: steps that may all skip
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
@@ -52,6 +54,7 @@ class RunInputs:
         data = json.loads(text)
         if data.get("released") is not None:
             data["released"] = tuple(data["released"])
+        data["allow_not_run"] = tuple(data.get("allow_not_run") or ())
         return cls(**data)
 
 
@@ -111,6 +114,16 @@ class Run:
     def released(self) -> frozenset[str] | None:
         """--released, if given."""
         return frozenset(self.inputs.released) if self.inputs.released is not None else None
+
+    @property
+    def purpose(self) -> str:
+        """--purpose: who may roll back (deploy, canary, probe, gate)."""
+        return self.inputs.purpose
+
+    @property
+    def allowed_not_run(self) -> frozenset[str]:
+        """The steps whose checks may all skip: --allow-not-run and the env's environment.allow_not_run."""
+        return frozenset(self.inputs.allow_not_run) | frozenset(self.config.environment.allow_not_run)
 
     @property
     def rollback_mode(self) -> str:

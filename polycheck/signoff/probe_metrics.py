@@ -6,8 +6,8 @@ time, so "no success for N minutes" is one expression). Pushed with prometheus_c
 
 | group (grouping key) | metrics |
 | --- | --- |
-| `job, env, check` | `polyshop_check_success{check,service,env}` 1/0, `polyshop_check_duration_seconds`, and on success only `polyshop_check_last_success_timestamp_seconds` (a failing run keeps the last good time) |
-| `job, env` | `polyshop_probe_success{env}` 1 only for GO, `polyshop_probe_duration_seconds`, `polyshop_probe_checks{env,outcome}`, on GO only `polyshop_probe_last_success_timestamp_seconds` |
+| `job, env, check` | `polyshop_check_success{check,service,env}` 1/0, `polyshop_check_flaky` 1 when it passed only on a rerun, `polyshop_check_duration_seconds`, and on success only `polyshop_check_last_success_timestamp_seconds` (a failing run keeps the last good time) |
+| `job, env` | `polyshop_probe_success{env}` 1 only for GO, `polyshop_probe_duration_seconds`, `polyshop_probe_checks{env,outcome}` (outcome `flaky` too), on GO only `polyshop_probe_last_success_timestamp_seconds` |
 
 The Pushgateway adds `push_time_seconds` to every group: "the probe has not run for 15 minutes" reads it. No
 grouping key carries a pod or run id, so series do not pile up from run to run; no label carries error text.
@@ -42,6 +42,7 @@ class CheckResult:
     service: str = ""
     outcome: str = PASSED
     seconds: float = 0.0
+    flaky: bool = False  # it passed only on a rerun (pytest-rerunfailures)
 
     @property
     def measured(self) -> bool:
@@ -67,6 +68,8 @@ def check_registry(run: ProbeRun, result: CheckResult) -> CollectorRegistry:
     values = [result.check, result.service, run.env]
     Gauge("polyshop_check_success", "1 when the check passed in the latest run, 0 when it failed or was blocked",
           names, registry=registry).labels(*values).set(1 if result.outcome == PASSED else 0)
+    Gauge("polyshop_check_flaky", "1 when the check passed in the latest run only on a rerun, else 0",
+          names, registry=registry).labels(*values).set(1 if result.flaky and result.outcome == PASSED else 0)
     Gauge("polyshop_check_duration_seconds", "how long the check took in the latest run (set-up, body, teardown)",
           names, registry=registry).labels(*values).set(result.seconds)
     if result.outcome == PASSED:
@@ -86,6 +89,7 @@ def run_registry(run: ProbeRun) -> CollectorRegistry:
                    ["env", "outcome"], registry=registry)
     for outcome in OUTCOMES:
         counts.labels(run.env, outcome).set(sum(1 for c in run.checks if c.outcome == outcome))
+    counts.labels(run.env, "flaky").set(sum(1 for c in run.checks if c.flaky and c.outcome == PASSED))
     if run.verdict == "GO":
         Gauge("polyshop_probe_last_success_timestamp_seconds", "when a probe run last ended GO (Unix time)",
               ["env"], registry=registry).labels(run.env).set(run.finished_at)

@@ -84,6 +84,8 @@ def _follow_verdict(result: dict[str, Any]) -> None:
     result["statusDetails"] = details
     if "failed" in verdicts:
         result["status"] = "failed"
+    elif verdicts and verdicts[-1] == "flaky":  # passed on a rerun: Allure's own flaky mark
+        details["flaky"] = True
     elif verdicts and verdicts[-1] in ("blocked", "inconclusive"):
         result["status"] = "broken"
         reason = _tuple_message(str(details.get("trace") or ""))

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from polycheck.core.redact import redact_secrets
-from polycheck.signoff.steps import STEPS
+from polycheck.core.steps import STEPS
 
 EXIT_CODES = {"GO": 0, "NO-GO": 1, "INCONCLUSIVE": 6}
 NOT_GOOD = ("failed", "blocked", "inconclusive")
@@ -24,7 +24,7 @@ NOT_GOOD = ("failed", "blocked", "inconclusive")
 @dataclass
 class CheckOutcome:
     nodeid: str
-    outcome: str  # passed | failed | blocked | inconclusive | skipped
+    outcome: str  # passed | flaky | failed | blocked | inconclusive | skipped
     culprit: str = ""
     reason: str = ""
     steps: tuple[str, ...] = ()
@@ -36,13 +36,44 @@ def step_verdict(counts: Counter[str]) -> str:
         return "NO-GO"
     if counts["inconclusive"]:
         return "INCONCLUSIVE"
-    if counts["passed"]:
+    if counts["passed"] or counts["flaky"]:
         return "GO"
-    return "NOT RUN" if not counts["skipped"] else "SKIPPED"
+    return "NOT RUN"
+
+
+@dataclass(frozen=True)
+class NotRun:
+    """A runbook step the selection covers whose checks did not run (all skipped; for a step of gates, any)."""
+
+    step: str
+    title: str
+    skipped: tuple[str, ...]  # "check: why it skipped"
+    excuse: str = ""  # why it does not make the run INCONCLUSIVE; "" when it does
+
+    def line(self) -> str:
+        why = f"allowed: {self.excuse}" if self.excuse else "the run is INCONCLUSIVE (--allow-not-run STEP accepts it)"
+        first = self.skipped[0] if self.skipped else ""
+        more = f" (+{len(self.skipped) - 1} more)" if len(self.skipped) > 1 else ""
+        return f"NOT RUN      {self.title}: {len(self.skipped)} check(s) skipped, e.g. {first[:200]}{more}; {why}"
+
+
+def not_run_steps(checks: list[CheckOutcome], *, allowed: frozenset[str] = frozenset(), local: bool = False) -> list[NotRun]:
+    """The steps the selection covers that did not run. On the local stack a step is excused (its real parts, a
+    browser or Prometheus, may be absent), except the canary analysis: with nothing to judge it never promotes."""
+    found = []
+    for step in STEPS:
+        covered = [c for c in checks if step.key in c.steps]
+        skipped = [c for c in covered if c.outcome == "skipped"]
+        if not skipped or (len(skipped) < len(covered) and not step.every_check):
+            continue
+        excuse = ("listed in --allow-not-run / environment.allow_not_run" if step.key in allowed
+                  else "the local stack" if local and step.key != "canary" else "")
+        found.append(NotRun(step.key, step.title, tuple(f"{c.nodeid.rsplit('::', 1)[-1]}: {c.reason}" for c in skipped), excuse))
+    return found
 
 
 def describe_counts(counts: Counter[str] | dict[str, int]) -> str:
-    order = ("failed", "blocked", "inconclusive", "passed", "skipped")
+    order = ("failed", "blocked", "inconclusive", "flaky", "passed", "skipped")
     return ", ".join(f"{counts[k]} {k}" for k in order if counts.get(k)) or "no check"
 
 
@@ -68,6 +99,18 @@ class SignOff:
     command: str = ""
     environment: dict[str, str] = field(default_factory=dict)
     allure_results: str = ""  # where this run's Allure results are (its folder's, unless --alluredir said otherwise)
+    not_run: list[NotRun] = field(default_factory=list)  # the covered steps that did not run
+
+    def step_verdict_of(self, key: str, counts: Counter[str]) -> str:
+        """A step's verdict; NOT RUN when its checks did not run (allowed: "NOT RUN (allowed)")."""
+        verdict = step_verdict(counts)
+        missing = next((n for n in self.not_run if n.step == key), None)
+        if missing is not None and verdict in ("GO", "NOT RUN"):
+            return "NOT RUN (allowed)" if missing.excuse else "NOT RUN"
+        return verdict
+
+    def flaky(self) -> list[CheckOutcome]:
+        return sorted((c for c in self.checks if c.outcome == "flaky"), key=lambda c: c.nodeid)
 
     # -- derived -------------------------------------------------------------------------------------
     @property
@@ -92,12 +135,16 @@ class SignOff:
 
     # -- rendering -----------------------------------------------------------------------------------
     def headline(self) -> str:
-        return (f"{self.verdict}: env {self.env}, release {self.release or '(unnamed)'}, run {self.run_id}, "
+        flaky = self.flaky()
+        verdict = f"{self.verdict} with {len(flaky)} flaky check{'s' if len(flaky) != 1 else ''}" if flaky else self.verdict
+        return (f"{verdict}: env {self.env}, release {self.release or '(unnamed)'}, run {self.run_id}, "
                 f"{self.seconds:g} s, exit {self.exit_code}")
 
     def rollback_line(self) -> str:
         decided: dict[str, list[str]] = {}
         for record in self.rollbacks:
+            if record.get("step") == "decision" and record.get("outcome") == "none":
+                continue  # nothing was done: its rule is on the "decided by" lines
             if record.get("step") == "decision":
                 decided.setdefault(record["service"], []).append(f"{record['outcome']}")
             else:
@@ -112,8 +159,10 @@ class SignOff:
     def summary_lines(self, *, max_checks: int = 10) -> list[str]:
         """The few lines the terminal ends with (and signoff.md starts with)."""
         lines = [self.headline()]
-        lines += [f"  {title:34} {step_verdict(counts):12} {describe_counts(counts)}"
-                  for _key, title, counts in self.step_counts() if sum(counts.values())]
+        lines += [f"  {title:34} {self.step_verdict_of(key, counts):12} {describe_counts(counts)}"
+                  for key, title, counts in self.step_counts() if sum(counts.values())]
+        lines += [f"  {missing.line()}" for missing in self.not_run]
+        lines += [f"  FLAKY        {check.nodeid}: {check.reason[:200]}" for check in self.flaky()[:max_checks]]
         problems = self.problems()
         for check in problems[:max_checks]:
             blame = f" [culprit: {check.culprit}]" if check.culprit else ""
@@ -123,6 +172,8 @@ class SignOff:
         if self.note:
             lines.append(f"  note: {self.note}")
         lines.append(f"  {self.rollback_line()}")
+        rules = list(dict.fromkeys(str(r["rule"]) for r in self.rollbacks + self.escalations if r.get("rule")))
+        lines += [f"  decided by: {rule[:240]}" for rule in rules[:4]]
         where = self.executor.get("ci_url") or (self.executor.get("buildName") if self.executor.get("type") != "local" else "")
         lines.append(f"  by {self.executor.get('who', '?')} on {self.executor.get('host', '?')}"
                      + (f", {where}" if where else "") + f"; sign-off: {self.run_folder}/signoff.md")
@@ -145,8 +196,10 @@ class SignOff:
             "executor": self.executor,
             "command": self.command,
             "counts": dict(sorted(self.counts.items())),
-            "steps": [{"key": key, "title": title, "verdict": step_verdict(counts), "counts": dict(sorted(counts.items()))}
-                      for key, title, counts in self.step_counts()],
+            "steps": [{"key": key, "title": title, "verdict": self.step_verdict_of(key, counts),
+                       "counts": dict(sorted(counts.items()))} for key, title, counts in self.step_counts()],
+            "not_run": [asdict(missing) for missing in self.not_run],
+            "flaky": [{"check": c.nodeid, "first_failure": c.reason} for c in self.flaky()],
             "problems": [{"check": c.nodeid, "outcome": c.outcome, "culprit": c.culprit or None, "reason": c.reason,
                           "links": [{"name": n, "url": u} for n, u in c.links]} for c in self.problems()],
             "rollbacks": self.rollbacks,
@@ -170,7 +223,12 @@ class SignOff:
         if self.command:
             out.append(f"| command | `{self.command}` |")
         out += ["", "## Runbook steps", "", "| step | verdict | checks |", "| --- | --- | --- |"]
-        out += [f"| {title} | {step_verdict(counts)} | {describe_counts(counts)} |" for _k, title, counts in self.step_counts()]
+        out += [f"| {title} | {self.step_verdict_of(key, counts)} | {describe_counts(counts)} |" for key, title, counts in self.step_counts()]
+        if self.not_run:
+            out += ["", "## Steps not run", ""] + [f"- {_cell(missing.line())}" for missing in self.not_run]
+        if self.flaky():
+            out += ["", "## Flaky checks (passed only on a rerun)", "", "| check | first failure |", "| --- | --- |"]
+            out += [f"| `{c.nodeid}` | {_cell(c.reason)} |" for c in self.flaky()]
         problems = self.problems()
         out += ["", "## Checks that did not pass", ""]
         if not problems:
@@ -185,8 +243,9 @@ class SignOff:
         if not records:
             out.append("None.")
         else:
-            out += ["| time | service | step | outcome | detail |", "| --- | --- | --- | --- | --- |"]
-            out += [f"| {r.get('time', '')} | {r.get('service') or 'run'} | {r.get('step')} | {r.get('outcome')} | {_cell(str(r.get('detail', '')))} |"
+            out += ["| time | service | step | outcome | detail | rule |", "| --- | --- | --- | --- | --- | --- |"]
+            out += [f"| {r.get('time', '')} | {r.get('service') or 'run'} | {r.get('step')} | {r.get('outcome')} | "
+                    f"{_cell(str(r.get('detail', '')))} | {_cell(str(r.get('rule') or ''))} |"
                     for r in sorted(records, key=lambda r: r.get("time", ""))]
         if self.environment:
             out += ["", "## Environment", "", "| | |", "| --- | --- |"]

@@ -105,10 +105,17 @@ def run_gate(stack: StackControl, env_dir: Path, log: Path, *extra: str) -> Any:
     return run_suites("-m", "canary", SUITE, f"--env-dir={env_dir}", f"--rollback-log={log}", *extra, stack_file=stack.stack_file)
 
 
-def test_no_canary_in_progress_is_a_skip_with_the_reason(stack: StackControl, env_dir: Path, tmp_path: Path) -> None:
+def test_no_canary_in_progress_is_inconclusive_never_go(stack: StackControl, env_dir: Path, tmp_path: Path) -> None:
+    """Nothing to judge is not a pass: the step is NOT RUN and the run INCONCLUSIVE (exit 6), so Argo pauses instead of
+    promoting (also on the local stack); --allow-not-run canary accepts it."""
     result = run_gate(stack, env_dir, tmp_path / "log")
-    assert result.cases[CHECK].outcome == "skipped", result.describe()
+    assert result.returncode == 6 and result.cases[CHECK].outcome == "skipped", result.describe()
     assert "no canary of payment-service in progress" in result.cases[CHECK].message
+    assert "NOT RUN      Section 2.3 canary analysis: 1 check(s) skipped" in result.output, result.describe()
+    assert "INCONCLUSIVE: env local" in result.output, result.describe()
+    allowed = run_gate(stack, env_dir, tmp_path / "log2", "--allow-not-run=canary")
+    assert allowed.returncode == 0, allowed.describe()
+    assert "NOT RUN (allowed)" in allowed.output, allowed.describe()
 
 
 def test_healthy_canary_passes_its_step(stack: StackControl, env_dir: Path, tmp_path: Path, prometheus: LocalPrometheus) -> None:
@@ -154,7 +161,7 @@ def test_erring_canary_fails_the_step_and_is_aborted(mode: str, stack: StackCont
     stack.set_fault("payment", "errors", ratio=0.5, pods="canary")
     canary_traffic(stack, prometheus, status["currentPodHash"], errors=True)
     log = tmp_path / "log.jsonl"
-    result = run_gate(stack, env_dir, log, "--canary-step", "20")
+    result = run_gate(stack, env_dir, log, "--canary-step", "20", "--purpose=canary")  # as the AnalysisTemplate runs it
     assert result.failed == {CHECK}, result.describe()
     message = result.cases[CHECK].message
     # changed with the replica-based canary: the weight's source and the canary's share of ready pods beside it
@@ -165,6 +172,7 @@ def test_erring_canary_fails_the_step_and_is_aborted(mode: str, stack: StackCont
     assert re.search(r"rollout: phase Paused .*canary \w+", message), message  # the Rollout's status, also in the escalation
     aborted = rollback_records(log, "argo-abort")
     assert len(aborted) == 1 and aborted[0]["outcome"] == "done", aborted
+    assert aborted[0]["rule"] == "purpose canary: payment's Rollout has a canary in progress: abort it only", aborted
     escalated = rollback_records(log, "escalation")
     assert escalated and all("runbook Section 9: deployment failure during canary" in r["detail"] for r in escalated), escalated
     poll(lambda: payment_rollout(stack)["status"], lambda s: s.get("phase") == "Degraded" and s.get("abort") is True,
@@ -181,7 +189,7 @@ def test_an_aborted_canary_is_reported_and_not_aborted_again(stack: StackControl
                    what="payment canary aborted")
     log = tmp_path / "log.jsonl"
     result = run_gate(stack, env_dir, log, "--canary-step", "5")
-    assert result.returncode == 0 and result.cases[CHECK].outcome == "skipped", result.describe()
+    assert result.returncode == 6 and result.cases[CHECK].outcome == "skipped", result.describe()  # nothing to gate: never GO
     message = result.cases[CHECK].message
     assert f"the canary {aborted['currentPodHash']} was aborted at {aborted['abortedAt']} by a client setting status.abort" in message, message
     assert "Rollout aborted update to revision 3" in message and "not aborted again" in message, message

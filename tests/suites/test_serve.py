@@ -49,7 +49,7 @@ def test_healthy_is_go_and_a_broken_service_is_no_go(server: str, stack: StackCo
     stack.set_fault("order", "down")
     broken = httpx.get(f"{server}/analysis?canary-step=20", timeout=120).json()
     assert (broken["verdict"], broken["exit_code"]) == ("NO-GO", 1), broken
-    assert "--canary-step" in broken["args"] and "20" in broken["args"] and "--rollback" in broken["args"]
+    assert "--canary-step" in broken["args"] and "20" in broken["args"] and "--rollback" in broken["args"] and "canary" == broken["args"][broken["args"].index("--purpose") + 1]
     assert argo_phase(template, broken) == "Failed"
     assert httpx.get(f"{server}/analysis?canary-step=x", timeout=10).status_code == 400
 

@@ -143,14 +143,17 @@ def test_a_workload_that_cannot_be_read_counts_only_that_service_as_released() -
     assert "search unknown (deployment search-service: not found in namespace polyshop), so counted as released" in scope.source
 
 
-def test_unknown_release_counts_every_service_and_says_so() -> None:
+def test_an_unknown_release_is_marked_unknown_and_says_why() -> None:
     config = load_env("local", REPO / "envs")
 
     def unreachable() -> Any:
         raise KubeUnavailable("no cluster")
 
     scope = resolve(config, explicit=None, since=1.0, release_version=None, kube_factory=unreachable)
-    assert scope.services == set(config.service_names) and "every service counts as released" in scope.source
+    assert not scope.known and scope.services == set(config.service_names), scope
+    assert scope.source == "unknown: cannot read the cluster: no cluster"
+    no_hint = resolve(config, explicit=None, since=None, release_version=None, kube_factory=lambda: object())  # type: ignore[arg-type, return-value]
+    assert not no_hint.known and "no --released, --since nor --release-version" in no_hint.source
     assert resolve(config, explicit=frozenset({"order"}), since=None, release_version=None,
                    kube_factory=unreachable) == ReleaseScope(frozenset({"order"}), "--released")
 

@@ -36,6 +36,7 @@ def test_cronjob_runs_the_synthetic_checks_as_the_polycheck_account() -> None:
     pod = cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]
     args = container_of(pod)["args"]
     assert args[:4] == ["-m", "synthetic", "--env", "prod"]
+    assert "--purpose=probe" in args, "a scheduled probe escalates and never rolls back"
     assert "synthetic" in markers()
     assert pod["serviceAccountName"] == "polycheck"
     assert cron["spec"]["jobTemplate"]["spec"]["activeDeadlineSeconds"] <= 600
@@ -52,6 +53,7 @@ def test_analysis_gates_each_step_with_the_canary_marker_and_its_weight() -> Non
     assert args[args.index("--canary-step") + 1] == "{{args.canary-step}}"
     assert args[args.index("--release-version") + 1] == "{{args.release-version}}"
     assert args[args.index("--rollback") + 1] == "off", "Argo aborts a failed analysis itself"
+    assert "--purpose=canary" in args, "an analysis may abort only the Rollout in progress"
     assert job["backoffLimit"] == 0
 
 

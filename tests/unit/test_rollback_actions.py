@@ -12,6 +12,7 @@ import pytest
 import polycheck.rollback.actions as actions_package
 from polycheck.core.config import ConfigError, EnvConfig, load_env
 from polycheck.rollback.actions import REGISTRY, ActionRegistry, NoSettings, Plan, Target
+from polycheck.checks.release import ReleaseScope
 from polycheck.rollback.engine import RollbackEngine
 
 BUILTIN = ["kubernetes-undo", "kubernetes-set-image", "argo-abort", "argo-undo", "webhook", "command"]
@@ -67,7 +68,8 @@ def engine(config: EnvConfig, mode: str, tmp_path: Path) -> RollbackEngine:
         raise AssertionError("the test action must not connect to a cluster")
 
     return RollbackEngine(config=config, mode=mode, run_id="run-1", release="1.2.3", audit_path=tmp_path / "audit.jsonl",
-                          kube_factory=no_cluster)  # type: ignore[arg-type]
+                          kube_factory=no_cluster,  # type: ignore[arg-type]
+                          released=lambda engine: ReleaseScope(frozenset({"order"}), "--released"))
 
 
 def test_the_builtin_actions_are_registered_one_module_each() -> None:

@@ -24,8 +24,8 @@ from polycheck.signoff.executor import allure_executor, detect_executor
 from polycheck.signoff.links import evidence_links
 from polycheck.signoff.results import carry_history, finalise_results, history_point, stable_id
 from polycheck.signoff.runs import create_run_folder, latest_run, point_latest, previous_finished, prune
-from polycheck.signoff.steps import epic_of, steps_of
-from polycheck.signoff.summary import CheckOutcome, SignOff, step_verdict
+from polycheck.core.steps import epic_of, steps_of
+from polycheck.signoff.summary import CheckOutcome, SignOff, not_run_steps, step_verdict
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -236,3 +236,52 @@ def test_the_images_are_asked_once_more_when_the_cluster_could_not_be_read() -> 
         raise RuntimeError("no cluster")
 
     assert service_images(config, never) == {"*": "(not read: no cluster)"}
+
+
+def _outcome(name: str, outcome: str, *steps: str) -> CheckOutcome:
+    return CheckOutcome(f"suites/x.py::{name}", outcome, reason=f"Skipped: why {name}" if outcome == "skipped" else "",
+                        steps=tuple(steps))
+
+
+def test_a_step_whose_checks_all_skipped_is_not_run_and_the_run_is_not_go() -> None:
+    from polycheck.pytest_plugin.verdicts import NotRunPolicy, RunVerdict
+
+    judge = RunVerdict(NotRunPolicy())
+    judge.checks = {c.nodeid: c for c in (_outcome("smoke_a", "passed", "smoke"),
+                                          _outcome("canary_a", "skipped", "canary"))}
+    judge.counts["passed"] = 1
+    (missing,) = judge.not_run()
+    assert missing.step == "canary" and not missing.excuse and judge.verdict == "INCONCLUSIVE"
+    assert "1 check(s) skipped, e.g. canary_a: Skipped: why canary_a" in missing.line()
+    judge.policy = NotRunPolicy(frozenset({"canary"}))
+    assert judge.verdict == "GO" and judge.not_run()[0].excuse  # --allow-not-run canary
+    judge.policy = NotRunPolicy(local=True)
+    assert judge.verdict == "INCONCLUSIVE", "the local stack does not excuse a canary with nothing to judge"
+    judge.checks["suites/x.py::canary_b"] = _outcome("canary_b", "passed", "canary")
+    judge.policy = NotRunPolicy()
+    assert judge.not_run() == [] and judge.verdict == "GO"  # one canary check judged: the step ran
+
+
+def test_one_skipped_pre_deploy_gate_leaves_its_step_not_run() -> None:
+    """Each gate is a runbook rule of its own: a PR-approval gate skipped for want of a token is not a GO."""
+    checks = [_outcome("windows", "passed", "predeploy"), _outcome("pr_approved", "skipped", "predeploy")]
+    (missing,) = not_run_steps(checks)
+    assert missing.step == "predeploy" and missing.skipped == ("pr_approved: Skipped: why pr_approved",)
+    assert not_run_steps(checks, local=True)[0].excuse == "the local stack"
+    smoke = [_outcome("login", "passed", "smoke"), _outcome("browser", "skipped", "smoke")]
+    assert not_run_steps(smoke) == [], "a smoke step with one check that ran did run"
+
+
+def test_the_signoff_names_not_run_steps_and_flaky_checks() -> None:
+    checks = [_outcome("login", "passed", "smoke"), CheckOutcome("suites/x.py::search", "flaky", reason="passed on attempt 2; "
+                                                                 "first failure: 503", steps=("smoke",)),
+              _outcome("p99", "skipped", "postdeploy")]
+    signoff = SignOff(verdict="INCONCLUSIVE", exit_code=6, env="prod", release="1.3.0", run_id="r", run_folder="f",
+                      started=0.0, finished=1.0, executor={}, checks=checks, not_run=not_run_steps(checks))
+    lines = "\n".join(signoff.summary_lines())
+    assert lines.startswith("INCONCLUSIVE with 1 flaky check: env prod"), lines
+    assert "Section 6 post-deploy validation   NOT RUN" in lines and "FLAKY        suites/x.py::search: passed on attempt 2" in lines
+    data = signoff.to_json()
+    assert {s["key"]: s["verdict"] for s in data["steps"]}["postdeploy"] == "NOT RUN"
+    assert data["flaky"] == [{"check": "suites/x.py::search", "first_failure": "passed on attempt 2; first failure: 503"}]
+    assert "## Steps not run" in signoff.to_markdown() and "## Flaky checks" in signoff.to_markdown()

@@ -37,7 +37,7 @@ def test_the_job_runs_the_smoke_suite_uploads_the_report_and_fails_unless_go() -
     (job,) = flow["jobs"].values()
     steps = job["steps"]
     smoke = next(s for s in steps if s.get("id") == "smoke")
-    assert '-m "smoke and not browser" --env "$POLYCHECK_ENV" --release-version "$RELEASE_VERSION"' in smoke["run"]
+    assert '-m "smoke and not browser" --env "$POLYCHECK_ENV" --release-version "$RELEASE_VERSION" --purpose deploy' in smoke["run"]
     assert "${{" not in smoke["run"], "inputs reach the script through env, never by expansion (script injection)"
     upload = next(s for s in steps if str(s.get("uses", "")).startswith("actions/upload-artifact@"))
     assert upload["if"] == "always()" and upload["with"]["path"] == "reports/"

@@ -10,11 +10,14 @@ from collections.abc import Iterable
 class RunbookStep:
     key: str  # the marker that selects the step's checks
     title: str  # as the sign-off and the Allure epic name it
+    # True: each check is a runbook rule of its own (a pre-deploy gate), so one that skipped leaves the step NOT RUN;
+    # False: the step ran when any of its checks ran
+    every_check: bool = False
 
 
 # A check belongs to every step whose marker it has; its Allure epic is the first of EPIC_ORDER it has.
 STEPS = (
-    RunbookStep("predeploy", "Section 5 pre-deploy gates"),
+    RunbookStep("predeploy", "Section 5 pre-deploy gates", every_check=True),
     RunbookStep("rollout", "Step 3 Kubernetes rollout"),
     RunbookStep("smoke", "Step 4 smoke tests"),
     RunbookStep("postdeploy", "Section 6 post-deploy validation"),
@@ -22,6 +25,7 @@ STEPS = (
     RunbookStep("canary", "Section 2.3 canary analysis"),
 )
 BY_KEY = {step.key: step for step in STEPS}
+STEP_KEYS = tuple(BY_KEY)
 EPIC_ORDER = ("canary", "predeploy", "rollout", "postdeploy", "smoke", "synthetic")
 
 

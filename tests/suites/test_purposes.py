@@ -1,0 +1,107 @@
+"""Who may roll back, end to end: a deploy run with an unknown release scope and a scheduled probe roll nothing
+back and escalate once; a check that passes on its rerun is FLAKY everywhere it is reported."""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from typing import Any
+
+import httpx
+from prometheus_client.parser import text_string_to_metric_families
+import pytest
+
+from polycheck.doubles.pushserver import LocalPushgateway
+from tests.support.receiver import receiver  # noqa: F401 - a fixture
+from tests.support.stack_control import StackControl
+from tests.support.suite_runner import run_suites
+from tests.suites.test_rollback import ORDER_ROLLOUT_CHECKS, ROLLOUT, audit, env_with, image_of
+
+FLAKY_CHECK = "tests/support/checks/flaky_check.py"
+
+
+def webhooks_env(tmp_path: Path, url: str, *, unknown_scope: str = "escalate") -> Path:
+    """envs/local.toml with escalation webhooks to `url` and its unknown_scope opt-in replaced."""
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    return env_with(tmp_path, {
+        'unknown_scope = "all"': f'unknown_scope = "{unknown_scope}"',
+        'on_failure_of = ["payment", "order"]': f'on_failure_of = ["payment", "order"]\nwebhooks = ["{url}/oncall"]',
+    })
+
+
+def test_an_unknown_release_scope_rolls_nothing_back_and_escalates_once(
+        stack: StackControl, tmp_path: Path, receiver: list[dict[str, Any]]) -> None:
+    log = tmp_path / "rollback.jsonl"
+    env_dir = webhooks_env(tmp_path, receiver[0]["url"])
+    stack.kube_fault("order", "crashloop")
+    run = run_suites("-m", "smoke", ROLLOUT, "-k", "order", f"--env-dir={env_dir}", f"--rollback-log={log}",
+                     stack_file=stack.stack_file)
+    assert run.returncode == 1, run.describe()  # the checks still fail: the release is NO-GO
+    records = audit(log)
+    assert not [r for r in records if r["step"] == "kubernetes-undo"], records
+    assert {(r["service"], r["outcome"]) for r in records if r["step"] == "decision"} == {("order", "none")}, records
+    assert image_of(stack, "order-service").endswith("1.3.1-crashloop"), "nothing was rolled back"
+    posts = [p for p in receiver[1:] if p["path"] == "/oncall"]
+    assert len(posts) == 1 and posts[0]["service"] == "order" and "release scope is unknown" in posts[0]["why"], posts
+    assert "would run ['kubernetes-undo'] on order" in posts[0]["rule"], posts
+    assert "decided by: purpose deploy: the release scope is unknown" in run.output, run.describe()
+
+    opted_in = webhooks_env(tmp_path / "opt-in", receiver[0]["url"], unknown_scope="all")  # the same, opted in: acts
+    again = run_suites("-m", "smoke", ROLLOUT, "-k", "order", f"--env-dir={opted_in}", f"--rollback-log={log}",
+                       stack_file=stack.stack_file)
+    assert again.returncode == 1, again.describe()
+    assert [r["outcome"] for r in audit(log) if r["step"] == "kubernetes-undo"] == ["done"], audit(log)
+
+
+def test_a_probe_pushes_escalates_once_and_never_rolls_back(
+        stack: StackControl, tmp_path: Path, receiver: list[dict[str, Any]]) -> None:
+    reason = LocalPushgateway.available()
+    if reason:
+        pytest.skip(reason)
+    log = tmp_path / "rollback.jsonl"
+    env_dir = webhooks_env(tmp_path, receiver[0]["url"], unknown_scope="all")  # even where a deploy run would act
+    stack.kube_fault("order", "crashloop")
+    with LocalPushgateway.start() as gateway:
+        run = run_suites("-m", "smoke", ROLLOUT, "-k", "order", f"--env-dir={env_dir}", f"--rollback-log={log}",
+                         "--purpose=probe", "--released=order", "--push-metrics", gateway.url, stack_file=stack.stack_file)
+        families = list(text_string_to_metric_families(httpx.get(f"{gateway.url}/metrics", timeout=5).text))
+    assert run.returncode == 1, run.describe()
+    success = {s.labels["check"]: s.value for f in families for s in f.samples if s.name == "polyshop_check_success"}
+    assert {f"test_rollout::{name}": 0.0 for name in ORDER_ROLLOUT_CHECKS}.items() <= success.items(), success  # pushed
+    records = audit(log)
+    assert not [r for r in records if r["step"] in ("kubernetes-undo", "argo-abort")], records
+    assert image_of(stack, "order-service").endswith("1.3.1-crashloop"), "a probe rolled back"
+    posts = [p for p in receiver[1:] if p["path"] == "/oncall"]
+    assert len(posts) == 1 and "purpose probe: a scheduled probe escalates and never rolls back" in posts[0]["why"], posts
+
+
+def test_a_check_that_passes_on_its_rerun_is_flaky_everywhere(stack: StackControl, tmp_path: Path) -> None:
+    reason = LocalPushgateway.available()
+    if reason:
+        pytest.skip(reason)
+    reports = tmp_path / "reports"
+    with LocalPushgateway.start() as gateway:
+        run = run_suites("-c", "pyproject.toml", FLAKY_CHECK, "-p", "no:randomly", "--push-metrics", gateway.url, "-rA", stack_file=stack.stack_file,
+                         reports_dir=reports, extra_env={"POLYCHECK_FLAKY_COUNTER": str(tmp_path / "attempts")})
+        families = list(text_string_to_metric_families(httpx.get(f"{gateway.url}/metrics", timeout=5).text))
+    assert run.returncode == 0, run.describe()  # it passed: GO, but with its flaky check named
+    assert (tmp_path / "attempts").read_text() == "2"
+    assert "FLAKY" in run.output and "1 flaky" in run.output, run.describe()  # the terminal
+    signoff = json.loads((reports / "latest" / "signoff.json").read_text())
+    assert signoff["verdict"] == "GO" and [f["check"] for f in signoff["flaky"]] == [
+        "tests/support/checks/flaky_check.py::test_search_answers_on_the_second_try"], signoff
+    assert "first failure: search answered 503 on the first try" in signoff["flaky"][0]["first_failure"], signoff
+    assert "GO with 1 flaky check: env local" in run.output, run.describe()
+    assert "## Flaky checks" in (reports / "latest" / "signoff.md").read_text()
+    cases = ET.parse(reports / "latest" / "junit.xml").getroot().iter("testcase")
+    attempts = [c for c in cases if c.get("name") == "test_search_answers_on_the_second_try"]
+    assert attempts and attempts[-1].find("failure") is None, [ET.tostring(c) for c in attempts]
+    properties = {p.get("name"): p.get("value") for p in attempts[-1].iter("property")}
+    assert properties.get("verdict") == "flaky", properties  # JUnit
+    results = [json.loads(p.read_text()) for p in (reports / "latest" / "allure-results").glob("*-result.json")]
+    final = [r for r in results if r.get("status") == "passed"]
+    assert final and all(r["statusDetails"].get("flaky") for r in final), final  # Allure
+    assert {l["value"] for r in final for l in r["labels"] if l["name"] == "verdict"} == {"flaky"}, final
+    flaky = {s.labels["check"]: s.value for f in families for s in f.samples if s.name == "polyshop_check_flaky"}
+    assert flaky == {"flaky_check::test_search_answers_on_the_second_try": 1.0}, flaky  # the probe metrics
