@@ -103,6 +103,8 @@ class SignOff:
 
     def step_verdict_of(self, key: str, counts: Counter[str]) -> str:
         """A step's verdict; NOT RUN when its checks did not run (allowed: "NOT RUN (allowed)")."""
+        if not sum(counts.values()):
+            return "not selected"
         verdict = step_verdict(counts)
         missing = next((n for n in self.not_run if n.step == key), None)
         if missing is not None and verdict in ("GO", "NOT RUN"):

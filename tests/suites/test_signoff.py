@@ -51,7 +51,7 @@ def test_a_healthy_run_signs_off_go(stack: StackControl, tmp_path: Path) -> None
     assert signoff["verdict"] == "GO" and signoff["exit_code"] == 0, signoff
     steps = {s["key"]: s for s in signoff["steps"]}
     assert steps["smoke"]["verdict"] == "GO" and steps["smoke"]["counts"]["passed"] >= 100, steps
-    assert steps["rollout"]["verdict"] == "GO" and steps["canary"]["verdict"] == "NOT RUN", steps
+    assert steps["rollout"]["verdict"] == "GO" and steps["canary"]["verdict"] == "not selected", steps
     assert signoff["problems"] == [] and signoff["rollbacks"] == [] and signoff["escalations"] == []
     assert signoff["env"] == "local" and signoff["release"] == "1.3.0" and signoff["who"] and signoff["host"]
     assert signoff["environment"]["service.order.version"] == "1.3.0", signoff["environment"]

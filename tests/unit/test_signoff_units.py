@@ -181,7 +181,7 @@ def test_steps_and_epics_follow_the_markers() -> None:
     assert epic_of({"smoke", "rollout"}) == "Step 3 Kubernetes rollout"
     assert epic_of({"postdeploy", "smoke"}) == "Section 6 post-deploy validation"
     assert step_verdict(Counter(passed=3, inconclusive=1)) == "INCONCLUSIVE"
-    assert step_verdict(Counter(passed=3, blocked=1)) == "NO-GO" and step_verdict(Counter()) == "NOT RUN"
+    assert step_verdict(Counter(passed=3, blocked=1)) == "NO-GO" and step_verdict(Counter()) == "NOT RUN"  # (the sign-off reads a step no check covers as "not selected")
 
 
 def test_the_signoff_names_each_step_failure_rollback_and_place(tmp_path: Path) -> None:
