@@ -14,6 +14,7 @@ from .fault_params import FaultError, Scope, integer, no_params, only, text
 
 BUSINESS_SERVICES = tuple(name for name in SERVICES if name != "gateway")
 MAX_EXTRA_CENTS = 1_000_000
+MAX_COUNT_OFF = 1_000  # how far a faulty listing total may be off
 
 
 def _misroute(params: dict[str, Any]) -> dict[str, Any]:
@@ -29,6 +30,10 @@ def _misroute(params: dict[str, Any]) -> dict[str, Any]:
 
 def _extra_cents(default: int) -> Callable[[dict[str, Any]], dict[str, Any]]:
     return lambda p: {"extra_cents": integer(p, "extra_cents", default, 1, MAX_EXTRA_CENTS)}
+
+
+def _count(key: str, default: int) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    return lambda p: {key: integer(p, key, default, 1, MAX_COUNT_OFF)}
 
 
 # kind -> (description, parameter normaliser)
@@ -56,6 +61,10 @@ CONTRACT_FAULT_KINDS: dict[str, tuple[str, Callable[[dict[str, Any]], dict[str, 
     "provision_anyone": ("auth: POST /api/auth/users provisions non-synthetic emails (201, not 403)", no_params),
     # product
     "bad_pagination": ("product: 'limit' is ignored; a page holds every product from 'offset' on", no_params),
+    "short_total": (
+        "product: a list's total is 'missing' (default 1) less than the catalogue holds, below the items of a last page",
+        _count("missing", 1),
+    ),
     # inventory
     "no_stock_move": (
         "inventory: reservations are held and confirmed as usual, but confirming gives the stock back",
@@ -84,6 +93,10 @@ CONTRACT_FAULT_KINDS: dict[str, tuple[str, Callable[[dict[str, Any]], dict[str, 
     ),
     "leak_payments": ("payment: another user's payment is readable (200, not 404)", no_params),
     "charge_real_cards": ("payment: synthetic accounts may pay with non-sandbox card tokens (not 422)", no_params),
+    "accept_foreign_currency": (
+        "payment: a currency that differs from the order's is accepted (201, not 422); a wrong amount is still 422",
+        no_params,
+    ),
     # notification
     "outbox_unrestricted": (
         "notification: the outbox of a non-synthetic address is readable (200, not 403)",
@@ -95,6 +108,10 @@ CONTRACT_FAULT_KINDS: dict[str, tuple[str, Callable[[dict[str, Any]], dict[str, 
     ),
     # search
     "misses_new": ("search: the product a query names exactly is missing from the results", no_params),
+    "padded_total": (
+        "search: total is 'extra' (default 2) more than the hits, also on a page that holds them all",
+        _count("extra", 2),
+    ),
 }
 
 # kind -> which services can show it (kinds not listed apply to every service)
@@ -103,6 +120,7 @@ CONTRACT_FAULT_SCOPES: dict[str, Scope] = {
     "accept_forged": only("auth"),
     "provision_anyone": only("auth"),
     "bad_pagination": only("product"),
+    "short_total": only("product"),
     "no_stock_move": only("inventory"),
     "wrong_total": only("order"),
     "cancel_keeps_payment": only("order"),
@@ -113,7 +131,9 @@ CONTRACT_FAULT_SCOPES: dict[str, Scope] = {
     "accept_mismatch": only("payment"),
     "leak_payments": only("payment"),
     "charge_real_cards": only("payment"),
+    "accept_foreign_currency": only("payment"),
     "outbox_unrestricted": only("notification"),
     "duplicate_confirmation": only("notification"),
     "misses_new": only("search"),
+    "padded_total": only("search"),
 }

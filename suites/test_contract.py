@@ -1,6 +1,6 @@
 """polyshop-api.md, the promises a release could break that a customer or an operator would notice:
 client mistakes are 4xx (never 5xx, never accepted), one user cannot reach another's data, listings honour
-their limits, payments are idempotent. Each answer is blamed on the service its route reaches."""
+their limits and count what they list, payments are idempotent. Each answer is blamed on the service its route reaches."""
 
 from __future__ import annotations
 
@@ -9,13 +9,19 @@ import secrets
 import pytest
 
 from polycheck.core.config import EnvConfig
-from polycheck.checks.contract_checks import expect_client_error
+from polycheck.core.failures import inconclusive
+from polycheck.checks.contract_checks import expect_client_error, expect_total_counts_the_page
 from polycheck.checks.flow import step
 from polycheck.checks.orders import OrderLedger, SkuPool
 from polycheck.clients.shop import ShopApi, new_idempotency_key
 
 pytestmark = [pytest.mark.smoke, pytest.mark.synthetic, pytest.mark.concurrent,
-              pytest.mark.rollback("auth", "product", "inventory", "order", "payment", "notification")]
+              pytest.mark.rollback("auth", "product", "inventory", "order", "payment", "notification", "search")]
+
+PAGE = 100  # the contract's largest product page; a page of search results as large
+OTHER_CURRENCIES = ("USD", "EUR", "GBP")  # a payment in the first that is not the order's must be refused
+PRODUCT_TOTAL = "polyshop-api.md Product, GET /api/products"
+SEARCH_TOTAL = "polyshop-api.md Search, GET /api/search"
 
 
 def test_order_without_idempotency_key_is_refused(orders: OrderLedger, sku_pool: SkuPool) -> None:
@@ -54,23 +60,28 @@ def test_payment_must_match_the_order(orders: OrderLedger, sku_pool: SkuPool, en
     """polyshop-api.md: a payment whose amount differs from the order's is 422 (nobody is charged what they did not order)."""
     with step("create an order", blame="order"):
         order = orders.create([{"sku": sku_pool.next(), "qty": 1}])
-    body = {"order_id": order["id"], "amount_cents": order["total_cents"] + 1, "currency": order["currency"],
-            "card_token": env_config.synthetic.card_token}
-    response = orders.shop.raw("POST", "/api/payments", json_body=body, headers={"Idempotency-Key": new_idempotency_key()})
-    if response.status_code == 201:
-        orders.record_payment(response.json())
-    expect_client_error(response, 422, f"a payment of {body['amount_cents']} for order {order['id']} of {order['total_cents']}")
+    amount = order["total_cents"] + 1
+    response = orders.attempt_payment(order, env_config.synthetic.card_token, amount_cents=amount)
+    expect_client_error(response, 422, f"a payment of {amount} for order {order['id']} of {order['total_cents']}")
+
+
+def test_payment_in_another_currency_is_refused(orders: OrderLedger, sku_pool: SkuPool, env_config: EnvConfig) -> None:
+    """polyshop-api.md Payment: a payment whose currency differs from the order's is 422 (nobody is charged in a
+    currency they did not order in)."""
+    with step("create an order", blame="order"):
+        order = orders.create([{"sku": sku_pool.next(), "qty": 1}])
+    foreign = next(code for code in OTHER_CURRENCIES if code != str(order["currency"]).upper())
+    response = orders.attempt_payment(order, env_config.synthetic.card_token, currency=foreign)
+    expect_client_error(response, 422, f"a payment of {order['total_cents']} {foreign} for order {order['id']} in "
+                                       f"{order['currency']} (polyshop-api.md Payment: a currency that differs from the "
+                                       f"order's is 422)")
 
 
 def test_synthetic_account_cannot_pay_with_a_real_card(orders: OrderLedger, sku_pool: SkuPool) -> None:
     """polyshop-api.md synthetic traffic: only sandbox card tokens are accepted for synthetic accounts (422)."""
     with step("create an order", blame="order"):
         order = orders.create([{"sku": sku_pool.next(), "qty": 1}])
-    body = {"order_id": order["id"], "amount_cents": order["total_cents"], "currency": order["currency"], "card_token": "tok_visa"}
-    response = orders.shop.raw("POST", "/api/payments", json_body=body, headers={"Idempotency-Key": new_idempotency_key()})
-    if response.status_code == 201:
-        orders.record_payment(response.json())
-    expect_client_error(response, 422, "a real (non-sandbox) card for a synthetic account")
+    expect_client_error(orders.attempt_payment(order, "tok_visa"), 422, "a real (non-sandbox) card for a synthetic account")
 
 
 def test_another_users_order_is_not_readable(orders: OrderLedger, other_shop: ShopApi, sku_pool: SkuPool) -> None:
@@ -84,11 +95,7 @@ def test_another_users_order_cannot_be_paid(orders: OrderLedger, other_shop: Sho
     """polyshop-api.md: paying another user's order is 404."""
     with step("create an order", blame="order"):
         order = orders.create([{"sku": sku_pool.next(), "qty": 1}])
-    body = {"order_id": order["id"], "amount_cents": order["total_cents"], "currency": order["currency"],
-            "card_token": env_config.synthetic.card_token}
-    response = other_shop.raw("POST", "/api/payments", json_body=body, headers={"Idempotency-Key": new_idempotency_key()})
-    if response.status_code == 201:
-        orders.record_payment(response.json())
+    response = orders.attempt_payment(order, env_config.synthetic.card_token, by=other_shop)
     expect_client_error(response, 404, f"another user paying order {order['id']}")
 
 
@@ -123,6 +130,36 @@ def test_product_listing_honours_limit_and_ids(shop: ShopApi) -> None:
         _, again = shop.call("GET", f"/api/products/{product['id']}", 200)
         assert again.get("sku") == product["sku"], f"product {product['id']} reads {again!r}, listed as {product!r}"
     expect_client_error(shop.raw("GET", f"/api/products/prd-polycheck-{secrets.token_hex(3)}"), 404, "an unknown product id")
+
+
+def test_product_total_counts_the_listed_products(shop: ShopApi) -> None:
+    """polyshop-api.md Product: a list's total is never smaller than the products on the page, and equals their count
+    on a page that is not full (the first page, and the last one, at offset total - 1)."""
+    with step(f"list the first {PAGE} products", blame="product"):
+        first = shop.products(limit=PAGE)
+        expect_total_counts_the_page(first, shop.last, limit=PAGE, offset=0, line=PRODUCT_TOTAL)
+    offset = max(first["total"] - 1, 0)
+    with step(f"list the last page of the catalogue (offset {offset})", blame="product"):
+        expect_total_counts_the_page(shop.products(limit=PAGE, offset=offset), shop.last, limit=PAGE, offset=offset,
+                                     line=PRODUCT_TOTAL)
+
+
+def test_search_total_counts_the_results(shop: ShopApi) -> None:
+    """polyshop-api.md Search: a search's total is never smaller than the results on the page, and equals their count
+    on a page that is not full (a catalogue product's name, and a word no product has)."""
+    with step("pick a product from the catalogue", blame="product"):
+        listed = shop.products(limit=1)["items"]
+        assert listed, "the catalogue lists no product"
+    queries = (str(listed[0]["name"]), f"polycheck{secrets.token_hex(4)}")
+    not_full = 0
+    for query in queries:
+        with step(f"search for {query!r} (limit {PAGE})", blame="search"):
+            found = shop.search(query, limit=PAGE)
+            expect_total_counts_the_page(found, shop.last, limit=PAGE, offset=0, line=SEARCH_TOTAL)
+        not_full += len(found["items"]) < PAGE
+    if not not_full:
+        inconclusive(f"every search ({', '.join(map(repr, queries))}) filled its page of {PAGE}: the total of a page that "
+                     f"is not full could not be judged")
 
 
 def test_unknown_sku_has_no_stock(shop: ShopApi) -> None:

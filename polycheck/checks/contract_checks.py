@@ -1,4 +1,5 @@
-"""Verdicts on the contract's cross-cutting promises: propagation headers, and 4xx (never 5xx) for client mistakes."""
+"""Verdicts on the contract's cross-cutting promises: propagation headers, 4xx (never 5xx) for client mistakes, and
+the `total` of a listing."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from typing import Any
 import httpx
 
 from polycheck.core.failures import check_failed
-from polycheck.clients.http import ServiceClient, exchange_of
+from polycheck.clients.http import Exchange, ServiceClient, exchange_of
 from polycheck.clients.tracing import parse_traceparent
 
 
@@ -46,3 +47,22 @@ def expect_client_error(response: httpx.Response, expected: int | tuple[int, ...
     except ValueError:
         check_failed(f"{exchange.line}: {mistake}: HTTP {response.status_code} without a JSON error body: {exchange.preview()}\n"
                      f"  ({exchange.ids})", culprit=exchange.answered_by)
+
+
+def expect_total_counts_the_page(page: dict[str, Any], exchange: Exchange, *, limit: int, offset: int, line: str) -> None:
+    """A listing's `total` is never smaller than the items of its page, and equals their count when the page is not
+    full (polyshop-api.md `line`); after an `offset`, the offset counts too. Blamed on the service that answered."""
+    __tracebackhide__ = True
+    items, total = page.get("items"), page.get("total")
+    if not isinstance(items, list) or not isinstance(total, int) or isinstance(total, bool) or total < 0:
+        check_failed(f"{exchange.line}: items {type(items).__name__}, total {total!r}: {line} promises a list of items and "
+                     f"a count\n  ({exchange.ids})", culprit=exchange.answered_by)
+    shown, before = len(items), f"offset {offset} + " if offset else ""
+    if shown and offset + shown > total:
+        check_failed(f"{exchange.line}: total {total} is smaller than {before}the {shown} items on the page ({line}: a total "
+                     f"is never smaller than the items on the page): the count misses what the list shows\n"
+                     f"  ({exchange.ids})", culprit=exchange.answered_by)
+    if shown < limit and total != offset + shown and not (shown == 0 and total <= offset):
+        check_failed(f"{exchange.line}: the page is not full ({shown} items, limit {limit}), yet total is {total}, not "
+                     f"{offset + shown} ({line}: on a page that is not full the total equals {before}the items' count): "
+                     f"the count promises results the listing does not hold\n  ({exchange.ids})", culprit=exchange.answered_by)

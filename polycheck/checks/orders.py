@@ -12,12 +12,13 @@ from dataclasses import dataclass, field
 from typing import Any
 from collections.abc import Callable, Iterator
 
+import httpx
 import pytest
 
 from polycheck.core.failures import check_failed
 from polycheck.core.leftovers import ORDER, PAYMENT, Journal
 from polycheck.core.polling import PollTimeout, poll
-from polycheck.clients.shop import Account, ShopApi, new_idempotency_key
+from polycheck.clients.shop import Account, ShopApi, new_idempotency_key, payment_body
 
 SETTLED = ("refunded", "declined")
 CLEANUP_ERRORS = (Exception, pytest.fail.Exception)
@@ -64,13 +65,26 @@ class OrderLedger:
     def pay(self, order: dict[str, Any], card_token: str, key: str | None = None) -> dict[str, Any]:
         __tracebackhide__ = True
         key = key or new_idempotency_key()
-        self._intend(key, PAYMENT, {"order_id": order["id"], "amount_cents": order["total_cents"],
-                                    "currency": order["currency"], "card_token": card_token})
+        self._intend(key, PAYMENT, payment_body(order, card_token))
         payment = self.shop.pay(order, card_token, key)
         self._created(key, payment["id"])
         if payment["id"] not in self.payment_ids:
             self.payment_ids.append(payment["id"])
         return payment
+
+    def attempt_payment(self, order: dict[str, Any], card_token: str, *, by: ShopApi | None = None,
+                        **changes: Any) -> httpx.Response:
+        """POST a payment of `order` with `changes` (one the service should refuse), as `by` (default: this account);
+        a payment it accepts all the same is recorded for the clean-up (refunded, its order cancelled)."""
+        __tracebackhide__ = True
+        body = {**payment_body(order, card_token), **changes}
+        response = (by or self.shop).raw("POST", "/api/payments", json_body=body, headers={"Idempotency-Key": new_idempotency_key()})
+        if response.status_code == 201:
+            try:
+                self.record_payment(response.json())
+            except ValueError:  # no JSON: nothing to refund by id; the order's cancel refunds what it captured
+                pass
+        return response
 
     def record_payment(self, payment: dict[str, Any]) -> None:
         """A payment created outside `pay` (e.g. one the service should have refused), for the clean-up."""

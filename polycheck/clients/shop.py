@@ -29,6 +29,11 @@ def new_idempotency_key() -> str:
     return str(uuid.uuid4())
 
 
+def payment_body(order: dict[str, Any], card_token: str) -> dict[str, Any]:
+    """The contract's payment of an order: its amount, its currency, a card token."""
+    return {"order_id": order["id"], "amount_cents": order["total_cents"], "currency": order["currency"], "card_token": card_token}
+
+
 class ShopApi:
     """Typed calls to the PolyShop API; every call fails the check with the exchange when the answer is off."""
 
@@ -149,13 +154,7 @@ class ShopApi:
         return self._saw(self.require(body, ("id", "status"), f"the cancellation of {order_id}"))
 
     def pay(self, order: dict[str, Any], card_token: str, key: str) -> dict[str, Any]:
-        payload = {
-            "order_id": order["id"],
-            "amount_cents": order["total_cents"],
-            "currency": order["currency"],
-            "card_token": card_token,
-        }
-        _, body = self.call("POST", "/api/payments", 201, json_body=payload, headers={"Idempotency-Key": key})
+        _, body = self.call("POST", "/api/payments", 201, json_body=payment_body(order, card_token), headers={"Idempotency-Key": key})
         return self._saw(self.require(body, ("id", "order_id", "status", "amount_cents"), "the payment"))
 
     def payment(self, payment_id: str) -> dict[str, Any]:

@@ -3,8 +3,9 @@
 The card provider is simulated: `tok_sandbox_decline` is declined, other `tok_sandbox_*` tokens succeed;
 synthetic accounts may use only sandbox tokens. An order takes one payment (retry with the same key).
 Faults: `decline_all` (every payment is declined), `overcharge` (the charge is `extra_cents` more than asked),
-`accept_mismatch` (an amount or currency unlike the order's is charged), `leak_payments` (any user's payment is
-readable), `charge_real_cards` (synthetic accounts may use real card tokens).
+`accept_mismatch` (an amount or currency unlike the order's is charged), `accept_foreign_currency` (a currency
+unlike the order's is charged, a wrong amount still refused), `leak_payments` (any user's payment is readable),
+`charge_real_cards` (synthetic accounts may use real card tokens).
 """
 
 from __future__ import annotations
@@ -96,7 +97,8 @@ def build(ctx: ServiceContext) -> ServiceParts:
         order = answer.json() if answer.status_code == 200 else None
         if order is None or order["user_id"] != claims["sub"]:
             return error(404, "not_found", detail="no such order")
-        mismatch = (fields["amount_cents"], fields["currency"]) != (order["total_cents"], order["currency"])
+        foreign = fields["currency"] != order["currency"] and not faulty("accept_foreign_currency")
+        mismatch = fields["amount_cents"] != order["total_cents"] or foreign
         if mismatch and not faulty("accept_mismatch"):
             return error(
                 422,

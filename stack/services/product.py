@@ -1,6 +1,7 @@
 """Product: the catalogue. Publishes every product on the `products` topic (the search index feeds on it).
 
-Fault: `bad_pagination` (`limit` is ignored: a page holds every product from `offset` on).
+Faults: `bad_pagination` (`limit` is ignored: a page holds every product from `offset` on), `short_total` (a list's
+`total` is `missing` less than the catalogue holds: below the items of a page that reaches the catalogue's end).
 """
 
 from __future__ import annotations
@@ -54,7 +55,11 @@ def build(ctx: ServiceContext) -> ServiceParts:
             products = list(catalogue.products.values())
             return {"items": [p.as_json() for p in products[offset:end]], "total": len(products)}
 
-        return JSONResponse(cache.get_or_load(f"products:{offset}:{end}", CACHE_TTL_SECONDS, load))
+        page = cache.get_or_load(f"products:{offset}:{end}", CACHE_TTL_SECONDS, load)
+        short = ctx.faults.get(ctx.name, "short_total")
+        if short is not None:  # the bug: the count misses products the list shows
+            page = {**page, "total": max(page["total"] - short["missing"], 0)}
+        return JSONResponse(page)
 
     async def get_product(request: Request) -> JSONResponse:
         product_id = request.path_params["product_id"]

@@ -59,6 +59,7 @@ NEW_KINDS = {
     "outbox_unrestricted": "notification", "duplicate_confirmation": "notification",
     "no_idempotency_key_check": "order", "oversell": "order", "accept_forged": "auth", "provision_anyone": "auth",
     "charge_real_cards": "payment", "bad_pagination": "product", "misses_new": "search",
+    "accept_foreign_currency": "payment", "short_total": "product", "padded_total": "search",
 }
 ANY_SERVICE_KINDS = ("no_request_id", "break_trace", "error_on_bad_input")
 
@@ -92,6 +93,8 @@ def test_contract_faults_apply_only_to_their_service(shop: Shop, stack: StackCon
         ("overcharge", {"extra_cents": 0}),
         ("overcharge", {"extra_cents": 1.5}),
         ("wrong_total", {"extra_cents": "1"}),
+        ("short_total", {"missing": 0}),
+        ("padded_total", {"extra": True}),
     ],
 )
 def test_contract_fault_parameters_are_checked(
@@ -259,6 +262,34 @@ def test_fault_bad_pagination(shop: Shop, stack: StackControl) -> None:
     assert len(shop.http.get("/api/products", params={"limit": 5}).json()["items"]) == 5
 
 
+def test_fault_short_total(shop: Shop, stack: StackControl) -> None:
+    catalogue = shop.http.get("/api/products", params={"limit": 100}).json()
+    size = len(catalogue["items"])
+    assert catalogue["total"] == size < 100, catalogue["total"]
+    stack.set_fault("product", "short_total")
+    page = shop.http.get("/api/products", params={"limit": 100}).json()
+    assert (len(page["items"]), page["total"]) == (size, size - 1)  # the count is below what the page lists
+    tail = shop.http.get("/api/products", params={"limit": 100, "offset": size - 2}).json()
+    assert (len(tail["items"]), tail["total"]) == (2, size - 1)
+    stack.set_fault("product", "short_total", missing=5)
+    assert shop.http.get("/api/products", params={"limit": 1}).json()["total"] == size - 5
+    stack.clear()
+    assert shop.http.get("/api/products", params={"limit": 100}).json()["total"] == size
+
+
+def test_fault_padded_total(shop: Shop, stack: StackControl) -> None:
+    name = shop.http.get("/api/products", params={"limit": 1}).json()["items"][0]["name"]
+    healthy = shop.http.get("/api/search", params={"q": name, "limit": 100}).json()
+    assert healthy["total"] == len(healthy["items"]) < 100, healthy
+    stack.set_fault("search", "padded_total")
+    padded = shop.http.get("/api/search", params={"q": name, "limit": 100}).json()
+    assert padded["items"] == healthy["items"] and padded["total"] == len(healthy["items"]) + 2, padded
+    nothing = shop.http.get("/api/search", params={"q": "polycheckzzz", "limit": 10}).json()
+    assert (nothing["items"], nothing["total"]) == ([], 2)
+    stack.clear()
+    assert shop.http.get("/api/search", params={"q": name, "limit": 100}).json()["total"] == len(healthy["items"])
+
+
 def test_fault_misses_new(shop: Shop, stack: StackControl) -> None:
     product = shop.http.get("/api/products", params={"limit": 1}).json()["items"][0]
     stack.set_fault("search", "misses_new")
@@ -388,6 +419,20 @@ def test_fault_accept_mismatch(shop: Shop, buyer: Buyer, stack: StackControl) ->
     order = shop.new_order(buyer)
     refused = shop.pay(buyer, order, amount_cents=order["total_cents"] + 1)
     assert (refused.status_code, refused.json()["error"]) == (422, "amount_mismatch")
+
+
+def test_fault_accept_foreign_currency(shop: Shop, buyer: Buyer, stack: StackControl) -> None:
+    stack.set_fault("payment", "accept_foreign_currency")
+    order = shop.new_order(buyer)
+    foreign = shop.pay(buyer, order, currency="USD")
+    assert foreign.status_code == 201 and foreign.json()["currency"] == "USD", foreign.text
+    order = shop.new_order(buyer)
+    more = shop.pay(buyer, order, amount_cents=order["total_cents"] + 1)  # only the currency goes unchecked
+    assert (more.status_code, more.json()["error"]) == (422, "amount_mismatch"), more.text
+    stack.clear()
+    refused = shop.pay(buyer, order, currency="USD")
+    assert (refused.status_code, refused.json()["error"]) == (422, "amount_mismatch"), refused.text
+    assert shop.pay(buyer, order).status_code == 201
 
 
 def test_fault_leak_payments(shop: Shop, buyer: Buyer, stack: StackControl) -> None:

@@ -11,6 +11,7 @@ import pytest
 
 from tests.support.stack_control import StackControl
 from tests.support.suite_runner import SuiteRun, run_suites
+from tests.suites.test_flow_suites import NOTHING_LEFT, new_leftovers, read_leftovers
 
 CONTRACT = ["suites/test_contract.py", "suites/test_propagation.py"]
 FLOWS = ["suites/test_order_flow.py", "suites/test_notification.py", "suites/test_search.py"]
@@ -22,10 +23,11 @@ class ContractFault:
     kind: str
     failed: set[str]  # exactly these checks fail
     culprit: str | None  # the one service in the rollback decisions (None: the check does not roll back)
-    evidence: str  # in every failure message
+    evidence: str | tuple[str, ...]  # in every failure message (each of them)
     suites: tuple[str, ...] = tuple(CONTRACT)
     blocked: frozenset[str] = frozenset()  # checks that only depend on the culprit
     params: dict[str, Any] = field(default_factory=dict)
+    accepts_payments: bool = False  # a payment the check expects refused is made: its clean-up must leave nothing behind
 
 
 FAULTS = [
@@ -36,9 +38,20 @@ FAULTS = [
     ContractFault("auth", "error_on_bad_input", {"test_malformed_login_is_a_client_error"}, "auth",
                   "a login without a password was a server error (HTTP 500), expected 422"),
     ContractFault("order", "oversell", {"test_order_beyond_the_stock_is_refused"}, "order", "was ACCEPTED (HTTP 201), expected 409"),
-    ContractFault("payment", "accept_mismatch", {"test_payment_must_match_the_order"}, "payment", "was ACCEPTED (HTTP 201), expected 422"),
+    ContractFault("payment", "accept_mismatch", {"test_payment_must_match_the_order", "test_payment_in_another_currency_is_refused"},
+                  "payment", "was ACCEPTED (HTTP 201), expected 422", accepts_payments=True),
+    ContractFault("payment", "accept_foreign_currency", {"test_payment_in_another_currency_is_refused"}, "payment",
+                  ("(gateway -> payment) POST", " USD for order ord_", " in EUR (polyshop-api.md Payment: a currency that differs "
+                   "from the order's is 422) was ACCEPTED (HTTP 201), expected 422", "culprit: payment"), accepts_payments=True),
+    ContractFault("product", "short_total", {"test_product_total_counts_the_listed_products"}, "product",
+                  ("step 'list the first 100 products': [gateway] (gateway -> product) GET", "/api/products?limit=100&offset=0: "
+                   "total 39 is smaller than the 40 items on the page (polyshop-api.md Product, GET /api/products: a total is "
+                   "never smaller than the items on the page)", "culprit: product")),
+    ContractFault("search", "padded_total", {"test_search_total_counts_the_results"}, "search",
+                  ("(gateway -> search) GET", "/api/search?q=", "the page is not full (", "(polyshop-api.md Search, GET "
+                   "/api/search: on a page that is not full the total equals the items' count)", "culprit: search")),
     ContractFault("payment", "charge_real_cards", {"test_synthetic_account_cannot_pay_with_a_real_card"}, "payment",
-                  "a real (non-sandbox) card for a synthetic account was ACCEPTED"),
+                  "a real (non-sandbox) card for a synthetic account was ACCEPTED", accepts_payments=True),
     ContractFault("order", "leak_orders", {"test_another_users_order_is_not_readable"}, "order", "another user reading order ord_"),
     ContractFault("payment", "leak_payments", {"test_another_users_payment_is_not_readable"}, "payment", "another user reading payment pay_"),
     ContractFault("notification", "outbox_unrestricted", {"test_outbox_of_a_real_address_is_refused"}, "notification",
@@ -77,17 +90,23 @@ def run_contract(stack: StackControl, suites: tuple[str, ...], log: Path) -> Sui
 def test_healthy_stack_keeps_the_contract(stack: StackControl, tmp_path: Path) -> None:
     run = run_contract(stack, tuple(CONTRACT), tmp_path / "log")
     assert run.returncode == 0, run.describe()
-    assert len(run.ids("passed")) == 14 + 8, run.describe()
+    assert len(run.ids("passed")) == 17 + 8, run.describe()
 
 
 @pytest.mark.parametrize("fault", FAULTS, ids=lambda f: f"{f.service}-{f.kind}")
 def test_contract_fault_fails_exactly_its_check(stack: StackControl, tmp_path: Path, fault: ContractFault) -> None:
+    before = read_leftovers(stack)
     stack.set_fault(fault.service, fault.kind, **fault.params)
     log = tmp_path / "rollback.jsonl"
     run = run_contract(stack, fault.suites, log)
     assert run.returncode == 1, run.describe()
     assert run.failed == fault.failed, run.describe()
     assert run.ids("blocked") == fault.blocked, run.describe()
+    evidence = (fault.evidence,) if isinstance(fault.evidence, str) else fault.evidence
     for name in fault.failed:
-        assert fault.evidence in run.cases[name].message, f"{name}: {run.cases[name].message!r}"
+        for part in evidence:
+            assert part in run.cases[name].message, f"{name}: {part!r} not in {run.cases[name].message!r}"
     assert decisions(log) == ({fault.culprit} if fault.culprit else set()), run.describe()
+    if fault.accepts_payments:  # the wrongly accepted payments were refunded, their orders cancelled
+        stack.clear()
+        assert new_leftovers(stack, before) == NOTHING_LEFT
