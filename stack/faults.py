@@ -42,6 +42,10 @@ FAULT_KINDS: dict[str, tuple[str, Callable[[dict[str, Any]], dict[str, Any]]]] =
             "pods": _text(p, "pods", "all", ("all", "canary")),
         },
     ),
+    "proxy_error": (
+        "every request answers the same 502 HTML page, as a proxy or ingress in front of the service would",
+        _no_params,
+    ),
     "health": (
         "/health reports 'status' degraded (200) or down (503), blaming 'dependency'",
         lambda p: {

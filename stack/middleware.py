@@ -97,19 +97,25 @@ class ServiceMiddleware:
         slow = faults.matching(name, "slow", path)
         if slow:
             await asyncio.sleep(slow["seconds"])
+        if faults.is_set(name, "proxy_error"):
+            await _send_whole(send, 502, b"text/html", PROXY_ERROR_PAGE)
+            return True
         errors = faults.matching(name, "errors", path)
         pod = scope.get("polyshop.pod")
         if errors and errors["pods"] == "canary" and not (pod and pod.canary):
             errors = None
         if errors and faults.should_fail(name, errors["ratio"]):
-            body = json.dumps({"error": "internal_error", "service": name}).encode()
-            await send(
-                {
-                    "type": "http.response.start",
-                    "status": errors["status"],
-                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
-                }
-            )
-            await send({"type": "http.response.body", "body": body})
+            await _send_whole(send, errors["status"], b"application/json",
+                              json.dumps({"error": "internal_error", "service": name}).encode())
             return True
         return False
+
+
+# the page a proxy in front of every service answers with (the same bytes whichever service is behind it)
+PROXY_ERROR_PAGE = b"<html><head><title>502 Bad Gateway</title></head><body><center><h1>502 Bad Gateway</h1></center></body></html>\n"
+
+
+async def _send_whole(send: Any, status: int, content_type: bytes, body: bytes) -> None:
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", content_type), (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})

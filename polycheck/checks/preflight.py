@@ -8,7 +8,9 @@ and then never answers is remembered as hanging, so its checks fail at once inst
 
 from __future__ import annotations
 
+import hashlib
 import socket
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -30,6 +32,7 @@ class Reach:
     url: str
     state: str
     detail: str
+    signature: str = ""  # an error answer's status, type and body hash: the same one from most targets is a shared cause
 
     @property
     def reached(self) -> bool:
@@ -67,7 +70,13 @@ def probe(service: str, base_url: str, timeout: httpx.Timeout) -> Reach:
         return Reach(service, url, "refused", f"connection failed ({exc or 'refused'})")
     except httpx.HTTPError as exc:
         return Reach(service, url, "unreachable", f"{type(exc).__name__}: {exc}")
-    return Reach(service, url, "answered", f"HTTP {response.status_code}")
+    signature = ""
+    if response.status_code >= 400:
+        body = response.content[:65536]
+        first = " ".join(response.text[:80].split())
+        signature = (f"HTTP {response.status_code} {response.headers.get('content-type', '?').split(';')[0]} "
+                     f"body sha256:{hashlib.sha256(body).hexdigest()[:12]} ({first!r})")
+    return Reach(service, url, "answered", f"HTTP {response.status_code}", signature)
 
 
 def preflight(targets: dict[str, str], timeout: httpx.Timeout) -> dict[str, Reach]:
@@ -77,10 +86,35 @@ def preflight(targets: dict[str, str], timeout: httpx.Timeout) -> dict[str, Reac
         return {name: future.result() for name, future in futures.items()}
 
 
-def cut_off(reaches: dict[str, Reach]) -> str | None:
-    """Why this runner cannot judge the environment (nothing reached at all), else None."""
-    if not reaches or any(r.reached for r in reaches.values()):
+def most(reaches: dict[str, Reach]) -> int:
+    """How many targets make "most of them": more than half, and at least 3."""
+    return max(3, len(reaches) // 2 + 1)
+
+
+def shared_cause(reaches: dict[str, Reach]) -> str | None:
+    """Most targets gave the same error answer (a proxy or ingress in front of them all), or most hang (overload, the
+    network): one cause they share, not a release that broke them all at once."""
+    if len(reaches) < 3:
         return None
+    signatures = Counter(r.signature for r in reaches.values() if r.signature)
+    if signatures:
+        signature, count = signatures.most_common(1)[0]
+        if count >= most(reaches):
+            return (f"{count} of {len(reaches)} targets answered the same {signature} at {PROBE_PATH}: a shared cause in "
+                    f"front of them (a proxy, an ingress, the network), not the release")
+    hanging = sorted(r.service for r in reaches.values() if r.state == "hanging")
+    if len(hanging) >= most(reaches):
+        return (f"{len(hanging)} of {len(reaches)} targets accepted the connection and did not answer {PROBE_PATH} "
+                f"({', '.join(hanging)}): a shared cause (overload, the network, the checker's own load), not the release")
+    return None
+
+
+def cut_off(reaches: dict[str, Reach]) -> str | None:
+    """Why this runner cannot judge the environment (nothing reached at all, or a shared cause), else None."""
+    if not reaches:
+        return None
+    if any(r.reached for r in reaches.values()):
+        return shared_cause(reaches)
     kinds = sorted({r.state for r in reaches.values()})
     sample = "; ".join(f"{r.service}: {r.detail}" for r in list(reaches.values())[:3])
     return (

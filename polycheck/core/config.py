@@ -166,6 +166,8 @@ class RollbackConfig:
     # access): "escalate" rolls nothing back and escalates with what it would have done; "all" counts every
     # service as released (an explicit opt-in, e.g. the local stack's).
     unknown_scope: str = "escalate"
+    # the blast-radius limit: a run rolls back at most this many services; beyond it, none more and one escalation
+    max_services: int = 1
     # Each listed action's own `[rollback]` keys (e.g. webhook_url, command), typed by its `settings` class
     # in the registry (polycheck/rollback/actions/); built by `_build_rollback`, never a key of its own.
     settings: dict[str, Any] = field(default_factory=dict)
@@ -526,6 +528,8 @@ def _validate(config: EnvConfig) -> EnvConfig:
             raise ctx.error(f"rollback.services.{name}", f"is not a configured service ({', '.join(config.services)})")
     if config.rollback.mode not in ROLLBACK_MODES:
         raise ctx.error("rollback.mode", f"must be one of {', '.join(ROLLBACK_MODES)}, got {config.rollback.mode!r}")
+    if config.rollback.max_services < 1:
+        raise ctx.error("rollback.max_services", f"must be at least 1, got {config.rollback.max_services}")
     if config.rollback.unknown_scope not in UNKNOWN_SCOPES:
         raise ctx.error("rollback.unknown_scope", f"must be one of {', '.join(UNKNOWN_SCOPES)}, got {config.rollback.unknown_scope!r}")
     from polycheck.core.steps import STEP_KEYS  # the runbook steps a run signs off

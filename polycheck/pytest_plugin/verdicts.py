@@ -29,7 +29,7 @@ from polycheck.core.steps import steps_of
 from polycheck.signoff.summary import CheckOutcome, NotRun, not_run_steps
 from polycheck.core.verdict import BLOCKED, FAILED, FLAKY, INCONCLUSIVE, PASSED, REASON_LIMIT, SKIPPED, Verdict, first_line, unique
 from polycheck.pytest_plugin.markers import escalation_of, may_roll_back
-from polycheck.pytest_plugin.state import run_of
+from polycheck.pytest_plugin.state import board_of, run_of
 
 EXIT_NO_GO = 1
 EXIT_INCONCLUSIVE = 6
@@ -156,6 +156,9 @@ def verdict_of(item: pytest.Item, exc: BaseException | None, when: str, *, start
     if when == "teardown":
         return base.with_(outcome=FAILED, reason=_message(exc).strip()[:REASON_LIMIT])
     outcome, culprits = judge(facts.subjects, exc, when)
+    shared = _shared_hang(item) if outcome in (FAILED, BLOCKED) else None
+    if shared:
+        return base.with_(outcome=INCONCLUSIVE, reason=f"{shared} — this check: {first_line(_message(exc))}"[:REASON_LIMIT])
     text = _message(exc).strip()
     named = _named(culprits)
     reason = text.removesuffix(named.strip()).rstrip() if text.endswith(named.strip()) else text
@@ -167,6 +170,19 @@ def verdict_of(item: pytest.Item, exc: BaseException | None, when: str, *, start
     return base.with_(outcome=outcome, culprits=culprits, reason=reason[:REASON_LIMIT], escalation=escalation,
                       candidates=culprits if outcome == FAILED and len(culprits) > 1 else (),
                       links=_links(item, text, culprits, stop))
+
+
+def _shared_hang(item: pytest.Item) -> str | None:
+    """Most services seen hanging in this run: a shared cause (overload, the network), so no failure is the release's."""
+    try:
+        hanging = board_of(item.config).snapshot()
+        known = run_of(item.config).config.service_names
+    except (RuntimeError, KeyError):
+        return None
+    if len(hanging) < max(3, len(known) // 2 + 1):
+        return None
+    return (f"common cause: {len(hanging)} of {len(known)} services timed out in this run ({', '.join(sorted(hanging))}): "
+            f"overload, the network or the checker's own load, not the release")
 
 
 def _times(item: pytest.Item, call: pytest.CallInfo[Any]) -> tuple[float, float]:

@@ -17,6 +17,7 @@ from polycheck.core.config import EnvConfig, MissingSecretError
 from polycheck.core.redact import redact_text, shown_url
 from polycheck.checks.release import ReleaseScope
 from polycheck.rollback.allure_report import report_rollback
+from polycheck.rollback.memory import ANNOTATION, UNDO_ACTIONS, Memory, Revisions, refusal, remember, revisions
 from polycheck.rollback.purpose import CANARY, DEPLOY, GATE, permission
 
 if TYPE_CHECKING:
@@ -46,6 +47,7 @@ class RollbackEngine:
     notify: Notify = lambda line, bad: None
     fired: dict[str, float] = field(default_factory=dict)  # service -> when the rollback was requested
     escalated: set[str] = field(default_factory=set)
+    held: dict[str, str] = field(default_factory=dict)  # service -> why it was not rolled back (blast radius, memory)
     records: list[dict[str, Any]] = field(default_factory=list)
     allure_dir: Path | None = None  # also write each rollback as an Allure result there
     _reported: set[str] = field(default_factory=set)
@@ -141,8 +143,20 @@ class RollbackEngine:
             report_rollback(self.allure_dir, service, check, [r for r in self.records[first:] if r["service"] == service])
 
     def _rollback(self, service: str, check: str, reason: str, section_9: str | None, actions: list[str]) -> None:
-        if service in self.fired:
+        if service in self.fired or service in self.held:
             return  # once per service per run: the first decision stands, with its audit records
+        limit = self.config.rollback.max_services
+        if len(self.fired) >= limit:
+            self._hold(service, check, reason, section_9, "blast radius", (
+                f"{len(self.fired) + 1} services failing at once ({', '.join([*self.fired, service])}): suspect a shared "
+                f"cause — network, ingress, the checker's own load; a run rolls back at most rollback.max_services = "
+                f"{limit} (rolled back: {', '.join(self.fired)}; not {service})"))
+            return
+        before = self._revisions_before_undo(service, actions)
+        refused = refusal(service, Memory.of(before[0]), before[1]) if before is not None else None
+        if refused:
+            self._hold(service, check, reason, section_9, "rollback memory", refused)
+            return
         self.fired[service] = time.time()
         if self.mode == "off":
             self._audit(service, check, "decision", "off", f"rollback of {service} is off (--rollback off); would run {actions}")
@@ -161,11 +175,44 @@ class RollbackEngine:
             outcome, detail = self._run(action, service, check, reason)
             failed = failed or outcome == "failed"
             results.append({"action": action, "outcome": outcome, "detail": detail})
+        if self.mode == "auto" and before is not None and any(r["outcome"] == "done" and r["action"] in UNDO_ACTIONS for r in results):
+            self._remember(service, check, before[1])
         verb = "DRY-RUN ROLLBACK" if self.mode == "dry-run" else ("ROLLBACK FAILED" if failed else "ROLLED BACK")
         self.notify(f"{verb} {service} (after {check}): " + "; ".join(f"{r['action']}: {r['detail']}" for r in results), failed)
         why = "rollback FAILED: " if failed else ("rollback planned (dry-run)" if self.mode == "dry-run" else "rollback fired")
         why += " " + "; ".join(r["detail"] for r in results if r["outcome"] == "failed") if failed else ""
         self.escalate(service, check, reason, why + (f"; {section_9}" if section_9 else ""), actions=results, key="rollback")
+
+    def _hold(self, service: str, check: str, reason: str, section_9: str | None, rule: str, why: str) -> None:
+        """Not rolled back, for `why` (the blast-radius limit, the rollback memory): audited and escalated once."""
+        self.held[service] = why
+        self.rule = f"{rule}: {why}"
+        self._audit(service, check, "decision", "none", why)
+        self.notify(f"NOT ROLLED BACK {service}: {why}", True)
+        self.escalate(service, check, reason, why + (f"; {section_9}" if section_9 else ""), key=rule)
+
+    def _revisions_before_undo(self, service: str, actions: list[str]) -> tuple[dict[str, Any], Revisions] | None:
+        """The workload and its revisions, when an action would change its revision (None: none would, or the
+        cluster cannot be read: then the action itself fails and says so)."""
+        if not UNDO_ACTIONS & set(actions):
+            return None
+        from polycheck.clients.kube import KubeNotFound, KubeUnavailable
+
+        try:
+            return revisions(self.kube(), self.config.service(service).workload, self.config.deployment_of(service))
+        except (KubeNotFound, KubeUnavailable, RuntimeError, LookupError):
+            return None
+
+    def _remember(self, service: str, check: str, before: Revisions) -> None:
+        from polycheck.clients.kube import KubeNotFound, KubeUnavailable
+
+        try:
+            memory = remember(self.kube(), self.config.service(service).workload, self.config.deployment_of(service), before,
+                              run_id=self.run_id, release=self.release)
+            self._audit(service, check, "memory", "done", f"{ANNOTATION}: undid revision {memory.undone_revision} "
+                        f"({memory.undone_hash}), restored revision {memory.restored_revision} ({memory.restored_hash})")
+        except (KubeNotFound, KubeUnavailable, RuntimeError) as exc:
+            self._audit(service, check, "memory", "failed", f"could not write {ANNOTATION}: {exc}")
 
     def _run(self, action: str, service: str, check: str, reason: str) -> tuple[str, str]:
         from polycheck.rollback.actions import REGISTRY, RollbackActionError, RollbackActionSkipped, Target  # the registry the config was validated against

@@ -105,3 +105,70 @@ def test_a_check_that_passes_on_its_rerun_is_flaky_everywhere(stack: StackContro
     assert {l["value"] for r in final for l in r["labels"] if l["name"] == "verdict"} == {"flaky"}, final
     flaky = {s.labels["check"]: s.value for f in families for s in f.samples if s.name == "polyshop_check_flaky"}
     assert flaky == {"flaky_check::test_search_answers_on_the_second_try": 1.0}, flaky  # the probe metrics
+
+
+ALL = ("auth", "product", "inventory", "order", "payment", "notification", "search", "gateway")
+
+
+def test_the_same_proxy_error_from_every_service_is_a_shared_cause_not_eight_rollbacks(stack: StackControl, tmp_path: Path) -> None:
+    """A proxy or ingress answering the same 502 page for every service: INCONCLUSIVE naming the signature, no rollback."""
+    log = tmp_path / "rollback.jsonl"
+    for service in ALL:
+        stack.set_fault(service, "proxy_error")
+    run = run_suites("-m", "smoke", "suites/test_health.py", ROLLOUT, f"--rollback-log={log}", "--released=order,payment,auth",
+                     stack_file=stack.stack_file)
+    assert run.returncode == 6, run.describe()
+    assert "targets answered the same HTTP 502 text/html body sha256:" in run.output, run.describe()
+    assert "a shared cause in front of them (a proxy, an ingress, the network), not the release" in run.output
+    assert not [r for r in audit(log) if r["step"] in ("decision", "kubernetes-undo", "argo-abort")], audit(log)
+    stack.clear()
+    stack.set_fault("order", "proxy_error")  # one service behind a broken proxy: its own failure, judged as before
+    one = run_suites("-m", "smoke", "suites/test_health.py", "-k", "order", f"--rollback-log={tmp_path / 'one.jsonl'}",
+                     "--rollback=dry-run", "--released=order", stack_file=stack.stack_file)
+    assert one.returncode == 1, one.describe()
+    assert {r["service"] for r in audit(tmp_path / "one.jsonl") if r["step"] == "decision"} == {"order"}
+
+
+def test_a_service_still_failing_after_its_rollback_is_not_undone_again(stack: StackControl, tmp_path: Path) -> None:
+    """A config change at the same image tag, then a failure the rollback cannot mend, three runs in a row (the
+    CronJob every 5 minutes): one undo, then escalations — never revision 4 = 2, 5 = 3, 6 = 4."""
+    stack.kube_fault("order", "no-probes")  # a new revision at the same image tag, 1.3.0
+    stack.set_fault("order", "health", status="down", dependency="postgres")  # fails whatever revision runs
+    logs = [tmp_path / f"run-{n}.jsonl" for n in range(3)]
+    for log in logs:
+        run = run_suites("-m", "smoke", "suites/test_health.py", "-k", "order", f"--rollback-log={log}",
+                         "--release-version=1.3.0", "-p", "no:randomly", stack_file=stack.stack_file)
+        assert run.returncode == 1, run.describe()
+    undos = [[r["outcome"] for r in audit(log) if r["step"] == "kubernetes-undo"] for log in logs]
+    assert undos == [["done"], [], []], undos
+    assert [r["outcome"] for r in audit(logs[0]) if r["step"] == "memory"] == ["done"], audit(logs[0])
+    for log in logs[1:]:
+        held = [r for r in audit(log) if r["step"] == "escalation"]
+        assert held and all("order is still failing after it was rolled back to revision" in r["detail"] for r in held), held
+        assert "not this release" in held[0]["detail"]
+
+
+def test_timeouts_across_most_services_are_a_shared_cause(stack: StackControl, tmp_path: Path) -> None:
+    log = tmp_path / "rollback.jsonl"
+    for service in ("auth", "product", "inventory", "order", "payment"):
+        stack.set_fault(service, "hang")
+    run = run_suites("-m", "smoke", "suites/test_health.py", f"--rollback-log={log}", "--released=order,payment,auth",
+                     stack_file=stack.stack_file)
+    assert run.returncode == 6, run.describe()
+    assert "5 of 8 targets accepted the connection and did not answer /health/live" in run.output, run.describe()
+    assert not [r for r in audit(log) if r["step"] in ("decision", "kubernetes-undo", "argo-abort")], audit(log)
+
+
+def test_a_run_rolls_back_one_service_and_escalates_the_second(stack: StackControl, tmp_path: Path) -> None:
+    """The blast-radius limit (rollback.max_services = 1): two services failing at once, one rollback, one escalation."""
+    log = tmp_path / "rollback.jsonl"
+    stack.set_fault("order", "down")
+    stack.set_fault("inventory", "down")
+    run = run_suites("-m", "smoke", "suites/test_health.py", "-k", "order or inventory", f"--rollback-log={log}",
+                     "--rollback=dry-run", "--released=order,inventory", stack_file=stack.stack_file)
+    assert run.returncode == 1, run.describe()
+    decisions = {r["service"]: r["outcome"] for r in audit(log) if r["step"] == "decision"}
+    assert sorted(decisions.values()) == ["dry-run", "none"], decisions
+    held = [r for r in audit(log) if r["step"] == "escalation" and "services failing at once" in r["detail"]]
+    assert len(held) == 1 and "suspect a shared cause" in held[0]["detail"], audit(log)
+    assert "rollback.max_services = 1" in held[0]["detail"]

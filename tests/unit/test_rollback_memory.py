@@ -1,0 +1,122 @@
+"""A rollback has a memory and a blast radius: an undo of ours is never undone again nor repeated, and a run rolls
+back at most rollback.max_services services. Each rule both ways, through the engine, on a recording cluster."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from polycheck.checks.release import ReleaseScope
+from polycheck.core.config import load_env
+from polycheck.rollback.engine import RollbackEngine
+from polycheck.rollback.memory import ANNOTATION, Memory, Revisions, refusal
+from tests.unit.test_rollback_actions import ENV
+
+HASH = {1: "aaa111", 2: "bbb222", 3: "ccc333"}
+
+
+class Cluster:
+    """One Deployment `order-service` with ReplicaSets of revisions 1..3; an undo makes the previous template current
+    (revision 4, the previous hash), as the deployment controller does."""
+
+    namespace = "polyshop"
+
+    def __init__(self, current: int = 3) -> None:
+        self.sets = {n: HASH[n] for n in range(1, current + 1)}
+        self.current = current
+        self.annotations: dict[str, str] = {}
+        self.patches: list[Any] = []
+
+    def _rs(self, revision: int, template: str) -> dict[str, Any]:
+        return {"metadata": {"name": f"order-{template}", "labels": {"app": "order", "pod-template-hash": template},
+                             "annotations": {"deployment.kubernetes.io/revision": str(revision)}},
+                "spec": {"template": {"metadata": {"labels": {"app": "order", "pod-template-hash": template}},
+                                      "spec": {"containers": [{"name": "order", "image": "order:1.3.0"}]}}}}
+
+    def deployment(self, name: str) -> dict[str, Any]:
+        return {"kind": "Deployment", "metadata": {"name": name, "annotations": {
+            "deployment.kubernetes.io/revision": str(self.current), **self.annotations}},
+                "spec": {"selector": {"matchLabels": {"app": "order"}}, "replicas": 1,
+                         "template": self._rs(self.current, self.sets[self.current])["spec"]["template"]}}
+
+    def workload(self, kind: str, name: str) -> dict[str, Any]:
+        return self.deployment(name)
+
+    def replicasets(self, selector: str) -> list[dict[str, Any]]:
+        return [self._rs(n, h) for n, h in self.sets.items()]
+
+    def patch_deployment(self, name: str, body: Any) -> dict[str, Any]:
+        self.patches.append(body)
+        if isinstance(body, list):  # the undo: the previous revision's ReplicaSet becomes revision current + 1
+            template = self.sets.pop(max(n for n in self.sets if n < self.current))
+            self.current = max(self.sets) + 1
+            self.sets[self.current] = template
+        else:
+            self.annotations.update(body["metadata"]["annotations"])
+        return self.deployment(name)
+
+
+def engine(tmp_path: Path, cluster: Cluster, extra: str = "", run: str = "run-1") -> RollbackEngine:
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    (tmp_path / "test.toml").write_text(ENV + 'actions = ["kubernetes-undo"]\n' + extra)
+    config = load_env("test", tmp_path, environ={})
+    return RollbackEngine(config=config, mode="auto", run_id=run, release="1.3.0", audit_path=tmp_path / "audit.jsonl",
+                          kube_factory=lambda: cluster,  # type: ignore[arg-type, return-value]
+                          released=lambda e: ReleaseScope(frozenset(e.config.service_names), "image tag 1.3.0"))
+
+
+def undos(engine: RollbackEngine) -> list[str]:
+    return [r["outcome"] for r in engine.records if r["step"] == "kubernetes-undo"]
+
+
+def test_a_service_still_failing_after_our_rollback_is_not_undone_again(tmp_path: Path) -> None:
+    """The ping-pong of a config change at the same tag: three runs, one undo, then escalations."""
+    cluster = Cluster()
+    first = engine(tmp_path, cluster, run="run-1")
+    first.on_failure("test_health[order]", ("order",), "order /health 503", rollback=True)
+    assert undos(first) == ["done"] and cluster.current == 4 and cluster.sets[4] == HASH[2]
+    memory = Memory.of(cluster.deployment("order-service"))
+    assert memory is not None and (memory.undone_hash, memory.restored_hash, memory.run_id) == (HASH[3], HASH[2], "run-1")
+    for run in ("run-2", "run-3"):
+        again = engine(tmp_path, cluster, run=run)
+        again.on_failure("test_health[order]", ("order",), "order /health 503", rollback=True)
+        assert undos(again) == [] and cluster.current == 4, "our own rollback was undone"
+        (escalation,) = [r for r in again.records if r["step"] == "escalation"]
+        assert "order is still failing after it was rolled back to revision 2 (bbb222) by run run-1" in escalation["detail"]
+        assert "not this release" in escalation["detail"] and escalation["rule"].startswith("rollback memory: ")
+
+
+def test_an_undo_that_would_restore_what_we_undid_is_refused() -> None:
+    memory = Memory(HASH[3], 3, HASH[2], 2, "run-1", "2026-12-02T04:00:00+00:00", "1.3.0")
+    assert refusal("order", memory, Revisions("ddd444", 5, HASH[3], 3)) is not None  # would bring back the undone one
+    assert "never undone twice" in (refusal("order", memory, Revisions("ddd444", 5, HASH[3], 3)) or "")
+    assert refusal("order", memory, Revisions("ddd444", 5, "eee555", 4)) is None  # a new release since: may undo
+    assert refusal("order", None, Revisions(HASH[3], 3, HASH[2], 2)) is None  # no memory: may undo
+    assert Memory.of({"metadata": {"annotations": {ANNOTATION: "not json"}}}) is None
+
+
+def test_a_run_rolls_back_at_most_max_services_and_escalates_naming_them(tmp_path: Path) -> None:
+    cluster = Cluster()
+    rollback = engine(tmp_path, cluster)
+    rollback.on_failure("test_health[order]", ("order",), "order /health 503", rollback=True)
+    rollback.on_failure("test_health[order-too]", ("order",), "again", rollback=True)  # the same service: decided once
+    assert undos(rollback) == ["done"]
+    two = engine(tmp_path / "two", Cluster(), 'max_services = 2\n')
+    two.fired["payment"] = 0.0  # one service rolled back already in this run; the limit allows a second
+    two.on_failure("test_health[order]", ("order",), "order /health 503", rollback=True)
+    assert undos(two) == ["done"] and "order" in two.fired
+    held = engine(tmp_path / "held", Cluster())
+    held.fired["payment"] = 0.0  # one service rolled back already in this run
+    held.on_failure("test_health[order]", ("order",), "order /health 503", rollback=True)
+    assert undos(held) == [] and "order" in held.held
+    (escalation,) = [r for r in held.records if r["step"] == "escalation"]
+    assert "2 services failing at once (payment, order): suspect a shared cause" in escalation["detail"], escalation
+    assert "rollback.max_services = 1" in escalation["detail"]
+
+
+def test_the_memory_is_written_as_one_annotation(tmp_path: Path) -> None:
+    cluster = Cluster()
+    engine(tmp_path, cluster).on_failure("test_health[order]", ("order",), "503", rollback=True)
+    data = json.loads(cluster.annotations[ANNOTATION])
+    assert set(data) == {"undone_hash", "undone_revision", "restored_hash", "restored_revision", "run_id", "at", "release"}
