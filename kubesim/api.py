@@ -1,7 +1,8 @@
 """The HTTP face of the simulator: a Starlette app speaking the Kubernetes REST API (JSON only).
 
 Served: discovery, get/list/watch of namespaces, pods (and pods/log, DELETE), events, replicasets, deployments
-(create, update, patch, /status, /scale) and argoproj.io Rollouts (create, update, patch, /status, /scale);
+(create, update, patch, /status, /scale), argoproj.io Rollouts (create, update, patch, /status, /scale) and
+coordination.k8s.io Leases (create, update, patch, DELETE);
 label and field selectors; limit/continue; Tables for `kubectl get`; watches with resourceVersion, timeoutSeconds,
 bookmarks and sendInitialEvents; Status objects for every error.
 """
@@ -442,10 +443,14 @@ class KubeApi:
         return new if dry_run else self.sim.store.replace(target.rt.plural, new)
 
     def _delete(self, target: _Target) -> Obj:
-        pod = self._get(target)
+        obj = self._get(target)
+        if target.rt.plural == "leases":  # no finaliser, no grace period: gone at once (polycheck's SKU leases)
+            gone = self.sim.store.delete("leases", target.namespace or "", target.name or "")
+            return {"kind": "Status", "apiVersion": "v1", "status": "Success", "details": {
+                "name": gone["metadata"]["name"], "kind": "leases", "uid": gone["metadata"].get("uid")}}
         if target.rt.plural != "pods":
             raise _method_not_allowed("DELETE", target.rt)
-        self.sim.kubelet.terminate(pod)
+        self.sim.kubelet.terminate(obj)
         return self._get(target)
 
     # -- /scale ----------------------------------------------------------------------------------

@@ -87,6 +87,7 @@ RESOURCES: dict[str, ResourceType] = {
         ResourceType("rbac.authorization.k8s.io", "v1", "rolebindings", "RoleBinding", "rolebinding", _RW, True),
         ResourceType("argoproj.io", "v1alpha1", "analysistemplates", "AnalysisTemplate", "analysistemplate",
                      _RW, True),
+        ResourceType("coordination.k8s.io", "v1", "leases", "Lease", "lease", (*_RW, "delete"), True),
         ResourceType("monitoring.coreos.com", "v1", "prometheusrules", "PrometheusRule", "prometheusrule",
                      _RW, True, ("promrule",)),
     ]

@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 import httpx
 import pytest
 
+from polycheck.clients.leases import CrossRunLeases
 from polycheck.core.failures import check_failed
 from polycheck.core.leftovers import ORDER, PAYMENT, Journal
 from polycheck.core.polling import PollTimeout, poll
@@ -246,34 +247,56 @@ _HOLDER: ContextVar[Leases | None] = ContextVar("polycheck_leases", default=None
 
 class SkuPool:
     """SKUs for synthetic orders, split between xdist workers and leased to one running check at a time, so checks
-    that run at once never read each other's stock moves. The least recently used free SKU comes next."""
+    that run at once never read each other's stock moves; with `cross` (polycheck.clients.leases), no check of
+    another run holds it either. The least recently used free SKU comes next."""
 
-    def __init__(self, skus: list[str], wait_seconds: float = SKU_WAIT_SECONDS) -> None:
+    def __init__(self, skus: list[str], wait_seconds: float = SKU_WAIT_SECONDS, cross: CrossRunLeases | None = None) -> None:
         worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
         count = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
         index = int(worker[2:]) if worker.startswith("gw") and worker[2:].isdigit() else 0
         mine = sorted(skus)[index::count] or sorted(skus)
-        self._order: deque[str] = deque(mine)
+        # across runs every SKU is in play: another run's worker split is not this run's
+        self._order: deque[str] = deque(mine + sorted(set(skus) - set(mine)) if cross is not None else mine)
         self._leased: set[str] = set()
         self._before_reuse: dict[str, list[Callable[[], None]]] = {}
         self._free = threading.Condition()
         self.wait_seconds = wait_seconds
+        self.cross = cross
+
+    def _take(self, free: list[str]) -> str | None:
+        """The first free SKU whose cross-run lease this run gets (the first free one without cross-run leases)."""
+        if self.cross is None:
+            return free[0] if free else None
+        return next((sku for sku in free if self.cross.take(sku)), None)
 
     def next(self) -> str:
-        """A SKU no other running check holds (waiting for one up to `wait_seconds`, then sharing the least recently used)."""
+        """A SKU no other running check holds, in this run or another (waiting for one up to `wait_seconds`; then,
+        within this run, sharing the least recently used; across runs the check cannot judge the stock: inconclusive)."""
         holder = _HOLDER.get()
         deadline = time.monotonic() + self.wait_seconds
+        pause = 0.05
         with self._free:
             while True:
                 free = [sku for sku in self._order if sku not in self._leased]
+                sku = self._take(free) if holder is not None else (free[0] if free else None)
                 remaining = deadline - time.monotonic()
-                if free or remaining <= 0:
+                if sku is not None or remaining <= 0:
                     break
-                self._free.wait(remaining)
-            sku = free[0] if free else self._order[0]
+                if free and self.cross is not None:  # free here, held by other runs: look again soon
+                    self._free.wait(min(remaining, pause))
+                    pause = min(pause * 2, 1.0)
+                else:
+                    self._free.wait(remaining)
+            if sku is None and self.cross is not None and holder is not None:
+                from polycheck.core.failures import inconclusive
+
+                inconclusive(f"every synthetic SKU ({len(self._order)}) is held by another run against this environment "
+                             f"({self.cross.where}) for {self.wait_seconds:g} s: a stock assertion cannot tell its own "
+                             f"order's moves from theirs (add SKUs to synthetic.skus, or run fewer at once)")
+            sku = sku if sku is not None else self._order[0]
             self._order.remove(sku)
             self._order.append(sku)
-            if holder is not None and free:
+            if holder is not None and sku not in self._leased and (free or self.cross is not None):
                 self._leased.add(sku)
                 holder.add(sku, self)
             first = self._before_reuse.pop(sku, [])
@@ -282,6 +305,13 @@ class SkuPool:
         return sku
 
     def let_go(self, sku: str, before_reuse: list[Callable[[], None]] = ()) -> None:  # type: ignore[assignment]
+        if self.cross is not None:  # the next taker may be another run: settle first, then give the SKU back
+            with self._free:
+                pending = self._before_reuse.pop(sku, [])
+            for action in [*pending, *before_reuse]:
+                action()
+            before_reuse = []
+            self.cross.give_back(sku)
         with self._free:
             self._leased.discard(sku)
             if before_reuse:

@@ -19,6 +19,7 @@ from polycheck.core.config import KubernetesConfig
 
 ARGO_GROUP, ARGO_VERSION, ARGO_PLURAL = "argoproj.io", "v1alpha1", "rollouts"
 ARGO_API = f"{ARGO_GROUP}/{ARGO_VERSION}"
+LEASE_API = "coordination.k8s.io/v1"
 REVISION = "deployment.kubernetes.io/revision"
 ARGO_REVISION = "rollout.argoproj.io/revision"
 HASH_LABELS = ("pod-template-hash", "rollouts-pod-template-hash")
@@ -52,6 +53,10 @@ class KubeUnavailable(CannotMeasure, RuntimeError):
 
 class KubeNotFound(LookupError):
     """The object does not exist."""
+
+
+class KubeConflict(RuntimeError):
+    """409: the object exists already (a create), or changed since it was read (a replace)."""
 
 
 @dataclass
@@ -110,6 +115,8 @@ class Kube:
                     return json.loads(response.data or b"null")
                 except ValueError as exc:
                     raise KubeUnavailable(f"{what}: the cluster answered something that is not JSON ({self.where}): {exc}") from None
+        if status == 409:
+            raise KubeConflict(f"{what}: HTTP 409 from the cluster ({self.where}): {reason}")
         if status == 404:
             raise KubeNotFound(f"{what}: not found in namespace {self.namespace} ({self.where})")
         if status in (401, 403):
@@ -145,6 +152,21 @@ class Kube:
         kind = "application/json-patch+json" if isinstance(body, list) else "application/strategic-merge-patch+json"
         return self._request(f"patch deployment {name}", "PATCH", self._namespaced("apps/v1", "deployments", name),
                              body=body, content_type=kind)
+
+    # -- coordination.k8s.io Leases (polycheck.clients.leases: cross-run SKU leases) ------------------------------
+    def lease(self, name: str) -> dict[str, Any]:
+        return self._request(f"lease {name}", "GET", self._namespaced(LEASE_API, "leases", name))
+
+    def create_lease(self, body: dict[str, Any]) -> dict[str, Any]:
+        return self._request("create lease", "POST", self._namespaced(LEASE_API, "leases"), body=body,
+                             content_type="application/json")
+
+    def replace_lease(self, name: str, body: dict[str, Any]) -> dict[str, Any]:
+        return self._request(f"replace lease {name}", "PUT", self._namespaced(LEASE_API, "leases", name), body=body,
+                             content_type="application/json")
+
+    def delete_lease(self, name: str) -> dict[str, Any]:
+        return self._request(f"delete lease {name}", "DELETE", self._namespaced(LEASE_API, "leases", name))
 
     def patch_rollout(self, name: str, body: dict[str, Any]) -> dict[str, Any]:
         return self._request(f"patch rollout {name}", "PATCH", self._namespaced(ARGO_API, ARGO_PLURAL, name),

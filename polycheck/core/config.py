@@ -202,6 +202,8 @@ class SyntheticConfig:
     email_domain: str = "synthetic.polyshop.test"
     expired_token: Secret | None = None
     skus: list[str] = field(default_factory=list)
+    # cross-run SKU leases (polycheck.scope.sku_leases): auto | file | kubernetes | off
+    sku_leases: str = "auto"
     card_token: str = "tok_sandbox_visa"
     decline_card_token: str = "tok_sandbox_decline"
     # a second synthetic account, for "another user's data is not readable"; provisioned per run when not set
@@ -538,6 +540,8 @@ def _validate(config: EnvConfig) -> EnvConfig:
     if wrong:
         raise ctx.error("environment.allow_not_run", f"unknown step {', '.join(map(repr, wrong))}; steps: {', '.join(STEP_KEYS)}")
     synthetic = config.synthetic
+    if synthetic.sku_leases not in ("auto", "file", "kubernetes", "off"):
+        raise ctx.error("synthetic.sku_leases", f"must be one of auto, file, kubernetes, off, got {synthetic.sku_leases!r}")
     if (synthetic.other_email is None) != (synthetic.other_password is None):
         raise ctx.error("synthetic", "other_email and other_password go together: set both, or neither to provision one")
     if (synthetic.email is None) != (synthetic.password is None):
