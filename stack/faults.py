@@ -62,6 +62,8 @@ FAULT_KINDS: dict[str, tuple[str, Callable[[dict[str, Any]], dict[str, Any]]]] =
     "decline_all": ("payment: every payment is declined, whatever the card token", _no_params),
     "stuck_paid": ("order: a paid order never moves on to confirmed (the confirmation is lost)", _no_params),
     "ignore_idempotency": ("order: a repeated Idempotency-Key creates a new order", _no_params),
+    "lose_after_hold": ("order: a create holds the stock, then answers 503 without recording the order (a crash "
+                        "mid-create): the hold stays, and no order, nor its Idempotency-Key, is known", _no_params),
     "no_confirm": ("inventory: reservations are never confirmed, so orders stop at paid", _no_params),
     "leak_on_cancel": ("inventory: cancelling an order does not release its stock", _no_params),
     "empty_results": ("search: every query returns no items", _no_params),
@@ -122,6 +124,7 @@ FAULT_SCOPES: dict[str, Scope] = {
     "decline_all": _only("payment"),
     "stuck_paid": _only("order"),
     "ignore_idempotency": _only("order"),
+    "lose_after_hold": _only("order"),
     "no_confirm": _only("inventory"),
     "leak_on_cancel": _only("inventory"),
     "empty_results": _only("search"),

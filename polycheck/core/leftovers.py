@@ -14,6 +14,11 @@ pod: a local file under reports/ for local runs, a file on the CronJob's volume 
 - an order with a known id is cancelled (which also releases its stock and refunds its payment);
 - an order whose answer never came is replayed with its Idempotency-Key the same way, then cancelled.
 
+Nothing is called cleaned without having read its end state back: the payment reads refunded (or declined), the
+order cancelled and its reservation released. What cannot be read back is *unverified*, reported by key, SKU and
+quantity: a replay that creates a new order (201, not the 200 of a known key) proves the shop recorded no order
+for the lost create, but it may have kept that create's hold, which no API lists. `cleanup` then exits 3.
+
 Payments go first, while their orders are still open. Every call is idempotent, so a sweep that dies halfway is
 simply run again.
 """
@@ -149,7 +154,7 @@ def fold(lines: list[str]) -> dict[str, Entry]:
 @dataclass
 class SweepLine:
     entry: Entry
-    outcome: str  # cleaned | would | failed
+    outcome: str  # cleaned | would | failed | unverified
     detail: str
 
 
@@ -171,6 +176,10 @@ def sweep(journal: Journal, entries: list[Entry], sign_in: Callable[[Entry], Any
             if entry.email not in shops:
                 shops[entry.email] = sign_in(entry)
             detail = (_clean_payment if entry.kind == PAYMENT else _clean_order)(shops[entry.email], entry)
+        except Unverified as exc:
+            journal.cleaned(entry.key)  # what could be done is done (a replay again would only make another order)
+            lines.append(SweepLine(entry, "unverified", str(exc)))
+            continue
         except ERRORS as exc:  # the API client fails a call with pytest's Failed, no Exception subclass
             text = str(getattr(exc, "msg", None) or exc).strip().splitlines() or [type(exc).__name__]
             lines.append(SweepLine(entry, "failed", text[0]))
@@ -200,23 +209,57 @@ def _clean_payment(shop: Any, entry: Entry) -> str:
         payment_id = str(body["id"])
     payment = shop.payment(payment_id)
     if payment.get("status") in SETTLED:
-        return f"payment {payment_id} already reads {payment['status']}"
-    refunded = shop.refund(payment_id)
-    if refunded.get("status") not in SETTLED:
-        raise RuntimeError(f"payment {payment_id} reads {refunded.get('status')!r} after the refund")
-    return f"refunded payment {payment_id} (was {payment.get('status')})"
+        return f"payment {payment_id} already reads {payment['status']} (read back)"
+    shop.refund(payment_id)
+    after = shop.payment(payment_id)  # the end state, read back: not the refund's own answer
+    if after.get("status") not in SETTLED:
+        raise RuntimeError(f"payment {payment_id} reads {after.get('status')!r} after the refund")
+    return f"refunded payment {payment_id} (was {payment.get('status')}; reads {after['status']})"
+
+
+class Unverified(Exception):
+    """What the sweeper did, and what it could not read back (reported by key, SKU and quantity)."""
+
+
+def _inventory(entry: Entry) -> str:
+    skus = [str(item.get("sku")) for item in entry.body.get("items") or [] if isinstance(item, dict)]
+    return ", ".join(f"GET /api/inventory/{sku}" for sku in skus) or "the stock"
+
+
+def _items(entry: Entry) -> str:
+    lines = [f"{item.get('sku')} x {item.get('qty')}" for item in entry.body.get("items") or [] if isinstance(item, dict)]
+    return ", ".join(lines) or "unknown items"
 
 
 def _clean_order(shop: Any, entry: Entry) -> str:
-    order_id = entry.id
+    order_id, unknown_to_the_shop = entry.id, False
     if order_id is None:
         items = list(entry.body.get("items") or [])
         status, order = shop.call("POST", "/api/orders", (200, 201, 409, 422), json_body={"items": items},
                                   headers={"Idempotency-Key": entry.key})
         if status not in (200, 201) or not isinstance(order, dict) or not order.get("id"):
-            return f"no order behind Idempotency-Key {entry.key} (the replay answered {status}): nothing was held"
-        order_id = str(order["id"])
-    cancelled = shop.cancel(order_id)
-    if cancelled.get("status") != "cancelled":
-        raise RuntimeError(f"order {order_id} reads {cancelled.get('status')!r} after cancel")
-    return f"cancelled order {order_id}: its stock released and its payment refunded"
+            raise Unverified(f"Idempotency-Key {entry.key} ({_items(entry)}): the shop knows no order for it (the replay "
+                             f"answered {status}), but the lost create may have left a hold on that stock, which no API "
+                             f"lists: check {_inventory(entry)}")
+        order_id, unknown_to_the_shop = str(order["id"]), status == 201
+    shop.cancel(order_id)
+    detail = _read_back_cancelled(shop, order_id)
+    if unknown_to_the_shop:
+        raise Unverified(f"Idempotency-Key {entry.key} ({_items(entry)}): the shop had recorded no order for it (the "
+                         f"replay created order {order_id}, now {detail}), so the lost create may have left a hold on "
+                         f"that stock, which no API lists: check {_inventory(entry)}")
+    return f"cancelled order {order_id}: {detail}"
+
+
+def _read_back_cancelled(shop: Any, order_id: str) -> str:
+    """The order reads cancelled and its reservation released (raises naming what does not)."""
+    order = shop.order(order_id)
+    if order.get("status") != "cancelled":
+        raise RuntimeError(f"order {order_id} reads {order.get('status')!r} after cancel")
+    reservation_id = order.get("reservation_id")
+    if not reservation_id:
+        return "cancelled (read back; no reservation to read)"
+    reservation = shop.reservation(str(reservation_id))
+    if reservation.get("status") != "released":
+        raise RuntimeError(f"order {order_id} is cancelled but its reservation {reservation_id} reads {reservation.get('status')!r}")
+    return f"cancelled, reservation {reservation_id} released (read back)"

@@ -5,7 +5,10 @@
 Reads the env's journal ([probe] ledger, or --ledger), takes every entry not cleaned whose intent is older than
 --older-than (default 15m: longer than any run's deadline, so no live run's data is touched), signs in as the
 account that created it (the env's synthetic account, or the throwaway account a local run provisioned) and
-cleans it. Exit 0 when nothing is left, 1 when something could not be cleaned, 4 for a usage error.
+cleans it, reading back the end state of everything it touched. Exit 0 when everything is clean and read back, 1
+when something could not be cleaned (it stays in the journal), 3 when something was done but cannot be verified
+(a hold the shop may have kept for a create whose answer never came: reported by key, SKU and quantity), 4 for
+a usage error.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from polycheck.clients.prometheus import parse_duration
 from polycheck.clients.shop import Account, ShopApi
 from polycheck.clients.tracing import CheckTrace
 
-EXIT_LEFT, EXIT_USAGE = 1, 4
+EXIT_LEFT, EXIT_UNVERIFIED, EXIT_USAGE = 1, 3, 4
 DEFAULT_OLDER_THAN = "15m"
 
 
@@ -94,4 +97,9 @@ def main(argv: list[str]) -> int:
     if failed:
         print(f"polycheck cleanup: {len(failed)} leftover(s) could not be cleaned; they stay in the journal for the next sweep")
         return EXIT_LEFT
+    unverified = [line for line in lines if line.outcome == "unverified"]
+    if unverified:
+        print(f"polycheck cleanup: {len(unverified)} leftover(s) cleaned as far as the API shows, but not verified (see "
+              f"above): a human must check the stock named")
+        return EXIT_UNVERIFIED
     return 0

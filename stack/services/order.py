@@ -7,7 +7,8 @@ After payment the order moves by events: `payment.succeeded` -> paid (publishes 
 Faults: `stuck_paid` (the confirmation is lost), `ignore_idempotency` (a repeated key makes a new order),
 `wrong_total` (the total is off by `extra_cents`), `cancel_keeps_payment` (a cancel never refunds),
 `leak_orders` (any user's order is readable), `no_idempotency_key_check` (no key needed),
-`oversell` (stock is held even when short: inventory is asked to backorder).
+`oversell` (stock is held even when short: inventory is asked to backorder), `lose_after_hold` (the stock is held,
+then the create answers 503 and records nothing: an orphan hold, as a crash mid-create leaves).
 """
 
 from __future__ import annotations
@@ -131,6 +132,8 @@ def build(ctx: ServiceContext) -> ServiceParts:
                 return exc.response()
             if isinstance(placed, JSONResponse):
                 return placed
+            if faulty("lose_after_hold"):
+                return error(503, "crashed", detail="the order service died after holding the stock")
             data.orders[placed.id] = placed
             data.idempotency[scope] = (placed.id, fingerprint)
             publish(placed, "order.created", trace, total_cents=placed.total_cents, synthetic=synthetic)
