@@ -29,6 +29,7 @@ from polycheck.signoff.results import HISTORY_FILE, carry_history, finalise_resu
 from polycheck.signoff.runs import ALLURE_RESULTS, SIGNOFF_JSON, point_latest, previous_finished
 from polycheck.signoff.summary import EXIT_CODES, SignOff
 from polycheck.pytest_plugin.state import board_of, is_xdist_worker, run_of
+from polycheck.pytest_plugin.termination import terminated_by
 
 ENVIRONMENT_DEADLINE_SECONDS = 15.0
 
@@ -132,7 +133,8 @@ class SignOffPlugin:
         verdict = judge.verdict if judge is not None else "INCONCLUSIVE"
         note = ""
         if EXIT_CODES.get(verdict) != exit_code:
-            note = {2: "the run was interrupted", 3: "pytest hit an internal error", 4: "usage error",
+            stopped = terminated_by(self.config)
+            note = {2: f"terminated ({stopped}): the finalisers ran" if stopped else "the run was interrupted", 3: "pytest hit an internal error", 4: "usage error",
                     5: "no check was selected or collected"}.get(exit_code, f"the run ended with exit code {exit_code}")
             if verdict != "NO-GO":
                 verdict = "INCONCLUSIVE"

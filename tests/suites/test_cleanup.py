@@ -150,3 +150,34 @@ def test_a_leftover_that_cannot_be_cleaned_stays_for_the_next_sweep(stack: Stack
     assert len(pending(Journal(ledger), 0)) == 1
     usage = cleanup(stack, ledger, "--older-than", "soon")
     assert usage.returncode == 4 and "soon" in usage.stderr
+
+
+def test_sigterm_mid_flow_runs_the_finalisers_and_signs_off_terminated(stack: StackControl, tmp_path: Path) -> None:
+    """SIGTERM (a Job's deadline, an eviction) is Ctrl-C: the order is cancelled and refunded by the run itself, the
+    sign-off says INCONCLUSIVE (terminated), and nothing is left for a sweep."""
+    ledger, reports = tmp_path / "leftovers.jsonl", tmp_path / "reports"
+    before = read_leftovers(stack)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "POLYCHECK_"))}
+    env["POLYCHECK_STACK_FILE"] = str(stack.stack_file)
+    probe = subprocess.Popen(
+        [sys.executable, "-m", "pytest", "suites/test_order_flow.py", "-k", "test_order_is_confirmed_after_payment",
+         "--env", "local", f"--ledger={ledger}", f"--reports-dir={reports}", "-q", "-p", "no:randomly"],
+        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        def paid() -> list[dict[str, Any]]:
+            keys = {line["key"] for line in journal_lines(ledger) if line["op"] == "intent" and line["kind"] == "payment"}
+            return [line for line in journal_lines(ledger) if line["op"] == "created" and line["key"] in keys]
+
+        poll(paid, bool, timeout=60, interval=0.01, max_interval=0.05, what="the probe's payment to be answered")
+        probe.send_signal(signal.SIGTERM)
+        output, _ = probe.communicate(timeout=30)  # well inside the CronJob's terminationGracePeriodSeconds
+    finally:
+        if probe.poll() is None:
+            probe.kill()
+            probe.wait(timeout=30)
+    assert probe.returncode == 2, output  # pytest's "interrupted"
+    assert "polycheck: SIGTERM: the run was stopped; its finalisers ran" in output, output
+    signoff = json.loads((reports / "latest" / "signoff.json").read_text())
+    assert signoff["verdict"] == "INCONCLUSIVE" and signoff["note"] == "terminated (SIGTERM): the finalisers ran", signoff
+    assert pending(Journal(ledger), 0) == [], "the run cleaned its own data: nothing for the sweeper"
+    assert new_leftovers(stack, before) == NOTHING_LEFT
