@@ -172,3 +172,15 @@ def test_a_run_rolls_back_one_service_and_escalates_the_second(stack: StackContr
     held = [r for r in audit(log) if r["step"] == "escalation" and "services failing at once" in r["detail"]]
     assert len(held) == 1 and "suspect a shared cause" in held[0]["detail"], audit(log)
     assert "rollback.max_services = 1" in held[0]["detail"]
+
+
+def test_a_librarys_warning_is_not_a_verdict(stack: StackControl, tmp_path: Path) -> None:
+    """A product run (the product's own pytest config, as a team runs it) judges the check, not a warning raised
+    in it; the self-tests alone turn warnings into errors (tests/pytest.ini)."""
+    run = run_suites("-c", "pyproject.toml", "tests/support/checks/warning_check.py", "-p", "no:randomly",
+                     stack_file=stack.stack_file)
+    assert run.returncode == 0, run.describe()
+    assert run.cases["test_a_library_warns_while_the_check_passes"].outcome == "passed", run.describe()
+    strict = run_suites("-c", "pyproject.toml", "-W", "error", "tests/support/checks/warning_check.py", "-p", "no:randomly",
+                        stack_file=stack.stack_file)
+    assert strict.returncode == 1, "the same check fails when warnings are errors: the test above proves something"
