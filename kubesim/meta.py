@@ -89,6 +89,7 @@ RESOURCES: dict[str, ResourceType] = {
                      _RW, True),
         ResourceType("monitoring.coreos.com", "v1", "prometheusrules", "PrometheusRule", "prometheusrule",
                      _RW, True, ("promrule",)),
+        ResourceType("networking.k8s.io", "v1", "networkpolicies", "NetworkPolicy", "networkpolicy", _RW, True, ("netpol",)),
     ]
 }
 
