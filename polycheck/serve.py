@@ -194,9 +194,13 @@ def handler_for(analysis: Analysis, limits: Limits) -> type[BaseHTTPRequestHandl
                 raise BadRequest(400, "bad_request", f"Content-Length {length_header!r} is not a size") from None
             if length > limits.max_body:
                 raise BadRequest(413, "body_too_large", f"the body is {length} bytes; at most {limits.max_body} are read")
-            data = self.rfile.read(length)
+            try:
+                data = self.rfile.read(length)
+            except OSError:  # the read timeout, or the reaper closed a request that did not arrive in time
+                data = b""
             if len(data) < length:
-                raise BadRequest(400, "bad_request", f"the body ended after {len(data)} of {length} bytes")
+                raise BadRequest(408, "request_timeout", f"{len(data)} of the body's {length} bytes arrived within the read "
+                                 f"timeout ({limits.read_timeout:g} s)")
             return data
 
         def _authorised(self, hook: Any) -> bool:
@@ -221,8 +225,11 @@ def handler_for(analysis: Analysis, limits: Limits) -> type[BaseHTTPRequestHandl
                 self.send_header("Retry-After", str(retry_after))
             for key, value in (extra or {}).items():
                 self.send_header(key, value)
-            self.end_headers()
-            self.wfile.write(data)
+            try:
+                self.end_headers()
+                self.wfile.write(data)
+            except OSError:  # the client is gone (or was cut off for being too slow): nothing to tell it
+                self.close_connection = True
 
         def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
             sys.stderr.write(f"polycheck serve: {self.address_string()} {format % args}\n")
@@ -302,7 +309,7 @@ the queue) for at most that long."""
                     del self._deadlines[request]
             for request in late:
                 try:
-                    request.shutdown(socket.SHUT_RDWR)  # the worker's read ends; it closes the connection
+                    request.shutdown(socket.SHUT_RD)  # the worker's read ends (it may still answer 408); it closes the connection
                 except OSError:
                     pass
 

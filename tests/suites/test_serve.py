@@ -177,6 +177,19 @@ def test_stalled_connections_hold_a_bounded_pool_and_are_dropped_after_the_read_
             sock.close()
 
 
+def test_a_request_that_does_not_arrive_within_the_read_timeout_is_cut_off(idle_server: tuple[subprocess.Popen[bytes], str]) -> None:
+    _, url = idle_server
+    with socket.create_connection((urlsplit(url).hostname, urlsplit(url).port), timeout=5) as sock:
+        started = time.monotonic()
+        sock.sendall(f"POST /flagger HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\nContent-Length: 100\r\n\r\n{{".encode())
+        answer = _answer(sock, 5)
+        assert answer.startswith("HTTP/1.0 408") and time.monotonic() - started < 3, answer  # --read-timeout 1
+    with socket.create_connection((urlsplit(url).hostname, urlsplit(url).port), timeout=5) as sock:
+        started = time.monotonic()
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")  # headers never finished: the connection is closed
+        assert _answer(sock, 5) == "" and time.monotonic() - started < 3
+
+
 def _answer(sock: socket.socket, timeout: float) -> str:
     sock.settimeout(timeout)
     try:
