@@ -3,6 +3,7 @@ AnalysisTemplate turns GO into success, NO-GO into failure and INCONCLUSIVE into
 
 from __future__ import annotations
 
+import os
 import re
 import socket
 import subprocess
@@ -19,7 +20,7 @@ import pytest
 import yaml
 
 from polycheck.core.polling import poll
-from polycheck.serve import read_token, verdict_of
+from polycheck.serve import Analysis, read_token, verdict_of
 from tests.support.serve import AUTH, TOKEN, serve, server  # noqa: F401 - server is a fixture
 from tests.support.stack_control import StackControl
 from tests.support.suite_runner import REPO
@@ -121,6 +122,34 @@ def test_serve_does_not_start_without_a_token(tmp_path: Path, token: str | None,
     done = subprocess.run([sys.executable, "-m", "polycheck", "serve", "--port", "0", "--root", str(REPO)], cwd=REPO,
                           env=environ, capture_output=True, text=True, timeout=30)
     assert done.returncode == 2 and expected in done.stderr, done.stderr
+
+
+@pytest.mark.parametrize("args, expected", [
+    (["--timeout", "inf"], "--timeout must be a number more than 0 and at most 86400, got 'inf'"),
+    (["--read-timeout", "-1"], "--read-timeout must be a number more than 0 and at most 300, got '-1'"),
+    (["--workers", "0"], "--workers must be a whole number from 1 to 64, got '0'"),
+    (["--max-body", "1e9"], "--max-body must be a whole number from 1 to 16777216, got '1e9'"),
+])
+def test_serve_refuses_limits_out_of_range(tmp_path: Path, args: list[str], expected: str) -> None:
+    done = subprocess.run([sys.executable, "-m", "polycheck", "serve", "--port", "0", "--root", str(REPO), *args], cwd=REPO,
+                          env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "POLYCHECK_SERVE_TOKEN": TOKEN},
+                          capture_output=True, text=True, timeout=30)
+    assert done.returncode == 2 and expected in done.stderr, done.stderr
+
+
+def test_the_checks_never_see_the_serve_token(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    seen: dict[str, Any] = {}
+
+    def run(argv: list[str], **kwargs: Any) -> subprocess.CompletedProcess[str]:
+        seen.update(kwargs)
+        return subprocess.CompletedProcess(argv, 0, "polycheck: GO (1 passed)\n", "")
+
+    monkeypatch.setenv("POLYCHECK_SERVE_TOKEN", TOKEN)
+    monkeypatch.setattr(subprocess, "run", run)
+    answer = Analysis(tmp_path, "local", "smoke", [], 60).run("20")
+    assert (answer["verdict"], answer["summary"]) == ("GO", "polycheck: GO (1 passed)")
+    assert "POLYCHECK_SERVE_TOKEN" not in seen["env"] and seen["env"]["PATH"] == os.environ["PATH"]
+    assert answer["args"][answer["args"].index("--purpose") + 1] == "canary" and "--canary-step" in answer["args"]
 
 
 def test_serve_reads_its_token_from_a_file(tmp_path: Path) -> None:
