@@ -13,7 +13,8 @@ import hashlib
 from .meta import RESOURCES, Obj
 
 GROUPS = {"apps": "v1", "batch": "v1", "rbac.authorization.k8s.io": "v1", "argoproj.io": "v1alpha1",
-          "monitoring.coreos.com": "v1", "networking.k8s.io": "v1"}
+          "monitoring.coreos.com": "v1"}
+GROUPS["networking.k8s.io"] = "v1"  # NetworkPolicy: deploy/base/networkpolicy.yaml
 
 
 def version_info(git_version: str) -> Obj:
