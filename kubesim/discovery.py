@@ -14,7 +14,6 @@ from .meta import RESOURCES, Obj
 
 GROUPS = {"apps": "v1", "batch": "v1", "rbac.authorization.k8s.io": "v1", "argoproj.io": "v1alpha1",
           "monitoring.coreos.com": "v1"}
-GROUPS["networking.k8s.io"] = "v1"  # NetworkPolicy: deploy/base/networkpolicy.yaml
 
 
 def version_info(git_version: str) -> Obj:
@@ -49,6 +48,9 @@ def api_versions(server_address: str) -> Obj:
 def _group(name: str, version: str) -> Obj:
     gv = {"groupVersion": f"{name}/{version}", "version": version}
     return {"name": name, "versions": [gv], "preferredVersion": gv}
+
+
+GROUPS["networking.k8s.io"] = "v1"  # NetworkPolicy: deploy/base/networkpolicy.yaml
 
 
 def api_group_list() -> Obj:
