@@ -50,6 +50,9 @@ def _group(name: str, version: str) -> Obj:
     return {"name": name, "versions": [gv], "preferredVersion": gv}
 
 
+GROUPS["networking.k8s.io"] = "v1"  # NetworkPolicy: deploy/base/networkpolicy.yaml
+
+
 def api_group_list() -> Obj:
     return {"kind": "APIGroupList", "apiVersion": "v1", "groups": [_group(n, v) for n, v in GROUPS.items()]}
 

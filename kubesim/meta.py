@@ -90,6 +90,7 @@ RESOURCES: dict[str, ResourceType] = {
         ResourceType("coordination.k8s.io", "v1", "leases", "Lease", "lease", (*_RW, "delete"), True),
         ResourceType("monitoring.coreos.com", "v1", "prometheusrules", "PrometheusRule", "prometheusrule",
                      _RW, True, ("promrule",)),
+        ResourceType("networking.k8s.io", "v1", "networkpolicies", "NetworkPolicy", "networkpolicy", _RW, True, ("netpol",)),
     ]
 }
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import sys
 
 USAGE = (
-    "usage: python -m polycheck serve [--env NAME] [--port N] [--root DIR] [--marker EXPR] [-- PYTEST_ARGS]\n"
+    "usage: python -m polycheck serve [--env NAME] [--port N] [--root DIR] [--marker EXPR] [--token-file PATH] [--workers N] [--queue N]\n"
+    "                                 [--max-body BYTES] [--read-timeout S] [-- PYTEST_ARGS]   (token: --token-file or $POLYCHECK_SERVE_TOKEN)\n"
     "       python -m polycheck report [--reports-dir DIR] [--root DIR] [--run RUN_DIR] [--output DIR]\n"
     "       python -m polycheck cleanup [--env NAME] [--root DIR] [--dry-run] [--older-than 30m] [--ledger PATH] [--stack-file PATH]"
 )

@@ -389,7 +389,7 @@ def load_env(name: str, env_dir: Path, environ: typing.Mapping[str, str] | None 
         raise ConfigError(f"{path} is not valid TOML: {exc}") from None
     data.setdefault("environment", {}).setdefault("name", name)
     config = _build(EnvConfig, data, "", _Context(str(path), environ))
-    return _validate(dataclasses.replace(config, source=str(path)))
+    return _validate_values(_validate(dataclasses.replace(config, source=str(path))), environ)
 
 
 @dataclass(frozen=True)
@@ -506,6 +506,16 @@ def _build_rollback(data: Any, where: str, ctx: _Context) -> RollbackConfig:
         except ValueError as exc:
             raise ctx.error(listed[action.name], f"the {action.name} action {exc}") from None
     return dataclasses.replace(config, settings=settings)
+
+
+def _validate_values(config: EnvConfig, environ: typing.Mapping[str, str]) -> EnvConfig:
+    """The value rules (`polycheck.core.validate`): URLs, durations, finite numbers in range, synthetic passwords."""
+    from polycheck.core.validate import synthetic_password_problems, value_problems
+
+    ctx = _Context(config.source, {})
+    for where, message in [*value_problems(config), *synthetic_password_problems(config, environ)]:
+        raise ctx.error(where, message)
+    return config
 
 
 def _validate(config: EnvConfig) -> EnvConfig:

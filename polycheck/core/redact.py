@@ -2,7 +2,7 @@
 
 Two layers:
 - by shape: Authorization headers, `Bearer …`, and secret-named fields (`password`, `access_token`, …);
-- by value: a registry of the secret values this process has seen (a `${VAR}` secret revealed, the
+- by value: a registry of the secret values this process has seen, of any length (a `${VAR}` secret revealed, the
   synthetic account's password, every token a login returned, webhook URLs). Any of them is replaced by
   `[REDACTED]` wherever it shows, also JSON-escaped or URL-encoded, and also inside files and zip archives
   (`scrub_file`), so a Playwright snapshot that happens to carry the password cannot leak it.
@@ -25,27 +25,44 @@ SECRET_PAIR = re.compile(
     r'("?(?:password|passwd|secret|access_token|refresh_token|token|api_key|card_token)"?\s*[:=]\s*)("[^"]*"|[^\s,&}]+)',
     re.IGNORECASE,
 )
-# values shorter than this are not registered: replacing them would redact ordinary words
-MIN_SECRET_LENGTH = 6
+# A registered value is replaced where it stands as a whole: not where it is only part of a longer word or token
+# ("shop1" is a secret; "workshop12" is not it). So a secret of any length can be registered without rewriting
+# ordinary text. Before a secret that starts with a word character (letter, digit, `_`) there is none, unless it ends
+# an escape (`%3D`, `\n`, `\u0022`: the secret inside URL-encoded or JSON-escaped text); after one that ends with a
+# word character there is none.
+_WORD, _WORD_BYTES = r"\w", rb"[A-Za-z0-9_\x80-\xff]"
+_ESCAPED = r"(?<=%[0-9A-Fa-f]{2})|(?<=\\[nrtbf\"/])|(?<=\\u[0-9A-Fa-f]{4})"
 
 _lock = threading.Lock()
 _secrets: set[str] = set()
-_forms: tuple[str, ...] = ()  # every registered value in each spelling it may take, longest first
+# every registered value in each spelling it may take, longest first, with its whole-value patterns (text, bytes)
+_forms: tuple[tuple[str, re.Pattern[str], re.Pattern[bytes]], ...] = ()
 
 
 def _spellings(value: str) -> set[str]:
     forms = {value, json.dumps(value)[1:-1], quote(value, safe=""), quote_plus(value, safe=""), quote(value, safe="/:")}
-    return {form for form in forms if len(form) >= MIN_SECRET_LENGTH}
+    return {form for form in forms if form}
+
+
+def _whole(form: str) -> tuple[re.Pattern[str], re.Pattern[bytes]]:
+    """`form` where it stands as a whole value (see above), as a text and a bytes pattern."""
+    starts, ends = form[0].isalnum() or form[0] == "_", form[-1].isalnum() or form[-1] == "_"
+    text = (f"(?:(?<!{_WORD})|{_ESCAPED})" if starts else "") + re.escape(form) + (f"(?!{_WORD})" if ends else "")
+    escaped = _ESCAPED.encode()
+    data = ((b"(?:(?<!" + _WORD_BYTES + b")|" + escaped + b")") if starts else b"") + re.escape(form.encode()) + (
+        (b"(?!" + _WORD_BYTES + b")") if ends else b"")
+    return re.compile(text), re.compile(data)
 
 
 def register_secret(value: str | None) -> str | None:
-    """Remember a secret value, so that no report, attachment or file of this run shows it. Returns it."""
+    """Remember a secret value of any length, so that no report, attachment or file of this run shows it. Returns it."""
     global _forms
-    if value and len(value) >= MIN_SECRET_LENGTH and value not in _secrets:
+    if value and value not in _secrets:
         with _lock:
             _secrets.add(value)
-            forms = set(_forms) | _spellings(value)
-            _forms = tuple(sorted(forms, key=len, reverse=True))
+            known = {form for form, _, _ in _forms}
+            added = [(form, *_whole(form)) for form in _spellings(value) - known]
+            _forms = tuple(sorted([*_forms, *added], key=lambda entry: len(entry[0]), reverse=True))
     return value
 
 
@@ -69,19 +86,18 @@ def forget_secrets() -> None:
 
 
 def redact_secrets(text: str) -> str:
-    """`text` with every registered secret value and every bearer/basic credential replaced."""
-    for form in _forms:
+    """`text` with every registered secret value (where it stands whole) and every bearer/basic credential replaced."""
+    for form, pattern, _ in _forms:
         if form in text:
-            text = text.replace(form, REDACTED)
+            text = pattern.sub(REDACTED, text)
     return BEARER.sub(lambda m: f"{m.group(1)} {REDACTED}", text)
 
 
 def redact_bytes(data: bytes) -> bytes:
     """The same for raw bytes (files of any kind): registered values only."""
-    for form in _forms:
-        encoded = form.encode()
-        if encoded in data:
-            data = data.replace(encoded, REDACTED.encode())
+    for form, _, pattern in _forms:
+        if form.encode() in data:
+            data = pattern.sub(REDACTED.encode(), data)
     return data
 
 

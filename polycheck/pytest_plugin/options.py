@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
+import argparse
+
 import pytest
 
 from polycheck.core import resolve
 from polycheck.core.steps import STEP_KEYS
+from polycheck.core.validate import parse_canary_step
 from polycheck.rollback.purpose import DEPLOY, PURPOSES
+
+
+def _canary_step(text: str) -> int:
+    """--canary-step's value, 1 to 100; anything else is a usage error (exit 4) saying what is valid."""
+    try:
+        return parse_canary_step(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def add_options(parser: pytest.Parser) -> None:
@@ -76,9 +87,10 @@ def add_options(parser: pytest.Parser) -> None:
     group.addoption(
         "--canary-step",
         dest="polycheck_canary_step",
-        type=int,
+        type=_canary_step,
         metavar="PERCENT",
-        help="the canary weight this run gates (Argo Rollouts analysis): checks expect the canary at this weight",
+        help="the canary weight this run gates (Argo Rollouts analysis), a whole percentage from 1 to 100: checks "
+        "expect the canary at this weight",
     )
     group.addoption(
         "--reports-dir",

@@ -19,7 +19,7 @@ from tests.support.suite_runner import REPO
 KUBECTL = shutil.which("kubectl")
 pytestmark = pytest.mark.skipif(KUBECTL is None, reason="kubectl is not installed (it renders the overlays: kubectl kustomize)")
 KINDS = {"ServiceAccount", "Role", "RoleBinding", "CronJob", "PersistentVolumeClaim", "Deployment", "Service",
-         "AnalysisTemplate", "PrometheusRule"}
+         "AnalysisTemplate", "PrometheusRule", "NetworkPolicy"}
 
 
 def render(overlay: str) -> list[dict[str, Any]]:
@@ -95,7 +95,7 @@ def test_the_rendered_overlay_applies_to_the_simulator(stack: StackControl, tmp_
     created = [line for line in applied.stdout.splitlines() if line.endswith(" created")]
     assert len(created) == len(rendered), applied.stdout
     for kind in ("serviceaccount", "role.rbac.authorization.k8s.io", "rolebinding.rbac.authorization.k8s.io",
-                 "cronjob.batch", "persistentvolumeclaim", "service", "analysistemplate.argoproj.io",
+                 "cronjob.batch", "persistentvolumeclaim", "service", "analysistemplate.argoproj.io", "networkpolicy.networking.k8s.io",
                  "prometheusrule.monitoring.coreos.com"):
         assert any(line.startswith(f"{kind}/") for line in created), (kind, applied.stdout)
 

@@ -13,13 +13,17 @@ from polycheck.core.polling import poll
 from tests.support.stack_control import StackControl
 from tests.support.suite_runner import REPO
 
+TOKEN = "self-test-serve-token-0123456789"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
-def serve(tmp_path: Path, env: dict[str, str], *args: str) -> tuple[subprocess.Popen[bytes], str]:
-    """Start `polycheck serve` on a free loopback port; (process, URL) once it listens."""
+
+def serve(tmp_path: Path, env: dict[str, str], *args: str, token: str | None = TOKEN) -> tuple[subprocess.Popen[bytes], str]:
+    """Start `polycheck serve` on a free loopback port, with `token` in $POLYCHECK_SERVE_TOKEN; (process, URL) once it listens."""
     ready = tmp_path / "serve.url"
+    environ = {**env, "POLYCHECK_SERVE_TOKEN": token} if token is not None else env
     proc = subprocess.Popen([sys.executable, "-m", "polycheck", "serve", "--host", "127.0.0.1", "--port", "0",
                              "--root", str(REPO), "--ready-file", str(ready), *args],
-                            cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                            cwd=REPO, env=environ, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = poll(lambda: ready.read_text() if ready.exists() else "", bool, timeout=20, what="polycheck serve listening")
     return proc, url
 

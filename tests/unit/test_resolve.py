@@ -80,7 +80,8 @@ def test_cleanup_and_serve_name_the_env_the_plugin_does(tmp_path: Path, ini_env:
     else:  # local needs its running stack: the message names the env it resolved
         assert cleanup.returncode == 4 and f"--env {expected} needs the running stack" in cleanup.stderr, cleanup.stderr
     monkeypatch.delenv("POLYCHECK_ENV", raising=False)
-    _, analysis = parse(["--root", str(root)])
+    monkeypatch.setenv("POLYCHECK_SERVE_TOKEN", "a-token-of-sixteen-or-more")
+    _, analysis, _ = parse(["--root", str(root)])
     assert analysis.env == expected
     assert analysis.command(None)[analysis.command(None).index("--env") + 1] == expected
 
