@@ -76,7 +76,8 @@ def request_count(service: str, label: str, pod_hash: str, window: str, minimum:
                   excluded: Sequence[str] = DEFAULT_EXCLUDED_ROUTES) -> Evidence:
     """The API requests one pod-template hash answered during the window: what its ratio rests on."""
     query = f"sum(increase(http_requests_total{{{_selector(service, label, pod_hash, excluded)}}}[{window}]))"
-    return Evidence(query, minimum, "requests", "canary.min_requests", "this run's own requests count too")
+    return Evidence(query, minimum, "requests", "canary.min_requests",
+                    "this run's own requests count too; nothing is aborted on it")
 
 
 def judge_canary(
@@ -93,7 +94,7 @@ def judge_canary(
                       rule=RULE, unit="ratio",
                       evidence=request_count(service, label, pods.canary, window, min_requests, excluded))
     if canary.too_little_evidence:
-        inconclusive(f"{canary.message}\n  nothing aborted; rollout: {pods.status_text()}")
+        inconclusive(f"{canary.message}\n  rollout: {pods.status_text()}")
     if not canary.passed:
         check_failed(f"{canary.message}\n  rollout: {pods.status_text()}", culprit=service)
     stable = evaluate(client, f"{service} stable ({pods.stable}) 5xx ratio",

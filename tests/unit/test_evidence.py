@@ -114,7 +114,7 @@ def test_a_canary_judged_on_too_few_requests_is_inconclusive_and_blames_nothing(
     assert is_inconclusive(caught.value) and not culprits_of(caught.value)
     message = str(caught.value)
     assert "over 12 requests in the last 1m: fewer than canary.min_requests=50 requests — inconclusive" in message, message
-    assert "nothing aborted" in message
+    assert "nothing is aborted on it" in message
 
 
 def test_a_canary_with_enough_requests_is_judged_and_the_stable_compared_only_with_enough_of_its_own() -> None:
