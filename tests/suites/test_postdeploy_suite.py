@@ -128,6 +128,25 @@ def test_a_service_prometheus_cannot_scrape_fails_only_its_own_checks(
     assert result.ids("passed") == set(result.cases) - searched, result.describe()
 
 
+def test_a_hanging_service_fails_only_its_own_checks_without_a_data_wait(
+    stack: StackControl, env_dir: Path, tmp_path: Path, prometheus: LocalPrometheus
+) -> None:
+    """search hangs: the preflight finds it, so its checks fail with that evidence at once (no Prometheus data is waited
+    for, whatever its earlier samples say); every other service, with customers' traffic, passes."""
+    settle(prometheus)
+    services = stack.stack.info.services
+    with shoppers(services):
+        until_api_requests(prometheus, set(services) - {"search"}, lambda n: n >= ENOUGH, "enough API traffic")
+        stack.set_fault("search", "hang")
+        result = run(stack, env_dir, tmp_path / "log.jsonl")
+        stack.clear()  # before the customers stop: their threads held by the hang are let go
+    searched = {name for name in result.cases if "[search]]" in name}
+    assert searched and result.failed == searched, result.describe()
+    assert all("search is hanging (GET " in result.cases[n].message and "not waited for" in result.cases[n].message
+               for n in searched), result.describe()
+    assert result.ids("passed") == set(result.cases) - searched, result.describe()
+
+
 def traffic(url: str, count: int, workers: int = 8) -> None:
     with ThreadPoolExecutor(workers) as pool:
         list(pool.map(lambda _: httpx.get(url, timeout=10), range(count)))

@@ -7,7 +7,9 @@ stands for the kubelet's liveness and readiness probes, which are not the servic
 
 from __future__ import annotations
 
+import math
 import threading
+import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 
@@ -28,23 +30,28 @@ PROBE_PATHS = ("/health/live", "/health/ready", "/health")
 
 
 class Traffic:
-    """One thread per service sending GET requests at `per_second`, until stopped; counts what it sent."""
+    """GET requests to each URL at `per_second` (a few customers each, so a slow answer does not slow the rest),
+    until stopped."""
+
+    PER_CUSTOMER = 4.0  # requests per second one customer (thread) sends at most
 
     def __init__(self, urls: Mapping[str, str], per_second: float) -> None:
-        self.urls, self.interval = dict(urls), 1.0 / per_second
-        self.sent: dict[str, int] = dict.fromkeys(urls, 0)
+        customers = max(1, math.ceil(per_second / self.PER_CUSTOMER))
+        self.urls, self.interval = dict(urls), customers / per_second
         self._stop = threading.Event()
-        self._threads = [threading.Thread(target=self._drive, args=(name,), daemon=True) for name in urls]
+        self._threads = [threading.Thread(target=self._drive, args=(name,), daemon=True)
+                         for name in urls for _ in range(customers)]
 
     def _drive(self, name: str) -> None:
         with httpx.Client(timeout=5, headers={"X-Synthetic": "true"}) as client:
+            next_at = time.monotonic()
             while not self._stop.is_set():
                 try:
                     client.get(self.urls[name])
                 except httpx.HTTPError:
                     pass  # a faulted service may not answer: the traffic goes on
-                self.sent[name] += 1
-                self._stop.wait(self.interval)  # the cadence of a customer, not a fixed wait for an outcome
+                next_at = max(next_at + self.interval, time.monotonic() - self.interval)
+                self._stop.wait(max(0.0, next_at - time.monotonic()))  # a customer's cadence, not a wait for an outcome
 
     def __enter__(self) -> Traffic:
         for thread in self._threads:
