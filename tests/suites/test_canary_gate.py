@@ -165,7 +165,8 @@ def test_erring_canary_fails_the_step_and_is_aborted(mode: str, stack: StackCont
     status = start_canary(stack, mode, f"1.3.1-{mode}-erring")
     promote(stack)
     status = paused_at(stack, PAUSE_AFTER[20])
-    stack.set_fault("payment", "errors", ratio=0.5, pods="canary")
+    # its API errs (a 500 on /metrics too would fail the scrape: up == 0, and the gate would fail on that at once)
+    stack.set_fault("payment", "errors", ratio=0.5, pods="canary", paths=["/api/"])
     canary_traffic(stack, prometheus, status["currentPodHash"], errors=True)
     log = tmp_path / "log.jsonl"
     result = run_gate(stack, env_dir, log, "--canary-step", "20")
@@ -188,7 +189,7 @@ def test_erring_canary_fails_the_step_and_is_aborted(mode: str, stack: StackCont
 def test_an_aborted_canary_is_reported_and_not_aborted_again(stack: StackControl, env_dir: Path, tmp_path: Path, prometheus: LocalPrometheus) -> None:
     """A later run finds the canary aborted: it reports when and by whom, judges nothing and aborts nothing."""
     status = start_canary(stack, "replica-based", "1.3.1-aborted")
-    stack.set_fault("payment", "errors", ratio=0.5, pods="canary")
+    stack.set_fault("payment", "errors", ratio=0.5, pods="canary", paths=["/api/"])
     canary_traffic(stack, prometheus, status["currentPodHash"], errors=True)  # judged, this canary would fail the gate
     abort(stack)
     aborted = poll(lambda: payment_rollout(stack)["status"], lambda s: s.get("phase") == "Degraded", timeout=10,
@@ -217,7 +218,7 @@ def test_a_canary_judged_on_too_few_requests_is_inconclusive_and_not_aborted(
     """The same erring canary that fails the gate, judged against a minimum its requests do not reach: INCONCLUSIVE
     (exit 6) with the count, no abort, no rollback."""
     status = start_canary(stack, "replica-based", "1.3.1-too-few")
-    stack.set_fault("payment", "errors", ratio=0.5, pods="canary")
+    stack.set_fault("payment", "errors", ratio=0.5, pods="canary", paths=["/api/"])
     canary_traffic(stack, prometheus, status["currentPodHash"], errors=True)
     (env_dir / "local.toml").write_text((env_dir / "local.toml").read_text() + "\n[canary]\nmin_requests = 100000\n")
     log = tmp_path / "log.jsonl"

@@ -147,6 +147,26 @@ def test_a_hanging_service_fails_only_its_own_checks_without_a_data_wait(
     assert result.ids("passed") == set(result.cases) - searched, result.describe()
 
 
+def test_a_service_scraped_without_its_name_fails_its_own_checks_at_once(
+    stack: StackControl, env_dir: Path, tmp_path: Path, prometheus: LocalPrometheus
+) -> None:
+    """search's /metrics labels its samples service="search-service": Prometheus scrapes it (up == 1) but no series
+    carries its name; its checks fail with that evidence at once (not after prometheus.data_timeout_seconds, 30 s)."""
+    settle(prometheus)
+    services = stack.stack.info.services
+    stack.set_fault("search", "wrong_service_label")
+    until_query(prometheus, 'absent({service="search"})', lambda v: v == 1)
+    with shoppers(services):
+        until_api_requests(prometheus, set(services) - {"search"}, lambda n: n >= ENOUGH, "enough API traffic")
+        result = run(stack, env_dir, tmp_path / "log.jsonl")
+    searched = {name for name in result.cases if "[search]]" in name}
+    assert searched and result.failed == searched, result.describe()
+    for name in searched:
+        assert 'no series carries service="search"' in result.cases[name].message, result.describe()
+        assert result.cases[name].seconds < 15, f"{name} waited for data: {result.cases[name].seconds:.1f} s"
+    assert result.ids("passed") == set(result.cases) - searched, result.describe()
+
+
 def traffic(url: str, count: int, workers: int = 8) -> None:
     with ThreadPoolExecutor(workers) as pool:
         list(pool.map(lambda _: httpx.get(url, timeout=10), range(count)))
