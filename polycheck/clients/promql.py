@@ -3,7 +3,8 @@
 Templates use `{service}` (the short name, `order`), `{deployment}` (`order-service`: consumer groups are
 named after it), `{window}` (a range such as `5m`), `{since}` (the range from the deploy to now, see
 `since_deploy`) and `{api_routes}` (the `route` matcher that keeps the service's own API traffic: Prometheus's
-`/metrics` scrapes and the kubelet's `/health*` probes left out, see `api_routes`). Every other brace is PromQL's own. The values come from the environment's config.
+`/metrics` scrapes and the kubelet's `/health*` probes left out, see `api_routes`). Every other brace is
+PromQL's own. The values come from the environment's config.
 
 `evaluate` turns one query into a `Verdict`. `comparison` is the condition that BREAKS the threshold,
 written the way the runbook writes its triggers (`">"` for "error rate > 5%"). What counts as a pass:
@@ -134,7 +135,7 @@ def api_routes(excluded: Sequence[str] = DEFAULT_EXCLUDED_ROUTES) -> str:
 
 
 def placeholders(template: str) -> set[str]:
-    """The placeholders a template uses (`service`, `deployment`, `window`, `since`)."""
+    """The placeholders a template uses (`service`, `deployment`, `window`, `since`, `api_routes`)."""
     return set(_PLACEHOLDER.findall(template))
 
 
@@ -256,15 +257,16 @@ def evaluate(
 
     samples = client.query(promql, at, allow_empty=True)
     numbers = [s for s in samples if not math.isnan(s.value)]
-    counted = evidence.count(client, at) if evidence is not None else None
-    if evidence is not None and counted is not None:
+    counted: float | None = None
+    if evidence is not None:
+        counted = evidence.count(client, at)
         span = _evidence_span(evidence.words(counted), span)
         if counted < evidence.minimum:
-            seen = _show(_worst(numbers, comparison).value, unit) if numbers else "not measurable (0/0)"
+            value = _worst(numbers, comparison).value if numbers else None
+            seen = _show(value, unit) if value is not None else "not measurable (0/0)"
             message = (f"{name} {seen} {span}: fewer than {evidence.setting}={evidence.minimum:g} {evidence.noun} "
                        f"— inconclusive, neither a pass nor a failure ({evidence.note}); limit {limit}{where}"
                        f"{tail} — count: {evidence.query}")
-            value = _worst(numbers, comparison).value if numbers else None
             return Verdict(name, promql, value, float(threshold), comparison, "too little evidence", False, message,
                            link, evidence=counted)
     if not numbers:
