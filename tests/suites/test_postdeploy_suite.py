@@ -5,11 +5,9 @@ from __future__ import annotations
 
 import json
 import re
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from polycheck.clients.prometheus import PrometheusClient
@@ -17,7 +15,7 @@ from polycheck.doubles.promserver import LocalPrometheus
 from tests.support.stack_control import StackControl
 from tests.support.suite_runner import REPO, run_suites
 from tests.support.prometheus_wait import until_api_requests, until_query
-from tests.support.traffic import probes, shoppers
+from tests.support.traffic import Traffic, probes, shoppers
 
 SUITE = "suites/test_post_deploy.py"
 
@@ -167,11 +165,6 @@ def test_a_service_scraped_without_its_name_fails_its_own_checks_at_once(
     assert result.ids("passed") == set(result.cases) - searched, result.describe()
 
 
-def traffic(url: str, count: int, workers: int = 8) -> None:
-    with ThreadPoolExecutor(workers) as pool:
-        list(pool.map(lambda _: httpx.get(url, timeout=10), range(count)))
-
-
 @pytest.mark.parametrize(
     "service, kind, params, expected, evidence, promql, drive",
     [
@@ -198,11 +191,12 @@ def test_metric_fault_is_caught_by_its_check_only(
     settle(prometheus)
     services = stack.stack.info.services
     stack.set_fault(service, kind, **params)
-    url = services[service] + drive
-    with shoppers(services):
+    # the request that shows the fault, sent all through the run (so it stays inside the window the checks read)
+    faulted = Traffic({service: services[service] + drive} if drive else {}, per_second=12)
+    with shoppers(services), faulted:
         # the faulted service's own traffic may be slowed by its fault (a saturated pool answers after a wait)
         until_api_requests(prometheus, set(services) - {service}, lambda n: n >= ENOUGH, "enough API traffic to the others")
-        until_query(prometheus, promql, lambda v: v > 0, drive=(lambda: traffic(url, 10, workers=10)) if drive else None)
+        until_query(prometheus, promql, lambda v: v > 0)
         log = tmp_path / "log.jsonl"
         result = run(stack, env_dir, log)
     check = f"test_metric_within_runbook_limit[{expected}]"
