@@ -2,12 +2,14 @@
 
 Usage: python benchmarks/bench_smoke.py [--repeat N] [--json FILE]
 
-Against a PolyShop that is already running, with a warm Prometheus (as in production), each scenario is a
-whole `pytest` process (start-up included), N times (default 3), median. Printed as ratios from this one run:
+Against a PolyShop that is already running, with a warm Prometheus and customers' traffic (as in production:
+`tests/support/traffic.py`, 12 API requests a second to each service, enough for every post-deploy value to rest on
+the evidence it needs), each scenario is a whole `pytest` process (start-up included), N times (default 3), median.
+Printed as ratios from this one run:
 
   healthy smoke                 <= 1.5 x (start-up and collection + the longest flow)
   every request 200 ms slower   <= 2 x the healthy run
-  one hanging service           <= healthy + read timeout + 5 s
+  one hanging service           <= healthy + read timeout + 5 s (order without post-deploy; search with it)
   marked check failed -> rollback request at the API   <= 1 s
 """
 
@@ -33,9 +35,12 @@ sys.path.insert(0, str(REPO))
 
 from polycheck.doubles.localstack import LocalStack  # noqa: E402
 from polycheck.doubles.promserver import LocalPrometheus, wait_for_data  # noqa: E402
+from tests.support.traffic import shoppers  # noqa: E402
 
 READ_TIMEOUT = 2.0  # envs/local.toml http.read_timeout_seconds
 SMOKE = ["-m", "smoke"]
+# every service has more API requests in the 15 s window than prometheus.min_observations (100)
+EVIDENCE = 'min(sum by (service) (increase(http_requests_total{route!~"/metrics|/health.*"}[15s]))) > 110'
 
 
 def timed(args: list[str], env: dict[str, str]) -> tuple[float, int, dict[str, float]]:
@@ -82,14 +87,20 @@ def main() -> int:
     print(f"machine: {os.cpu_count()} cores; each scenario {args.repeat} runs against a running stack and a warm Prometheus\n")
     stack = LocalStack.start(cwd=REPO)
     prometheus = LocalPrometheus.start(stack.info.services, scrape_interval="1s") if LocalPrometheus.available() is None else None
+    customers = shoppers(stack.info.services).__enter__()
     try:
         work = Path(tempfile.mkdtemp())
         stack_file = work / "stack.json"
         stack_file.write_text(json.dumps(stack.info.to_json()))
         env_text = (REPO / "envs" / "local.toml").read_text()
+        def enough_evidence() -> None:
+            """The customers' traffic fills every service's 15 s window (again, after a hang held some of them)."""
+            if prometheus is not None:
+                with prometheus.client() as client:
+                    wait_for_data(client, EVIDENCE, timeout=60)
+
         if prometheus is not None:
-            with prometheus.client() as client:
-                wait_for_data(client, "sum(rate(http_requests_total[15s])) > 0", timeout=60)
+            enough_evidence()
             env_text = env_text.replace("[prometheus]\n", f'[prometheus]\nurl = "{prometheus.url}"\n')
         (work / "local.toml").write_text(env_text)
         shared = {**env, "POLYCHECK_STACK_FILE": str(stack_file)}
@@ -100,7 +111,8 @@ def main() -> int:
         control.delete("/faults")
 
         collect = scenario("start-up and collection (--co)", [*base, "--co"], args.repeat, shared, 0)
-        healthy = scenario("healthy smoke, running stack, warm Prometheus", base, args.repeat, shared, 0)
+        healthy = scenario("healthy smoke, running stack, warm Prometheus", base, args.repeat, shared, 0,
+                           setup=enough_evidence)
         flow_name, flow_seconds = healthy["longest_check"]
         print(f"  longest check of that run: {flow_name} {flow_seconds:.2f} s (the checks run at once share 2 cores)")
         alone = [timed([*base, "-k", flow_name.split("[")[0]], shared)[2].get(flow_name, 0.0) for _ in range(args.repeat)]
@@ -121,7 +133,13 @@ def main() -> int:
         control.delete("/faults")
         healthy_no_pd = scenario("healthy, without post-deploy (for the hanging comparison)",
                                  [*base, "-m", "smoke and not postdeploy"], args.repeat, shared, 0)
-        rows += [slow, slow_n, hanging, healthy_no_pd]
+        searching = scenario("the same smoke with post-deploy, search hanging", base, args.repeat, shared, 1,
+                             setup=lambda: (control.delete("/faults"), enough_evidence(),
+                                            control.put("/faults/search/hang", json={})))
+        control.delete("/faults")
+        healthy_pd = scenario("healthy, with post-deploy (for the search-hanging comparison)", base, args.repeat, shared, 0,
+                              setup=enough_evidence)
+        rows += [slow, slow_n, hanging, healthy_no_pd, searching, healthy_pd]
 
         delays = []
         for _ in range(args.repeat):
@@ -159,8 +177,11 @@ def main() -> int:
               "  (xdist workers run their checks one at a time: nothing runs ahead)")
         rows.append(verdict("one hanging service - healthy (s), target read timeout + 5 s",
                             hanging["median"] - healthy_no_pd["median"], READ_TIMEOUT + 5, "s"))
+        rows.append(verdict("search hanging, with post-deploy - healthy (s), target read timeout + 5 s",
+                            searching["median"] - healthy_pd["median"], READ_TIMEOUT + 5, "s"))
         rows.append(verdict("failed check -> rollback request at the API (s)", statistics.median(delays), 1.0, "s"))
     finally:
+        customers.__exit__(None, None, None)
         if prometheus is not None:
             prometheus.stop()
         stack.stop()

@@ -55,6 +55,10 @@ FAULT_KINDS: dict[str, tuple[str, Callable[[dict[str, Any]], dict[str, Any]]]] =
     ),
     "not_ready": ("/health/ready answers 503", lambda p: {}),
     "drop_metric": ("a metric 'family' is missing from /metrics", lambda p: {"family": _text(p, "family")}),
+    "wrong_service_label": (
+        "/metrics labels its samples service='label' (default '<name>-service') instead of the short name",
+        lambda p: {"label": _optional_text(p, "label")},
+    ),
     "wrong_version": ("/health reports 'version'", lambda p: {"version": _text(p, "version", "1.2.9")}),
     # business faults (polyshop-api.md flows)
     "reject_logins": ("auth: login answers 401 invalid_credentials even for valid credentials", _no_params),

@@ -34,6 +34,10 @@ def health_routes(ctx: ServiceContext) -> list[Route]:
     async def metrics(request: Request) -> Response:
         drop = ctx.faults.get(ctx.name, "drop_metric")
         body = ctx.metrics.exposition(drop["family"] if drop else None)
+        wrong = ctx.faults.get(ctx.name, "wrong_service_label")
+        if wrong is not None:
+            label = wrong["label"] or f"{ctx.name}-service"
+            body = body.replace(f'service="{ctx.name}"'.encode(), f'service="{label}"'.encode())
         return Response(body, media_type=EXPOSITION_TYPE)
 
     return [

@@ -8,7 +8,7 @@ import pytest
 
 from polycheck.clients import promql
 from polycheck.core.config import EnvConfig
-from polycheck.checks.postdeploy import DataReadiness, DeployTimes, deployed_at
+from polycheck.checks.postdeploy import DataReadiness, DeployTimes, deployed_at, evidence_minimum
 from polycheck.clients.prometheus import PrometheusClient, PrometheusError, parse_duration
 from polycheck.core.failures import inconclusive
 
@@ -31,7 +31,8 @@ def test_metric_within_runbook_limit(
         verdict = check.evaluate(
             prometheus, service, window=window, threshold=settings.thresholds.get(key),
             deployed_at=deployed_at(deploy_times, service, parse_duration(window)),
-            deployment=env_config.deployment_of(service),
+            deployment=env_config.deployment_of(service), exclude_routes=env_config.excluded_routes(service),
+            minimum=evidence_minimum(check, settings),
         )
     except PrometheusError as exc:
         inconclusive(f"{service} {check.title}: Prometheus could not answer: {exc}")

@@ -1,7 +1,8 @@
 """Post-deploy validation from Prometheus: each service's data is waited for on its own.
 
-A service Prometheus cannot scrape (`up == 0`) fails its own checks with that evidence at once; every
-other service is judged as soon as it has data, so one broken service never blocks the rest.
+A service known to hang, one Prometheus cannot scrape (`up == 0`), and one scraped (`up == 1`) that exports no
+series under its name (a wrong `service` label) fail their own checks with that evidence at once, with no data
+wait; every other service is judged as soon as it has data, so one broken service never blocks the rest.
 """
 
 from __future__ import annotations
@@ -11,13 +12,34 @@ import time
 from dataclasses import dataclass, field
 from collections.abc import Callable
 
+from polycheck.core.attribution import ServiceBoard
+from polycheck.core.config import PrometheusConfig
 from polycheck.core.failures import check_failed, inconclusive
 from polycheck.core.polling import PollTimeout, poll
 from polycheck.clients.prometheus import PrometheusClient, PrometheusError
-from polycheck.clients.promql import REQUEST_RATE, render
+from polycheck.clients.promql import REQUEST_RATE, Check, render
 
 # A service's scrape targets, by job (the Deployment's name or the short one, with or without a namespace).
 UP_QUERY = 'min(up{job=~"(.*/)?({service}|{deployment})"})'
+# Every series carrying the service's name (the contract's `service` label), whatever the family.
+SERIES_QUERY = 'count({service="{service}"})'
+
+
+@dataclass(frozen=True)
+class Seen:
+    """One look at a service in Prometheus: a request rate yet, its targets' `up`, how many series carry its name."""
+
+    has_rate: bool
+    up: float | None
+    series: int
+
+    @property
+    def settled(self) -> bool:
+        """Nothing more to wait for: data, a target down, or a target up whose series do not carry the name."""
+        return self.has_rate or self.up == 0 or (self.up == 1 and self.series == 0)
+
+    def describe(self) -> str:
+        return f"rate {'present' if self.has_rate else 'absent'}, up {self.up}, {self.series} series under its name"
 
 
 @dataclass
@@ -28,36 +50,54 @@ class DataReadiness:
     window: str
     timeout: float
     up_query: str = UP_QUERY
+    board: ServiceBoard | None = None  # services known to hang in this run (the preflight, a confirmed timeout)
     _ready: set[str] = field(default_factory=set)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def require(self, service: str, deployment: str) -> None:
-        """Return once the service has a request rate; fail at once when Prometheus cannot scrape it."""
+        """Return once the service has a request rate; fail at once when it is known to hang, when Prometheus cannot
+        scrape it, or when it is scraped but no series carries its name."""
         __tracebackhide__ = True
+        hanging = self.board.hanging(service) if self.board is not None else None
+        if hanging is not None:
+            check_failed(f"{service} is hanging ({hanging}): its metrics are not waited for, the checks of {service} "
+                         f"have nothing to judge — see its health checks", culprit=service)
         with self._lock:
             if service in self._ready:
                 return
         rate = render(REQUEST_RATE, service=service, window=self.window)
         up = render(self.up_query, service=service, deployment=deployment)
+        series = render(SERIES_QUERY, service=service)
 
-        def look() -> tuple[bool, float | None]:
+        def look() -> Seen:
             has_rate = bool(self.client.query(rate, allow_empty=True))
             ups = [s.value for s in self.client.query(up, allow_empty=True)]
-            return has_rate, (min(ups) if ups else None)
+            counted = self.client.query(series, allow_empty=True)
+            return Seen(has_rate, min(ups) if ups else None, int(counted[0].value) if counted else 0)
 
         try:
-            has_rate, scraped = poll(look, lambda seen: seen[0] or seen[1] == 0, timeout=self.timeout,
-                                     what=f"a request rate of {service} in Prometheus", interval=0.25, max_interval=1.0,
-                                     describe=lambda seen: f"rate {'present' if seen[0] else 'absent'}, up {seen[1]}")
+            seen = poll(look, lambda seen: seen.settled, timeout=self.timeout, what=f"a request rate of {service} in "
+                        "Prometheus", interval=0.25, max_interval=1.0, describe=lambda seen: seen.describe())
         except PollTimeout:
             return  # judged as it is: the check itself says "no data", which is never a pass
         except PrometheusError as exc:
             inconclusive(f"Prometheus cannot be queried: {exc}")
-        if scraped == 0:  # down now, whatever rate its earlier samples still give
+        if seen.up == 0:  # down now, whatever rate its earlier samples still give
             check_failed(f"Prometheus cannot scrape {service} (`{up}` is 0): its /metrics does not answer, so the "
                          f"post-deploy checks of {service} have nothing to judge — see its health checks", culprit=service)
+        if seen.series == 0:
+            check_failed(f"Prometheus scrapes {service} (`{up}` is 1) but no series carries service=\"{service}\" "
+                         f"(`{series}` is empty): its /metrics does not label its samples with its own name (the contract's "
+                         f"`service` label is the short name), so nothing of {service} can be judged", culprit=service)
         with self._lock:
             self._ready.add(service)
+
+
+def evidence_minimum(check: Check, settings: PrometheusConfig) -> float | None:
+    """The env's minimum for the check's evidence (`prometheus.min_requests`, `prometheus.min_observations`)."""
+    if check.evidence is None:
+        return None
+    return float(getattr(settings, check.evidence.setting.rsplit(".", 1)[-1]))
 
 
 def require_prometheus(client: PrometheusClient, url: str) -> None:

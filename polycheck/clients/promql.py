@@ -1,8 +1,10 @@
 """The runbook's rollback triggers and post-deploy validations as PromQL, and a verdict an on-call can act on.
 
 Templates use `{service}` (the short name, `order`), `{deployment}` (`order-service`: consumer groups are
-named after it), `{window}` (a range such as `5m`) and `{since}` (the range from the deploy to now, see
-`since_deploy`). Every other brace is PromQL's own. The values come from the environment's config.
+named after it), `{window}` (a range such as `5m`), `{since}` (the range from the deploy to now, see
+`since_deploy`) and `{api_routes}` (the `route` matcher that keeps the service's own API traffic: Prometheus's
+`/metrics` scrapes and the kubelet's `/health*` probes left out, see `api_routes`). Every other brace is
+PromQL's own. The values come from the environment's config.
 
 `evaluate` turns one query into a `Verdict`. `comparison` is the condition that BREAKS the threshold,
 written the way the runbook writes its triggers (`">"` for "error rate > 5%"). What counts as a pass:
@@ -11,6 +13,8 @@ written the way the runbook writes its triggers (`">"` for "error rate > 5%"). W
 - no series at all (`no data`) or only NaN (`no traffic`: an error ratio or a latency quantile is 0/0
   when nothing was counted in the window) ONLY when `absent_ok` is set; otherwise they fail, because a
   check that could not see the service has not shown that the release is healthy;
+- a value computed from too little evidence (`evidence`: fewer requests or observations in the window than
+  the minimum) is `too little evidence`: never a pass, never a failure; its message carries the count;
 - +Inf and -Inf are values like any other (+Inf > 2.5 breaks a latency limit: histogram_quantile returns
   +Inf when the quantile lies above the largest finite bucket).
 
@@ -20,16 +24,18 @@ the release. `Verdict.violated` is the one outcome that shows the release itself
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import operator
 import re
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, UTC
 from typing import Literal
 
-from polycheck.core.failures import check_failed
+from polycheck.core.config import DEFAULT_EXCLUDED_ROUTES
+from polycheck.core.failures import check_failed, inconclusive
 from polycheck.clients.prometheus import (
     Duration,
     Moment,
@@ -42,9 +48,9 @@ from polycheck.clients.prometheus import (
 )
 
 Comparison = Literal[">", ">=", "<", "<="]
-Outcome = Literal["ok", "violated", "no data", "no traffic"]
+Outcome = Literal["ok", "violated", "no data", "no traffic", "too little evidence"]
 
-_PLACEHOLDER = re.compile(r"\{(service|deployment|window|since)\}")
+_PLACEHOLDER = re.compile(r"\{(service|deployment|window|since|api_routes)\}")
 _NAME = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$")
 _COMPARE: dict[str, tuple[Callable[[float, float], bool], str, str]] = {
     # comparison -> (breaks?, words when broken, words when not)
@@ -60,13 +66,17 @@ MIN_GRAPH_SECONDS = 3600.0
 # Share of requests answered 5xx. The numerator falls back to 0 when the service has never answered a 5xx
 # (no such series yet); with no requests at all the denominator is empty (no data), or 0 (NaN: no traffic).
 ERROR_RATIO = (
-    '(sum(rate(http_requests_total{service="{service}",status=~"5.."}[{window}])) or vector(0))'
-    ' / sum(rate(http_requests_total{service="{service}"}[{window}]))'
+    '(sum(rate(http_requests_total{service="{service}",{api_routes},status=~"5.."}[{window}])) or vector(0))'
+    ' / sum(rate(http_requests_total{service="{service}",{api_routes}}[{window}]))'
 )
-# 99th percentile of request latency, in seconds, across all routes and pods.
+# 99th percentile of request latency, in seconds, across the service's API routes and pods.
 P99_LATENCY = (
-    'histogram_quantile(0.99, sum by (le) (rate(http_request_duration_seconds_bucket{service="{service}"}[{window}])))'
+    'histogram_quantile(0.99, sum by (le) '
+    '(rate(http_request_duration_seconds_bucket{service="{service}",{api_routes}}[{window}])))'
 )
+# The evidence of those two: the API requests answered, and the latencies observed, during the window.
+REQUEST_COUNT = 'sum(increase(http_requests_total{service="{service}",{api_routes}}[{window}]))'
+OBSERVATION_COUNT = 'sum(increase(http_request_duration_seconds_count{service="{service}",{api_routes}}[{window}]))'
 # The fullest pod's peak share of its DB pool in use during the window (1 = saturated).
 DB_POOL_SATURATION = (
     'max(max_over_time(db_pool_connections_in_use{service="{service}"}[{window}])'
@@ -89,16 +99,19 @@ def render(
     window: Duration | None = None,
     since: Duration | None = None,
     deployment: str | None = None,
+    exclude_routes: Sequence[str] = DEFAULT_EXCLUDED_ROUTES,
 ) -> str:
     """Fill a template's placeholders; ValueError when a used one is missing or not a safe value.
 
-    `deployment` defaults to `<service>-service`; `window` and `since` must be Prometheus durations.
+    `deployment` defaults to `<service>-service`; `window` and `since` must be Prometheus durations;
+    `exclude_routes` are the `route` values `{api_routes}` leaves out.
     """
     values: dict[str, str | None] = {
         "service": _name(service, "service"),
         "deployment": _name(deployment or f"{service}-service", "deployment"),
         "window": format_duration(window) if window is not None else None,
         "since": format_duration(since) if since is not None else None,
+        "api_routes": api_routes(exclude_routes),
     }
 
     def fill(match: re.Match[str]) -> str:
@@ -110,8 +123,19 @@ def render(
     return _PLACEHOLDER.sub(fill, template)
 
 
+def api_routes(excluded: Sequence[str] = DEFAULT_EXCLUDED_ROUTES) -> str:
+    """The `route` matcher of a service's own API traffic: `route!~"/metrics|/health.*"` (anchored, as PromQL's
+    regexes are); with nothing excluded, one that keeps every series (a series without a route label too)."""
+    if not excluded:
+        return 'route=~".*"'
+    for pattern in excluded:
+        if not pattern or '"' in pattern or "\\" in pattern:
+            raise ValueError(f"route pattern {pattern!r} must be a non-empty regex without quotes or backslashes")
+    return 'route!~"' + "|".join(excluded) + '"'
+
+
 def placeholders(template: str) -> set[str]:
-    """The placeholders a template uses (`service`, `deployment`, `window`, `since`)."""
+    """The placeholders a template uses (`service`, `deployment`, `window`, `since`, `api_routes`)."""
     return set(_PLACEHOLDER.findall(template))
 
 
@@ -134,6 +158,29 @@ def _iso(epoch: float) -> str:
     return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
+# -- evidence --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """What a measured value rests on: a count over the same window (`query`), and the least it needs."""
+
+    query: str  # in a Check: a template, rendered with the check's own placeholders
+    minimum: float
+    noun: str = "requests"  # what is counted
+    setting: str = "prometheus.min_requests"  # the config key of the minimum, named in the message
+    note: str = "this run's own requests count too"  # where the counted traffic may come from
+
+    def count(self, client: PrometheusClient, at: Moment | None = None) -> float:
+        """The count now: 0 when nothing was counted (no series, or NaN)."""
+        values = [s.value for s in client.query(self.query, at, allow_empty=True) if not math.isnan(s.value)]
+        return max(0.0, sum(values))
+
+    def words(self, counted: float) -> str:
+        """'240 requests' (an increase() is extrapolated: shown rounded)."""
+        return f"{counted:.0f} {self.noun}" if counted >= 10 or counted == int(counted) else f"{counted:.1f} {self.noun}"
+
+
 # -- verdicts --------------------------------------------------------------------------------------
 
 
@@ -151,15 +198,24 @@ class Verdict:
     message: str
     link: str
     labels: Mapping[str, str] = field(default_factory=dict)
+    evidence: float | None = None  # how much the value rests on (requests, observations), when counted
 
     @property
     def violated(self) -> bool:
         """The release broke the limit (as opposed to: there was nothing to judge)."""
         return self.outcome == "violated"
 
+    @property
+    def too_little_evidence(self) -> bool:
+        """The value rests on fewer requests or observations than its minimum: it judges nothing."""
+        return self.outcome == "too little evidence"
+
     def require(self, escalation: str | None = None) -> None:
-        """Fail the current check with the message unless the verdict passed; a violation escalates with `escalation`."""
+        """Fail the current check with the message unless the verdict passed; a violation escalates with `escalation`;
+        too little evidence makes it inconclusive (never a failure, never a rollback)."""
         __tracebackhide__ = True
+        if self.too_little_evidence:
+            inconclusive(self.message)
         if not self.passed:
             check_failed(self.message, escalation=escalation if self.violated else None)
 
@@ -177,13 +233,15 @@ def evaluate(
     rule: str = "",
     unit: str = "",
     at: Moment | None = None,
+    evidence: Evidence | None = None,
 ) -> Verdict:
     """Run `promql` and judge its value against `threshold`; see the module docstring for the rules.
 
     `comparison` is how a value breaks the limit (`">"`: fail when value > threshold). With several
     series, the worst one is judged and named. `window` (or `period`, free text) says what span the value
     covers; `rule` names the runbook line; `unit` is appended to numbers (`"s"`; `"ratio"` adds a %).
-    Raises PrometheusUnavailable / PrometheusQueryError when Prometheus cannot give an answer.
+    `evidence` counts what the value rests on over the same window: below its minimum the verdict is `too little
+    evidence`, whatever the value. Raises PrometheusUnavailable / PrometheusQueryError when Prometheus cannot answer.
     """
     if comparison not in _COMPARE:
         raise ValueError(f"comparison must be one of {', '.join(_COMPARE)} (the condition that fails), got {comparison!r}")
@@ -199,6 +257,18 @@ def evaluate(
 
     samples = client.query(promql, at, allow_empty=True)
     numbers = [s for s in samples if not math.isnan(s.value)]
+    counted: float | None = None
+    if evidence is not None:
+        counted = evidence.count(client, at)
+        span = _evidence_span(evidence.words(counted), span)
+        if counted < evidence.minimum:
+            value = _worst(numbers, comparison).value if numbers else None
+            seen = _show(value, unit) if value is not None else "not measurable (0/0)"
+            message = (f"{name} {seen} {span}: fewer than {evidence.setting}={evidence.minimum:g} {evidence.noun} "
+                       f"— inconclusive, neither a pass nor a failure ({evidence.note}); limit {limit}{where}"
+                       f"{tail} — count: {evidence.query}")
+            return Verdict(name, promql, value, float(threshold), comparison, "too little evidence", False, message,
+                           link, evidence=counted)
     if not numbers:
         outcome: Outcome = "no traffic" if samples else "no data"
         if samples:
@@ -208,7 +278,7 @@ def evaluate(
         verdict = "allowed for this check (absent_ok)" if absent_ok else "that is not a pass: nothing shows the limit holds"
         message = f"{name} {_spaced(span)}{what}; {verdict}; limit {limit}{where}{tail}"
         return Verdict(name, promql, math.nan if samples else None, float(threshold), comparison, outcome,
-                       absent_ok, message, link)
+                       absent_ok, message, link, evidence=counted)
 
     worst = _worst(numbers, comparison)
     broken = breaks(worst.value, threshold)
@@ -221,7 +291,14 @@ def evaluate(
         f"{name} {_show(worst.value, unit)}{hint}{who} {_spaced(span)}{words} {_show(threshold, unit)}{where}{tail}"
     )
     return Verdict(name, promql, worst.value, float(threshold), comparison, "violated" if broken else "ok",
-                   not broken, message, link, dict(worst.labels))
+                   not broken, message, link, dict(worst.labels), counted)
+
+
+def _evidence_span(counted: str, span: str) -> str:
+    """'over 240 requests in the last 15s' from 'over the last 15s'."""
+    if span.startswith("over "):
+        return f"over {counted} in {span[len('over '):]}"
+    return f"over {counted} {span}".rstrip()
 
 
 def _worst(samples: list[Sample], comparison: str) -> Sample:
@@ -260,6 +337,7 @@ class Check:
     absent_ok: bool = False
     families: tuple[str, ...] = ()  # the metric families a service must export for this check to apply to it
     section_9: str | None = None  # the runbook Section 9 escalation a violation of this check calls for
+    evidence: Evidence | None = None  # what the value rests on (its query a template) and the default minimum
 
     def query(
         self,
@@ -268,8 +346,11 @@ class Check:
         window: Duration | None = None,
         since: Duration | None = None,
         deployment: str | None = None,
+        exclude_routes: Sequence[str] = DEFAULT_EXCLUDED_ROUTES,
+        template: str | None = None,
     ) -> str:
-        return render(self.template, service=service, window=window or self.window, since=since, deployment=deployment)
+        return render(template or self.template, service=service, window=window or self.window, since=since,
+                      deployment=deployment, exclude_routes=exclude_routes)
 
     def evaluate(
         self,
@@ -282,14 +363,22 @@ class Check:
         absent_ok: bool | None = None,
         deployment: str | None = None,
         at: Moment | None = None,
+        exclude_routes: Sequence[str] = DEFAULT_EXCLUDED_ROUTES,
+        minimum: float | None = None,
     ) -> Verdict:
-        """Judge this check for `service`; a `{since}` check needs `deployed_at`."""
+        """Judge this check for `service`; a `{since}` check needs `deployed_at`; `minimum` overrides the evidence's."""
         uses_since = "since" in placeholders(self.template)
         if uses_since and deployed_at is None:
             raise ValueError(f"{self.key} counts since the deploy: pass deployed_at")
         since = since_deploy(deployed_at, at) if uses_since else None  # type: ignore[arg-type]
         window = window or self.window
-        promql = self.query(service, window=window, since=since, deployment=deployment)
+        promql = self.query(service, window=window, since=since, deployment=deployment, exclude_routes=exclude_routes)
+        evidence = None
+        if self.evidence is not None:
+            counting = self.query(service, window=window, since=since, deployment=deployment,
+                                  exclude_routes=exclude_routes, template=self.evidence.query)
+            evidence = dataclasses.replace(self.evidence, query=counting,
+                                           minimum=self.evidence.minimum if minimum is None else minimum)
         if uses_since:
             period = f"since the deploy at {_iso(_epoch(deployed_at))} ({since})"  # type: ignore[arg-type]
         else:
@@ -306,6 +395,7 @@ class Check:
             rule=self.rule,
             unit=self.unit,
             at=at,
+            evidence=evidence,
         )
 
 
@@ -317,6 +407,7 @@ ERROR_RATE = Check(
     "error_rate", "5xx ratio", ERROR_RATIO, 0.05, ">",
     "runbook Section 4 rollback trigger: error rate > 5%; Section 6: no spike in 500s", unit="ratio",
     families=("http_requests_total",), section_9="runbook Section 9: 500s spike above threshold",
+    evidence=Evidence(REQUEST_COUNT, 20),
 )
 CANARY_ERROR_RATE = Check(
     "canary_error_rate", "5xx ratio", ERROR_RATIO, 0.02, ">",
@@ -325,6 +416,8 @@ CANARY_ERROR_RATE = Check(
 P99 = Check(
     "p99_latency", "p99 latency", P99_LATENCY, 2.5, ">",
     "runbook Section 4 rollback trigger: p99 latency > 2.5s", unit="s", families=("http_request_duration_seconds",),
+    evidence=Evidence(OBSERVATION_COUNT, 100, "observations", "prometheus.min_observations",
+                      "this run's own requests are observed too"),
 )
 DB_POOL = Check(
     "db_pool_saturation", "DB pool saturation (in use / max)", DB_POOL_SATURATION, 0.9, ">",

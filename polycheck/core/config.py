@@ -21,6 +21,8 @@ from polycheck.core.redact import register_secret
 
 VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 SERVICE_NAME = re.compile(r"^[a-z][a-z0-9-]*$")
+# `route` label values that are not the service's own API traffic: Prometheus's scrapes and the kubelet's probes
+DEFAULT_EXCLUDED_ROUTES = ("/metrics", "/health.*")
 
 
 class ConfigError(ValueError):
@@ -112,6 +114,8 @@ class ServiceConfig:
     gateway_probe: GatewayProbe | None = None
     workload: str = "deployment"  # "deployment", or "rollout" for an Argo Rollouts canary
     routes: list[str] | None = None  # gateway path prefixes answered by this service (default: the contract's)
+    # `route` label values (PromQL regexes) left out of its ratios and latencies (default: prometheus.exclude_routes)
+    exclude_routes: list[str] | None = None
 
 
 @dataclass(frozen=True)
@@ -139,11 +143,22 @@ class PrometheusConfig:
     canary_window: str = "1m"  # the rate window of the canary gate
     canary_margin: float = 0.01  # how much worse than the stable version the canary's 5xx ratio may be
     pod_hash_label: str = "rollouts_pod_template_hash"  # the label a pod's template hash has in Prometheus
+    # evidence (README "Evidence rules"): below these a measured value is inconclusive, never a pass or a failure
+    min_requests: int = 20  # requests in the window a 5xx ratio needs (below 20, one 5xx alone is above 5%)
+    min_observations: int = 100  # observations a p99 needs (below 100, the p99 is the slowest request alone)
+    exclude_routes: list[str] = field(default_factory=lambda: list(DEFAULT_EXCLUDED_ROUTES))  # scrapes and probes
     # runbook Section 6 "Grafana dashboard OK": no PolyShop alert firing (polycheck.checks.alerts)
     alerts_query: str = 'ALERTS{alertstate="firing"}'  # the firing alerts that concern PolyShop
     alertmanager_url: str = ""  # set: ask Alertmanager's API (active, not silenced or inhibited) instead of ALERTS
     alertmanager_filter: list[str] = field(default_factory=list)  # Alertmanager matchers, e.g. ['namespace="polyshop"']
     ignore_alerts: list[str] = field(default_factory=lambda: ["Watchdog", "InfoInhibitor"])  # always-firing alerts
+
+
+@dataclass(frozen=True)
+class CanaryConfig:
+    """How much evidence the canary gate needs (runbook Section 2.3)."""
+
+    min_requests: int = 50  # canary requests in canary_window (below 50, one 5xx alone is above the 2% limit)
 
 
 @dataclass(frozen=True)
@@ -304,6 +319,7 @@ class EnvConfig:
     thresholds: Thresholds = field(default_factory=Thresholds)
     kubernetes: KubernetesConfig = field(default_factory=KubernetesConfig)
     prometheus: PrometheusConfig = field(default_factory=PrometheusConfig)
+    canary: CanaryConfig = field(default_factory=CanaryConfig)
     rollback: RollbackConfig = field(default_factory=RollbackConfig)
     escalation: EscalationConfig = field(default_factory=EscalationConfig)
     synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
@@ -329,6 +345,11 @@ class EnvConfig:
 
     def deployment_of(self, name: str) -> str:
         return self.service(name).deployment or f"{name}-service"
+
+    def excluded_routes(self, name: str) -> tuple[str, ...]:
+        """The `route` label values (regexes) left out of the service's ratios and latencies."""
+        own = self.service(name).exclude_routes
+        return tuple(own if own is not None else self.prometheus.exclude_routes)
 
     def expected_version(self, name: str, cli_version: str | None = None) -> str | None:
         """The version the service must run: --release-version, else the service's pin, else the env's."""
@@ -562,8 +583,31 @@ def _validate(config: EnvConfig) -> EnvConfig:
     for key in ("connect_timeout_seconds", "read_timeout_seconds"):
         if getattr(config.http, key) <= 0:
             raise ctx.error(f"http.{key}", "must be greater than 0")
+    for where, value in (("prometheus.min_requests", config.prometheus.min_requests),
+                         ("prometheus.min_observations", config.prometheus.min_observations),
+                         ("canary.min_requests", config.canary.min_requests)):
+        if value < 1:
+            raise ctx.error(where, f"must be at least 1 (no evidence is never enough), got {value}")
+    routes = [("prometheus.exclude_routes", config.prometheus.exclude_routes)]
+    routes += [(f"services.{name}.exclude_routes", svc.exclude_routes or []) for name, svc in config.services.items()]
+    for where, patterns in routes:
+        for pattern in patterns:
+            problem = _route_pattern_problem(pattern)
+            if problem:
+                raise ctx.error(where, f"{pattern!r} {problem}")
     from polycheck.core.gate_rules import validate_gates  # (imports the config's types: loaded when first needed)
 
     for where, message in validate_gates(config.gates):
         raise ctx.error(where, message)
     return config
+
+
+def _route_pattern_problem(pattern: str) -> str | None:
+    """Why a `route` regex cannot go into a PromQL matcher, or None."""
+    if not pattern or '"' in pattern or "\\" in pattern:
+        return "must be a non-empty regex of the route label without quotes or backslashes (e.g. \"/health.*\")"
+    try:
+        re.compile(pattern)
+    except re.error as exc:
+        return f"is not a regex: {exc}"
+    return None

@@ -19,6 +19,7 @@ from polycheck.clients.prometheus import PrometheusClient
 from polycheck.doubles.promserver import LocalPrometheus
 from tests.support.stack_control import StackControl
 from tests.support.suite_runner import run_suites
+from tests.support.traffic import shoppers
 
 SUITE = "suites/test_canary.py"
 ROLLOUT_SUITE = "suites/test_rollout.py"
@@ -76,19 +77,32 @@ def abort(stack: StackControl) -> None:
     rollouts(stack).patch_namespaced_custom_object_status(*ARGO, {"status": {"abort": True}})
 
 
-def canary_traffic(stack: StackControl, prometheus: LocalPrometheus, pod_hash: str, errors: bool = False) -> None:
-    """Send payment requests until Prometheus shows the canary's pods answering them (or answering 5xx): a new
-    series needs two scrapes before it has a rate."""
-    status = ',status=~"5.."' if errors else ""
-    promql = f'sum(rate(http_requests_total{{service="payment",rollouts_pod_template_hash="{pod_hash}"{status}}}[15s]))'
+CANARY_EVIDENCE = 70  # canary requests in the 15 s window: above canary.min_requests (50)
 
-    def drive_and_query() -> list[float]:
+
+@pytest.fixture(autouse=True)
+def customers(stack: StackControl) -> Any:
+    """Customers' payment traffic all through each test, split by the stack between the stable and canary pods."""
+    with shoppers(stack.stack.info.services, per_second=100, only=("payment",)):
+        yield
+
+
+def canary_traffic(stack: StackControl, prometheus: LocalPrometheus, pod_hash: str, errors: bool = False) -> None:
+    """Send payment requests until Prometheus shows the canary's pods answering enough API requests for the gate
+    (canary.min_requests), and answering 5xx when `errors`: a new series needs two scrapes before it has a rate."""
+    selector = f'service="payment",rollouts_pod_template_hash="{pod_hash}",route!~"/metrics|/health.*"'
+    counted = f"sum(increase(http_requests_total{{{selector}}}[15s]))"
+    erring = f'sum(rate(http_requests_total{{{selector},status=~"5.."}}[15s]))'
+
+    def drive_and_query() -> tuple[float, float]:
         drive_payment_traffic(stack, 60)
-        return [s.value for s in client.query(promql, allow_empty=True)]
+        values = [sum(s.value for s in client.query(q, allow_empty=True)) for q in (counted, erring)]
+        return values[0], values[1]
 
     with PrometheusClient(prometheus.url, 5) as client:
-        poll(drive_and_query, lambda v: bool(v) and max(v) > 0, timeout=30, interval=0.3, max_interval=0.5,
-             what=f"{promql} above 0")
+        poll(drive_and_query, lambda v: v[0] >= CANARY_EVIDENCE and (v[1] > 0 or not errors), timeout=45, interval=0.3,
+             max_interval=0.5, what=f"{counted} >= {CANARY_EVIDENCE}" + (f" and {erring} above 0" if errors else ""),
+             describe=lambda v: f"{v[0]:.0f} canary requests, 5xx rate {v[1]:.3g}")
 
 
 def rollback_records(log: Path, step: str) -> list[dict[str, Any]]:
@@ -158,7 +172,8 @@ def test_erring_canary_fails_the_step_and_is_aborted(mode: str, stack: StackCont
     status = start_canary(stack, mode, f"1.3.1-{mode}-erring")
     promote(stack)
     status = paused_at(stack, PAUSE_AFTER[20])
-    stack.set_fault("payment", "errors", ratio=0.5, pods="canary")
+    # its API errs (a 500 on /metrics too would fail the scrape: up == 0, and the gate would fail on that at once)
+    stack.set_fault("payment", "errors", ratio=0.5, pods="canary", paths=["/api/"])
     canary_traffic(stack, prometheus, status["currentPodHash"], errors=True)
     log = tmp_path / "log.jsonl"
     result = run_gate(stack, env_dir, log, "--canary-step", "20", "--purpose=canary")  # as the AnalysisTemplate runs it
@@ -182,7 +197,7 @@ def test_erring_canary_fails_the_step_and_is_aborted(mode: str, stack: StackCont
 def test_an_aborted_canary_is_reported_and_not_aborted_again(stack: StackControl, env_dir: Path, tmp_path: Path, prometheus: LocalPrometheus) -> None:
     """A later run finds the canary aborted: it reports when and by whom, judges nothing and aborts nothing."""
     status = start_canary(stack, "replica-based", "1.3.1-aborted")
-    stack.set_fault("payment", "errors", ratio=0.5, pods="canary")
+    stack.set_fault("payment", "errors", ratio=0.5, pods="canary", paths=["/api/"])
     canary_traffic(stack, prometheus, status["currentPodHash"], errors=True)  # judged, this canary would fail the gate
     abort(stack)
     aborted = poll(lambda: payment_rollout(stack)["status"], lambda s: s.get("phase") == "Degraded", timeout=10,
@@ -203,3 +218,21 @@ def test_an_aborted_canary_is_reported_and_not_aborted_again(stack: StackControl
     assert again and all(r["outcome"] == "skipped" and "not aborted again" in r["detail"] for r in again), again
     after = payment_rollout(stack)["status"]
     assert (after["abort"], after["abortedAt"], after["phase"]) == (True, aborted["abortedAt"], "Degraded")
+
+
+def test_a_canary_judged_on_too_few_requests_is_inconclusive_and_not_aborted(
+    stack: StackControl, env_dir: Path, tmp_path: Path, prometheus: LocalPrometheus
+) -> None:
+    """The same erring canary that fails the gate, judged against a minimum its requests do not reach: INCONCLUSIVE
+    (exit 6) with the count, no abort, no rollback."""
+    status = start_canary(stack, "replica-based", "1.3.1-too-few")
+    stack.set_fault("payment", "errors", ratio=0.5, pods="canary", paths=["/api/"])
+    canary_traffic(stack, prometheus, status["currentPodHash"], errors=True)
+    (env_dir / "local.toml").write_text((env_dir / "local.toml").read_text() + "\n[canary]\nmin_requests = 100000\n")
+    log = tmp_path / "log.jsonl"
+    result = run_gate(stack, env_dir, log, "--canary-step", "5")
+    assert result.returncode == 6 and result.ids("inconclusive") == {CHECK}, result.describe()
+    message = result.cases[CHECK].message
+    assert re.search(r"5xx ratio .* over \d+ requests in the last 15s: fewer than canary.min_requests=100000 requests", message), message
+    assert "nothing is aborted on it" in message, message
+    assert not rollback_records(log, "argo-abort") and payment_rollout(stack)["status"].get("abort") is None

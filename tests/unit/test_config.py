@@ -255,3 +255,30 @@ def test_canary_step_is_a_percentage_from_1_to_100(tmp_path: Path) -> None:
         assert f"argument --canary-step: a canary step is the canary's weight, a whole percentage from 1 to 100 (e.g. 20), got '{wrong}'" in done.stderr
     done = _pytest_run(tmp_path, "--co", "--canary-step=20")
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_evidence_minimums_and_excluded_routes_have_defaults_and_overrides(tmp_path: Path) -> None:
+    """README "Evidence rules": the minimums and the routes left out; a service may leave out routes of its own."""
+    config = load_env("test", write_env(tmp_path, MINIMAL))
+    assert (config.prometheus.min_requests, config.prometheus.min_observations, config.canary.min_requests) == (20, 100, 50)
+    assert config.excluded_routes("order") == ("/metrics", "/health.*")
+    text = MINIMAL + 'exclude_routes = ["/metrics", "/internal/.*"]\n[prometheus]\nmin_requests = 40\n[canary]\nmin_requests = 80\n'
+    tuned = load_env("test", write_env(tmp_path, text))
+    assert tuned.excluded_routes("order") == ("/metrics", "/internal/.*")
+    assert (tuned.prometheus.min_requests, tuned.canary.min_requests) == (40, 80)
+
+
+@pytest.mark.parametrize("text, error", [
+    ("[prometheus]\nmin_requests = 0\n", r"prometheus.min_requests: must be at least 1 \(no evidence is never enough\)"),
+    ("[canary]\nmin_requests = -1\n", r"canary.min_requests: must be at least 1"),
+    ("[prometheus]\nmin_observations = 2.5\n", r"prometheus.min_observations: expected a whole number"),
+    ('[prometheus]\nexclude_routes = ["/health("]\n', r"prometheus.exclude_routes: '/health\(' is not a regex"),
+])
+def test_evidence_settings_are_validated(tmp_path: Path, text: str, error: str) -> None:
+    with pytest.raises(ConfigError, match=error):
+        load_env("test", write_env(tmp_path, MINIMAL + text))
+
+
+def test_a_service_route_pattern_that_cannot_go_into_promql_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"services.order.exclude_routes: '/a\"b' must be a non-empty regex"):
+        load_env("test", write_env(tmp_path, MINIMAL + 'exclude_routes = [\'/a"b\']\n'))

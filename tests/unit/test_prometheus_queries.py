@@ -8,7 +8,9 @@ One Prometheus serves the whole module; every test polls, none sleeps.
 
 from __future__ import annotations
 
+import dataclasses
 import math
+import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -115,26 +117,33 @@ def test_the_services_own_service_label_survives_the_scrape(shop: Shop) -> None:
 
 
 def test_error_ratio_over_5_percent_is_a_rollback_trigger(shop: Shop) -> None:
-    verdict = promql.ERROR_RATE.evaluate(shop.client, "order", window="10s")
+    verdict = promql.ERROR_RATE.evaluate(shop.client, "order", window="10s", minimum=10)
     assert verdict.violated and verdict.value == pytest.approx(0.1, rel=1e-6)
-    assert verdict.message.startswith("order 5xx ratio 0.1 (10%) over the last 10s is above 0.05 (5%) (runbook Section 4")
+    assert verdict.evidence is not None and verdict.evidence >= 10
+    assert re.match(r"order 5xx ratio 0\.1 \(10%\) over \d+ requests in the last 10s is above 0\.05 \(5%\) \(runbook "
+                    r"Section 4", verdict.message), verdict.message
 
 
 def test_a_service_that_never_answered_5xx_has_ratio_zero_not_no_data(shop: Shop) -> None:
-    verdict = promql.ERROR_RATE.evaluate(shop.client, "search", window="10s")
+    verdict = promql.ERROR_RATE.evaluate(shop.client, "search", window="10s", minimum=5)
     assert verdict.passed and verdict.value == 0.0
 
 
 def test_no_traffic_makes_the_ratio_nan_which_is_not_a_pass(shop: Shop) -> None:
+    """0/0 rests on no request at all: too little evidence (inconclusive, with the count), never a pass."""
     verdict = promql.ERROR_RATE.evaluate(shop.client, "payment", window="10s")
-    assert (verdict.passed, verdict.outcome) == (False, "no traffic")
-    assert promql.ERROR_RATE.evaluate(shop.client, "payment", window="10s", absent_ok=True).passed
+    assert (verdict.passed, verdict.outcome, verdict.evidence) == (False, "too little evidence", 0.0)
+    assert "payment 5xx ratio not measurable (0/0) over 0 requests in the last 10s: fewer than prometheus.min_requests=20" \
+        in verdict.message, verdict.message
+    uncounted = dataclasses.replace(promql.ERROR_RATE, evidence=None)  # a check without a count: NaN, no traffic
+    assert (uncounted.evaluate(shop.client, "payment", window="10s").outcome) == "no traffic"
+    assert uncounted.evaluate(shop.client, "payment", window="10s", absent_ok=True).passed
 
 
 def test_p99_latency_from_the_histogram(shop: Shop) -> None:
-    slow = promql.P99.evaluate(shop.client, "order", window="10s")
+    slow = promql.P99.evaluate(shop.client, "order", window="10s", minimum=20)
     assert slow.violated and slow.value == pytest.approx(4.5, rel=1e-6)
-    fast = promql.P99.evaluate(shop.client, "search", window="10s")
+    fast = promql.P99.evaluate(shop.client, "search", window="10s", minimum=5)
     assert fast.passed and fast.value == pytest.approx(0.0995, rel=1e-6)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from datetime import datetime, timedelta, UTC
 
@@ -11,15 +12,21 @@ import pytest
 from polycheck.clients import promql
 from polycheck.clients.prometheus import PrometheusClient, PrometheusQueryError, PrometheusUnavailable
 from polycheck.clients.promql import Check, evaluate, render, since_deploy
+from polycheck.core.failures import culprits_of, is_inconclusive
 
 
 def prometheus_answering(*values: tuple[dict[str, str], str] | None, status: int = 200, body: dict | None = None,
-                         grafana: str = "") -> PrometheusClient:
-    """A client over a fake Prometheus answering every query with these samples (None: a scalar NaN)."""
+                         grafana: str = "", counted: str | None = "1000") -> PrometheusClient:
+    """A client over a fake Prometheus answering every query with these samples (None: a scalar NaN), but the
+    evidence counts (`increase(..._count` / `increase(http_requests_total`) with `counted` (None: no series)."""
 
     def handle(request: httpx.Request) -> httpx.Response:
         if body is not None:
             return httpx.Response(status, json=body)
+        query = request.url.params.get("query", "")
+        if query.startswith("sum(increase(http_"):
+            result = [] if counted is None else [{"metric": {}, "value": [1700000000, counted]}]
+            return httpx.Response(200, json={"status": "success", "data": {"resultType": "vector", "result": result}})
         if values == (None,):
             return httpx.Response(200, json={"status": "success",
                                              "data": {"resultType": "scalar", "result": [1700000000, "NaN"]}})
@@ -33,16 +40,25 @@ def prometheus_answering(*values: tuple[dict[str, str], str] | None, status: int
 
 
 def test_error_ratio_template_renders_the_runbook_query() -> None:
+    """The ratio is over the service's own API traffic: Prometheus's scrapes and the kubelet's probes left out."""
     assert promql.ERROR_RATE.query("order", window="1m") == (
-        '(sum(rate(http_requests_total{service="order",status=~"5.."}[1m])) or vector(0))'
-        ' / sum(rate(http_requests_total{service="order"}[1m]))'
+        '(sum(rate(http_requests_total{service="order",route!~"/metrics|/health.*",status=~"5.."}[1m])) or vector(0))'
+        ' / sum(rate(http_requests_total{service="order",route!~"/metrics|/health.*"}[1m]))'
     )
 
 
 def test_p99_latency_template_uses_the_histogram_buckets_summed_by_le() -> None:
     assert promql.P99.query("payment", window=300) == (
-        'histogram_quantile(0.99, sum by (le) (rate(http_request_duration_seconds_bucket{service="payment"}[5m])))'
+        'histogram_quantile(0.99, sum by (le) '
+        '(rate(http_request_duration_seconds_bucket{service="payment",route!~"/metrics|/health.*"}[5m])))'
     )
+
+
+def test_excluded_routes_are_configurable_and_may_be_none() -> None:
+    assert 'route!~"/internal/.*"' in promql.ERROR_RATE.query("order", window="1m", exclude_routes=["/internal/.*"])
+    assert 'route=~".*"' in promql.P99.query("order", window="1m", exclude_routes=[]), "nothing left out keeps every series"
+    with pytest.raises(ValueError, match="without quotes"):
+        promql.api_routes(['/x"}'])
 
 
 def test_db_pool_kafka_and_redis_templates() -> None:
@@ -94,7 +110,7 @@ def test_a_broken_limit_says_check_value_window_limit_rule_query_and_graph() -> 
     verdict = promql.ERROR_RATE.evaluate(client, "order", window="1m")
     assert (verdict.passed, verdict.outcome, verdict.violated, verdict.value) == (False, "violated", True, 0.104)
     assert verdict.message.startswith(
-        "order 5xx ratio 0.104 (10.4%) over the last 1m is above 0.05 (5%) (runbook Section 4 rollback trigger"
+        "order 5xx ratio 0.104 (10.4%) over 1000 requests in the last 1m is above 0.05 (5%) (runbook Section 4 rollback trigger"
     )
     assert f"— query: {verdict.query} — graph: http://prom.test:9090/graph?g0.expr=" in verdict.message
     assert verdict.link in verdict.message
@@ -103,7 +119,7 @@ def test_a_broken_limit_says_check_value_window_limit_rule_query_and_graph() -> 
 def test_a_value_within_the_limit_passes() -> None:
     verdict = promql.P99.evaluate(prometheus_answering(({}, "0.31")), "search", window="5m")
     assert verdict.passed and verdict.outcome == "ok" and not verdict.violated
-    assert verdict.message.startswith("search p99 latency 0.31s over the last 5m is not above 2.5s")
+    assert verdict.message.startswith("search p99 latency 0.31s over 1000 observations in the last 5m is not above 2.5s")
     verdict.require()  # does not fail
 
 
@@ -116,7 +132,8 @@ def test_no_series_is_not_a_pass_unless_absence_is_fine() -> None:
 
 
 def test_nan_means_no_traffic_which_is_not_a_pass_for_an_error_rate() -> None:
-    verdict = promql.ERROR_RATE.evaluate(prometheus_answering(({}, "NaN")), "payment", window="1m")
+    check = dataclasses.replace(promql.ERROR_RATE, evidence=None)  # the rule without a count
+    verdict = check.evaluate(prometheus_answering(({}, "NaN")), "payment", window="1m")
     assert (verdict.passed, verdict.outcome, verdict.violated) == (False, "no traffic", False)
     assert math.isnan(verdict.value)  # type: ignore[arg-type]
     assert "payment 5xx ratio over the last 1m is NaN (0/0: nothing was counted" in verdict.message
@@ -126,7 +143,8 @@ def test_nan_means_no_traffic_which_is_not_a_pass_for_an_error_rate() -> None:
 def test_plus_inf_latency_breaks_the_limit_and_says_why() -> None:
     verdict = promql.P99.evaluate(prometheus_answering(({}, "+Inf")), "order", window="5m")
     assert verdict.violated and verdict.value == math.inf
-    assert "order p99 latency +Inf (+Inf: above the histogram's largest finite bucket) over the last 5m is above 2.5s" \
+    assert "order p99 latency +Inf (+Inf: above the histogram's largest finite bucket) over 1000 observations in the last " \
+        "5m is above 2.5s" \
         in verdict.message
 
 
@@ -189,3 +207,41 @@ def test_thresholds_and_windows_can_be_overridden_from_config() -> None:
     check = Check("x", "thing", promql.ERROR_RATIO, 0.05, ">", "runbook Section 4", unit="ratio")
     verdict = check.evaluate(prometheus_answering(({}, "0.03")), "order", window="2m", threshold=0.02)
     assert verdict.violated and verdict.threshold == 0.02 and "[2m]" in verdict.query
+
+
+# -- evidence: a value computed from too few requests or observations judges nothing ----------------------------------
+
+
+@pytest.mark.parametrize("value", ["0", "0.5", "NaN"])
+def test_a_ratio_over_too_few_requests_is_inconclusive_with_its_count(value: str) -> None:
+    """Whatever the ratio (clean, broken, 0/0): below prometheus.min_requests it is neither a pass nor a failure."""
+    verdict = promql.ERROR_RATE.evaluate(prometheus_answering(({}, value), counted="3"), "order", window="15s")
+    assert (verdict.passed, verdict.violated, verdict.outcome, verdict.evidence) == (False, False, "too little evidence", 3)
+    assert "over 3 requests in the last 15s: fewer than prometheus.min_requests=20 requests — inconclusive" in verdict.message
+    assert "this run's own requests count too" in verdict.message
+    assert 'count: sum(increase(http_requests_total{service="order",route!~"/metrics|/health.*"}[15s]))' in verdict.message
+    with pytest.raises(pytest.fail.Exception, match=r"^inconclusive: order 5xx ratio") as caught:
+        verdict.require(escalation="runbook Section 9: 500s spike above threshold")
+    assert is_inconclusive(caught.value) and not culprits_of(caught.value) and caught.value.escalation is None
+
+
+def test_no_counted_series_is_zero_evidence() -> None:
+    verdict = promql.ERROR_RATE.evaluate(prometheus_answering(({}, "NaN"), counted=None), "order", window="15s")
+    assert verdict.too_little_evidence and verdict.evidence == 0
+    assert "not measurable (0/0) over 0 requests" in verdict.message
+
+
+def test_the_minimum_is_the_envs_and_enough_evidence_judges_the_value() -> None:
+    client = prometheus_answering(({}, "0.08"), counted="24")
+    assert promql.ERROR_RATE.evaluate(client, "order", window="15s").violated, "24 requests >= the default 20"
+    fewer = promql.ERROR_RATE.evaluate(client, "order", window="15s", minimum=50)
+    assert fewer.too_little_evidence and "fewer than prometheus.min_requests=50" in fewer.message
+
+
+def test_a_p99_from_too_few_observations_is_inconclusive() -> None:
+    verdict = promql.P99.evaluate(prometheus_answering(({}, "4.2"), counted="60"), "search", window="15s")
+    assert verdict.too_little_evidence and not verdict.violated
+    assert "search p99 latency 4.2s over 60 observations in the last 15s: fewer than prometheus.min_observations=100" \
+        in verdict.message
+    assert "_count{service=\"search\",route!~" in verdict.message
+    assert promql.P99.evaluate(prometheus_answering(({}, "4.2"), counted="100"), "search", window="15s").violated

@@ -1,0 +1,132 @@
+"""Enough evidence, or none: a service that cannot give data ends its checks at once; a canary judged on too few
+requests is inconclusive and aborts nothing (README "Evidence rules")."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import httpx
+import pytest
+
+from polycheck.checks.canary import CanaryPods, judge_canary, request_count
+from polycheck.checks.postdeploy import DataReadiness
+from polycheck.clients.prometheus import PrometheusClient
+from polycheck.core.attribution import ServiceBoard
+from polycheck.core.failures import CheckFailure, culprits_of, is_inconclusive
+
+
+def fake_prometheus(answer: Callable[[str], list[tuple[dict[str, str], str]]], asked: list[str] | None = None) -> PrometheusClient:
+    """A client over a fake Prometheus whose answer to each query is `answer(query)`."""
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        query = request.url.params.get("query", "")
+        if asked is not None:
+            asked.append(query)
+        result = [{"metric": labels, "value": [1700000000, value]} for labels, value in answer(query)]
+        return httpx.Response(200, json={"status": "success", "data": {"resultType": "vector", "result": result}})
+
+    return PrometheusClient("http://prom.test:9090", 1.0, transport=httpx.MockTransport(handle))
+
+
+def scraped(up: str | None, series: str | None, rate: bool) -> Callable[[str], list[tuple[dict[str, str], str]]]:
+    def answer(query: str) -> list[tuple[dict[str, str], str]]:
+        if query.startswith("min(up"):
+            return [] if up is None else [({}, up)]
+        if query.startswith("count("):
+            return [] if series is None else [({}, series)]
+        return [({}, "1.5")] if rate else []
+    return answer
+
+
+def readiness(answer: Callable[[str], list[tuple[dict[str, str], str]]], board: ServiceBoard | None = None,
+              asked: list[str] | None = None) -> DataReadiness:
+    return DataReadiness(fake_prometheus(answer, asked), "15s", 30.0, board=board)
+
+
+def failure_of(ready: DataReadiness, service: str = "search") -> tuple[CheckFailure, float]:
+    started = time.monotonic()
+    with pytest.raises(CheckFailure) as caught:
+        ready.require(service, f"{service}-service")
+    return caught.value, time.monotonic() - started
+
+
+def test_a_service_known_to_hang_fails_at_once_without_asking_prometheus() -> None:
+    board = ServiceBoard()
+    board.mark_hanging("search", "GET http://search/health/live accepted the connection but sent no answer (preflight)")
+    asked: list[str] = []
+    failure, seconds = failure_of(readiness(scraped("1", "12", True), board, asked))
+    assert culprits_of(failure) == ("search",) and not is_inconclusive(failure)
+    assert "search is hanging (GET http://search/health/live" in str(failure) and "not waited for" in str(failure)
+    assert asked == [] and seconds < 1
+
+
+def test_a_target_prometheus_cannot_scrape_fails_at_once() -> None:
+    failure, seconds = failure_of(readiness(scraped("0", "12", True)))
+    assert culprits_of(failure) == ("search",) and "Prometheus cannot scrape search" in str(failure)
+    assert seconds < 1, "no data wait"
+
+
+def test_a_target_up_that_exports_no_series_under_its_name_fails_at_once() -> None:
+    """A wrong `service` label: the scrape works, nothing carries the name; waiting would never help."""
+    failure, seconds = failure_of(readiness(scraped("1", None, False)))
+    assert culprits_of(failure) == ("search",) and seconds < 1
+    assert 'no series carries service="search"' in str(failure) and "count({service=\"search\"})" in str(failure)
+
+
+def test_a_service_with_data_is_ready_and_asked_once() -> None:
+    asked: list[str] = []
+    ready = readiness(scraped("1", "12", True), asked=asked)
+    ready.require("search", "search-service")
+    ready.require("search", "search-service")
+    assert len(asked) == 3, asked  # one look (rate, up, series), then remembered
+
+
+def test_no_up_series_yet_is_waited_for_until_the_deadline_only() -> None:
+    ready = DataReadiness(fake_prometheus(scraped(None, None, False)), "15s", 0.6)
+    started = time.monotonic()
+    ready.require("search", "search-service")  # returns at the deadline: the check then judges what there is
+    assert 0.5 <= time.monotonic() - started < 3
+
+
+# -- the canary gate ------------------------------------------------------------------------------------------------
+
+PODS = CanaryPods("stable1", "canary1", 20)
+
+
+def canary_answer(canary_count: str, stable_count: str, canary_ratio: str = "0", stable_ratio: str = "0"):
+    def answer(query: str) -> list[tuple[dict[str, str], str]]:
+        hash_ = "canary1" if '"canary1"' in query else "stable1"
+        if query.startswith("sum(increase("):
+            return [({}, canary_count if hash_ == "canary1" else stable_count)]
+        return [({}, canary_ratio if hash_ == "canary1" else stable_ratio)]
+    return answer
+
+
+def judge(answer: Callable[[str], list[tuple[dict[str, str], str]]]):
+    return judge_canary(fake_prometheus(answer), "payment", PODS, label="rollouts_pod_template_hash", window="1m",
+                        min_requests=50)
+
+
+def test_a_canary_judged_on_too_few_requests_is_inconclusive_and_blames_nothing() -> None:
+    with pytest.raises(CheckFailure) as caught:
+        judge(canary_answer("12", "400", canary_ratio="0.25"))  # 3 of 12 would be 25%: too few to abort on
+    assert is_inconclusive(caught.value) and not culprits_of(caught.value)
+    message = str(caught.value)
+    assert "over 12 requests in the last 1m: fewer than canary.min_requests=50 requests — inconclusive" in message, message
+    assert "nothing is aborted on it" in message
+
+
+def test_a_canary_with_enough_requests_is_judged_and_the_stable_compared_only_with_enough_of_its_own() -> None:
+    with pytest.raises(CheckFailure) as caught:
+        judge(canary_answer("120", "400", canary_ratio="0.05"))
+    assert culprits_of(caught.value) == ("payment",) and "over 120 requests" in str(caught.value)
+    canary, stable = judge(canary_answer("120", "10", canary_ratio="0.015", stable_ratio="0"))
+    assert canary.passed and stable.too_little_evidence, "a stable with 10 requests is no baseline: not compared"
+
+
+def test_the_canary_count_leaves_scrapes_and_probes_out() -> None:
+    evidence = request_count("payment", "rollouts_pod_template_hash", "canary1", "1m", 50)
+    assert evidence.query == ('sum(increase(http_requests_total{service="payment",rollouts_pod_template_hash="canary1",'
+                              'route!~"/metrics|/health.*"}[1m]))')
+    assert evidence.setting == "canary.min_requests"
