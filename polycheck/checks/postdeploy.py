@@ -23,6 +23,8 @@ from polycheck.clients.promql import REQUEST_RATE, Check, render
 UP_QUERY = 'min(up{job=~"(.*/)?({service}|{deployment})"})'
 # Every series carrying the service's name (the contract's `service` label), whatever the family.
 SERIES_QUERY = 'count({service="{service}"})'
+# The service's API requests over the window (scrapes and probes left out): what the minimums count.
+API_REQUESTS_QUERY = 'sum(increase(http_requests_total{service="{service}",{api_routes}}[{window}]))'
 
 
 @dataclass(frozen=True)
@@ -32,14 +34,19 @@ class Seen:
     has_rate: bool
     up: float | None
     series: int
+    requests: float | None = None  # API requests in the window, when the run waits for its own traffic's evidence
+    enough: float = 0.0
 
     @property
     def settled(self) -> bool:
-        """Nothing more to wait for: data, a target down, or a target up whose series do not carry the name."""
-        return self.has_rate or self.up == 0 or (self.up == 1 and self.series == 0)
+        """Nothing more to wait for: data (and, when the run makes the traffic, enough of it), a target down, or a
+        target up whose series do not carry the name."""
+        has_data = self.has_rate and (self.requests is None or self.requests >= self.enough)
+        return has_data or self.up == 0 or (self.up == 1 and self.series == 0)
 
     def describe(self) -> str:
-        return f"rate {'present' if self.has_rate else 'absent'}, up {self.up}, {self.series} series under its name"
+        counted = f", {self.requests:g} of {self.enough:g} API requests" if self.requests is not None else ""
+        return f"rate {'present' if self.has_rate else 'absent'}, up {self.up}, {self.series} series under its name{counted}"
 
 
 @dataclass
@@ -51,6 +58,10 @@ class DataReadiness:
     timeout: float
     up_query: str = UP_QUERY
     board: ServiceBoard | None = None  # services known to hang in this run (the preflight, a confirmed timeout)
+    # > 0 when the run makes the traffic itself (the local stack's customers): wait, within `timeout`, for this many
+    # API requests in the window (the largest evidence minimum), routes left out by `excluded`
+    enough_requests: float = 0.0
+    excluded: Callable[[str], tuple[str, ...]] = lambda service: ()
     _ready: set[str] = field(default_factory=set)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -68,12 +79,18 @@ class DataReadiness:
         rate = render(REQUEST_RATE, service=service, window=self.window)
         up = render(self.up_query, service=service, deployment=deployment)
         series = render(SERIES_QUERY, service=service)
+        requests = render(API_REQUESTS_QUERY, service=service, window=self.window, exclude_routes=self.excluded(service))
 
         def look() -> Seen:
             has_rate = bool(self.client.query(rate, allow_empty=True))
             ups = [s.value for s in self.client.query(up, allow_empty=True)]
             counted = self.client.query(series, allow_empty=True)
-            return Seen(has_rate, min(ups) if ups else None, int(counted[0].value) if counted else 0)
+            made = None
+            if self.enough_requests > 0:
+                answer = self.client.query(requests, allow_empty=True)
+                made = answer[0].value if answer else 0.0
+            return Seen(has_rate, min(ups) if ups else None, int(counted[0].value) if counted else 0, made,
+                        self.enough_requests)
 
         try:
             seen = poll(look, lambda seen: seen.settled, timeout=self.timeout, what=f"a request rate of {service} in "

@@ -17,6 +17,7 @@ import pytest
 from polycheck.core.config import ConfigError, EnvConfig, load_env
 from polycheck.core.failures import inconclusive
 from polycheck.clients.http import timeout_from
+from polycheck.doubles.customers import CUSTOMERS_PER_SECOND, shoppers
 from polycheck.doubles.localstack import LocalStack, LocalStackError, StackInfo
 from polycheck.checks.preflight import preflight, seed_board
 from polycheck.doubles.promserver import LocalPrometheus, LocalPrometheusError
@@ -130,6 +131,9 @@ def _prepare(config: pytest.Config, run: Run, resources: Resources) -> Run:
         except LocalStackError as exc:
             raise pytest.UsageError(f"polycheck: could not start the local PolyShop stack: {exc}") from None
         run = run.with_stack(resources.stack.info)
+        # the shop this run started has no users of its own: its customers make the traffic post-deploy judges
+        resources.customers = shoppers(resources.stack.info.services, CUSTOMERS_PER_SECOND).__enter__()
+        run = run.with_inputs(customers=CUSTOMERS_PER_SECOND)
     if run.config.environment.local_stack and not run.config.prometheus.url and run.stack is not None \
             and LocalPrometheus.available() is None:
         try:
@@ -196,6 +200,9 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
         lines.append(f"polycheck: local PolyShop stack started (pid {resources.stack.info.pid}), gateway {cfg.gateway.url}")
     elif run.stack is not None:
         lines.append(f"polycheck: using the local PolyShop stack of pid {run.stack.pid}, gateway {cfg.gateway.url}")
+    if resources.customers is not None:
+        lines.append(f"polycheck: the local stack's customers: {CUSTOMERS_PER_SECOND:g} API requests a second to each service "
+                     "(the traffic post-deploy validation judges)")
     if resources.prometheus is not None:
         lines.append(f"polycheck: local Prometheus {resources.prometheus.url} scraping the stack every 1 s")
     if run.release_version:

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 import pytest
 
 from polycheck.core.attribution import ServiceBoard
+from polycheck.doubles.customers import Traffic
 from polycheck.doubles.localstack import LocalStack
 from polycheck.doubles.promserver import LocalPrometheus
 from polycheck.scope.run import Run
@@ -18,9 +19,13 @@ class Resources:
 
     stack: LocalStack | None = None
     prometheus: LocalPrometheus | None = None
+    customers: Traffic | None = None  # the started local stack's customers (polycheck.doubles.customers)
     board: ServiceBoard = field(default_factory=ServiceBoard)
 
     def stop(self) -> None:
+        if self.customers is not None:
+            self.customers.__exit__(None, None, None)
+            self.customers = None
         if self.prometheus is not None:
             self.prometheus.stop()
             self.prometheus = None

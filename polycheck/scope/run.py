@@ -45,6 +45,7 @@ class RunInputs:
     ledger: str = ""  # --ledger: the journal of synthetic data (default: the env's probe.ledger)
     purpose: str = "deploy"  # --purpose: deploy | canary | probe | gate (polycheck.rollback.purpose)
     allow_not_run: tuple[str, ...] = ()  # --allow-not-run: steps that may all skip
+    customers: float = 0.0  # API requests a second to each service that this run makes (the local stack it started)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
