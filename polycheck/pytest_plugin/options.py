@@ -8,6 +8,8 @@ from polycheck.core import resolve
 from polycheck.core.steps import STEP_KEYS
 from polycheck.rollback.purpose import DEPLOY, PURPOSES
 
+MIB = 1024 * 1024
+
 
 def add_options(parser: pytest.Parser) -> None:
     group = parser.getgroup("polycheck", "PolyShop smoke and synthetic checks")
@@ -92,8 +94,16 @@ def add_options(parser: pytest.Parser) -> None:
         dest="polycheck_keep_runs",
         type=int,
         metavar="N",
-        help="how many run folders to keep under DIR/runs; older ones are deleted when a run starts "
-        "(default: ini polycheck_keep_runs, else 20)",
+        help="how many run folders to keep under DIR/runs; older ones are deleted when a run starts and ends "
+        "(default: ini polycheck_keep_runs, else 20); --keep-mb bounds their bytes too",
+    )
+    group.addoption(
+        "--keep-mb",
+        dest="polycheck_keep_mb",
+        type=int,
+        metavar="MB",
+        help="how many megabytes (MiB) the run folders under DIR/runs may take together; the oldest are deleted "
+        "until they fit, never the current run (default: ini polycheck_keep_mb, else 200)",
     )
     group.addoption(
         "--push-metrics",
@@ -177,6 +187,11 @@ def _at_least_one(config: pytest.Config, name: str, flag: str) -> int:
 def keep_runs(config: pytest.Config) -> int:
     """--keep-runs, else the ini value (20)."""
     return _at_least_one(config, "keep_runs", "--keep-runs")
+
+
+def keep_bytes(config: pytest.Config) -> int:
+    """--keep-mb, else the ini value (200), in bytes (MiB)."""
+    return _at_least_one(config, "keep_mb", "--keep-mb") * MIB
 
 
 def concurrency(config: pytest.Config) -> int:
