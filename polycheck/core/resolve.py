@@ -25,7 +25,7 @@ INI: dict[str, tuple[str, str]] = {
     "polycheck_contracts_dir": ("folder of the contract files, relative to the rootdir", "contracts"),
     "polycheck_reports_dir": ("folder of the runs' result sets, relative to the rootdir", "reports"),
     "polycheck_keep_runs": ("how many run folders to keep", "20"),
-    "polycheck_keep_mb": ("how many megabytes (MiB) the run folders may take together", "200"),
+    "polycheck_keep_mb": ("how many megabytes (MiB) the reports folder may take", "200"),
     "polycheck_concurrency": ("how many checks marked concurrent run at once", "16"),
     "polycheck_purpose": ("why runs run (deploy, canary, probe, gate): who may roll back", ""),
 }

@@ -102,8 +102,8 @@ def add_options(parser: pytest.Parser) -> None:
         dest="polycheck_keep_mb",
         type=int,
         metavar="MB",
-        help="how many megabytes (MiB) the run folders under DIR/runs may take together; the oldest are deleted "
-        "until they fit, never the current run (default: ini polycheck_keep_mb, else 200)",
+        help="how many megabytes (MiB) DIR may take, its runs, audit log and ledger together; the oldest runs are "
+        "deleted until it fits, never the current run (default: ini polycheck_keep_mb, else 200)",
     )
     group.addoption(
         "--push-metrics",
