@@ -11,6 +11,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,7 @@ import kubernetes_validate
 from polycheck.checks.browser import in_ci
 from polycheck.core.polling import poll
 from tests.support.stack_control import StackControl
-from tests.support.suite_runner import REPO
+from tests.support.suite_runner import REPO, parse_junit
 
 KUBECTL = shutil.which("kubectl")
 pytestmark = pytest.mark.skipif(KUBECTL is None, reason="kubectl is not installed (it renders the overlays: kubectl kustomize)")
@@ -259,3 +260,55 @@ def test_the_rendered_overlay_applies_to_the_simulator(stack: StackControl, tmp_
     assert again.returncode == 0, again.stdout + again.stderr
     unchanged = [line for line in again.stdout.splitlines() if line.endswith(" unchanged")]
     assert len(unchanged) == len(rendered), again.stdout
+
+
+READ_ONLY_ROOT = """set -e
+mount --make-rprivate /
+mount --bind / / && mount -o remount,bind,ro /
+if [ -n "$WRITABLE_REPORTS" ]; then mount --bind "$WRITABLE_REPORTS" "$REPORTS" && mount -o remount,bind,rw "$REPORTS"; fi
+mount -t tmpfs -o size=256m tmpfs /tmp
+if touch "$REPO/pyproject.toml" 2>/dev/null; then echo "the root filesystem is writable"; exit 9; fi
+cd "$REPO" && exec "$PYTHON" -m pytest "$@"
+"""
+
+
+def test_the_probe_runs_on_a_read_only_root_filesystem(stack: StackControl, tmp_path: Path) -> None:
+    """The CronJob's own arguments (against the local stack, no push) in a mount namespace whose root is read-only
+    but for what the pod mounts: the reports emptyDir (bound over reports/), a fresh /tmp (HOME, as in the image),
+    /dev/shm; the ledger goes to /tmp here. The synthetic checks run, the browser's too, and leave their sign-off;
+    without the reports emptyDir the same run fails on the read-only root."""
+    unshare = shutil.which("unshare")
+    if unshare is None or subprocess.run([unshare, "-m", "sh", "-c", "mount --make-rprivate / && mount -t tmpfs tmpfs /mnt"],
+                                         capture_output=True, timeout=30).returncode != 0:
+        pytest.skip("no mount namespace here (unshare -m and mount need CAP_SYS_ADMIN): the read-only root is not simulated")
+    cron = next(d for d in render("prod") if d["kind"] == "CronJob")
+    container = cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]
+    assert {m["mountPath"] for m in container["volumeMounts"]} >= {"/tmp", "/polycheck/reports", "/dev/shm"}
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    args = list(container["args"])
+    args[args.index("--env") + 1] = "local"
+    push = args.index("--push-metrics")
+    del args[push:push + 2]
+    args = [a if not a.startswith("--ledger=") else "--ledger=/tmp/leftovers-local.jsonl" for a in args]
+    writable = tmp_path / "reports"
+    writable.mkdir()
+    stack_file = Path("/dev/shm") / f"polycheck-stack-{os.getpid()}-{tmp_path.name}.json"  # seen with and without the bind
+    shutil.copy(stack.stack_file, stack_file)
+    (REPO / "reports").mkdir(exist_ok=True)  # the mount point, as the image's WORKDIR has it
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "POLYCHECK_"))}
+    env.update(WRITABLE_REPORTS=str(writable), REPORTS=str(REPO / "reports"), REPO=str(REPO), PYTHON=sys.executable, HOME="/tmp",
+               POLYCHECK_STACK_FILE=str(stack_file))
+    command = [unshare, "-m", "sh", "-c", READ_ONLY_ROOT, "sh", *args, "-p", "no:randomly"]
+    try:
+        probe = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)
+        without = subprocess.run(command, capture_output=True, text=True, timeout=300, env={**env, "WRITABLE_REPORTS": ""})
+    finally:
+        stack_file.unlink()
+    assert probe.returncode == 0, probe.stdout[-3000:] + probe.stderr[-3000:]
+    signoff = json.loads((writable / "latest" / "signoff.json").read_text())
+    assert signoff["verdict"] == "GO", signoff
+    assert without.returncode != 0 and "Read-only file system" in without.stdout + without.stderr, \
+        "the other way round: without the reports emptyDir the run cannot write its result set"
+    cases = parse_junit(writable / "latest" / "junit.xml")
+    browser = {name: case.outcome for name, case in cases.items() if name.endswith("[chromium]")}
+    assert browser and set(browser.values()) == {"passed"}, browser  # Chromium, with HOME=/tmp and /dev/shm
