@@ -17,7 +17,17 @@ $(STAMP): pyproject.toml
 smoke: $(STAMP)
 	$(BIN)/pytest -m smoke --env $(ENV) -v $(ARGS)
 
-test: $(STAMP) lint
+# checkov in a venv of its own (its pins clash with the dev extra's), at the version pyproject.toml pins
+CHECKOV_VENV ?= .venv-checkov
+CHECKOV := $(CHECKOV_VENV)/bin/checkov
+$(CHECKOV): pyproject.toml $(STAMP)
+	test -x $(CHECKOV_VENV)/bin/python || $(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet --disable-pip-version-check \
+	    "$$($(BIN)/python -c 'import tomllib; print(tomllib.load(open("pyproject.toml", "rb"))["tool"]["polycheck"]["lint"]["checkov"])')"
+	touch $(CHECKOV)
+
+# the manifests (tests/suites/test_kustomize.py, tests/unit/test_deploy_manifests.py) are linted by the self-tests
+test: $(STAMP) $(CHECKOV) lint
 	$(BIN)/pytest -c tests/pytest.ini --rootdir . tests kubesim/tests -n 2 --dist loadfile $(ARGS)
 
 test-stress: $(STAMP)
@@ -46,4 +56,4 @@ report: $(STAMP) $(ALLURE)
 	$(BIN)/python -m polycheck report $(ARGS)
 
 clean:
-	rm -rf $(VENV) reports/runs reports/latest reports/allure-results reports/junit.xml node_modules *.egg-info
+	rm -rf $(VENV) $(CHECKOV_VENV) reports/runs reports/latest reports/allure-results reports/junit.xml node_modules *.egg-info

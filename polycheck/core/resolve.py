@@ -16,6 +16,7 @@ from typing import Any
 import iniconfig  # pytest's own ini parser, installed with it
 
 DEFAULT_ENV = "local"
+DEFAULT_REPORTS = "reports"  # the folder the relative defaults of the audit log and the ledger name
 
 #: The ini twins of the options: name -> (help, default). The plugin registers them with `parser.addini`.
 INI: dict[str, tuple[str, str]] = {
@@ -24,6 +25,7 @@ INI: dict[str, tuple[str, str]] = {
     "polycheck_contracts_dir": ("folder of the contract files, relative to the rootdir", "contracts"),
     "polycheck_reports_dir": ("folder of the runs' result sets, relative to the rootdir", "reports"),
     "polycheck_keep_runs": ("how many run folders to keep", "20"),
+    "polycheck_keep_mb": ("how many megabytes (MiB) the reports folder may take", "200"),
     "polycheck_concurrency": ("how many checks marked concurrent run at once", "16"),
     "polycheck_purpose": ("why runs run (deploy, canary, probe, gate): who may roll back", ""),
 }
@@ -51,6 +53,16 @@ def env_dir(cli: str | None, ini: Ini, root: Path) -> Path:
 def reports_dir(cli: str | None, ini: Ini, root: Path) -> Path:
     """--reports-dir (as given), else the ini polycheck_reports_dir relative to the root."""
     return Path(cli) if cli else root / str(ini("polycheck_reports_dir"))
+
+
+def in_reports(path: str, reports: Path | str | None) -> Path:
+    """A relative `path` under `reports/` (the defaults of rollback.audit_log and probe.ledger) lives in the run's
+    reports folder `reports` (--reports-dir, else the ini polycheck_reports_dir); any other path is kept as given
+    (relative ones start at the rootdir)."""
+    given = Path(path)
+    if reports and not given.is_absolute() and given.parts[:1] == (DEFAULT_REPORTS,):
+        return Path(reports).joinpath(*given.parts[1:])
+    return given
 
 
 def stack_file(cli: str | None, environ: Mapping[str, str] | None = None) -> str | None:

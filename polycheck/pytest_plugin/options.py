@@ -11,6 +11,8 @@ from polycheck.core.steps import STEP_KEYS
 from polycheck.core.validate import parse_canary_step
 from polycheck.rollback.purpose import DEPLOY, PURPOSES
 
+MIB = 1024 * 1024
+
 
 def _canary_step(text: str) -> int:
     """--canary-step's value, 1 to 100; anything else is a usage error (exit 4) saying what is valid."""
@@ -104,8 +106,16 @@ def add_options(parser: pytest.Parser) -> None:
         dest="polycheck_keep_runs",
         type=int,
         metavar="N",
-        help="how many run folders to keep under DIR/runs; older ones are deleted when a run starts "
-        "(default: ini polycheck_keep_runs, else 20)",
+        help="how many run folders to keep under DIR/runs; older ones are deleted when a run starts and ends "
+        "(default: ini polycheck_keep_runs, else 20); --keep-mb bounds their bytes too",
+    )
+    group.addoption(
+        "--keep-mb",
+        dest="polycheck_keep_mb",
+        type=int,
+        metavar="MB",
+        help="how many megabytes (MiB) DIR may take, its runs, audit log and ledger together; the oldest runs are "
+        "deleted until it fits, never the current run (default: ini polycheck_keep_mb, else 200)",
     )
     group.addoption(
         "--push-metrics",
@@ -189,6 +199,11 @@ def _at_least_one(config: pytest.Config, name: str, flag: str) -> int:
 def keep_runs(config: pytest.Config) -> int:
     """--keep-runs, else the ini value (20)."""
     return _at_least_one(config, "keep_runs", "--keep-runs")
+
+
+def keep_bytes(config: pytest.Config) -> int:
+    """--keep-mb, else the ini value (200), in bytes (MiB)."""
+    return _at_least_one(config, "keep_mb", "--keep-mb") * MIB
 
 
 def concurrency(config: pytest.Config) -> int:

@@ -100,6 +100,9 @@ def _inputs(config: pytest.Config, env: EnvConfig) -> RunInputs:
         ledger=config.getoption("polycheck_ledger") or "",
         purpose=options.purpose(config),
         allow_not_run=options.allow_not_run(config),
+        reports_dir=options.reports_dir(config),
+        keep_runs=options.keep_runs(config),
+        keep_bytes=options.keep_bytes(config),
     )
 
 
@@ -157,12 +160,11 @@ def _parse_since(text: str | None) -> float | None:
 
 
 def _with_run_folder(config: pytest.Config, run: Run) -> Run:
-    """On the controller: this run's own folder, reports/runs/<time>-<run id>/; older runs pruned by count."""
-    reports = Path(options.reports_dir(config))
-    keep = options.keep_runs(config)
+    """On the controller: this run's own folder, reports/runs/<time>-<run id>/; older runs pruned by count and bytes."""
+    reports = Path(run.inputs.reports_dir or options.reports_dir(config))
     started = time.time()
     folder = create_run_folder(reports, run.run_id, started).resolve()
-    prune(reports, keep, current=folder)
+    prune(reports, run.inputs.keep_runs, keep_bytes=run.inputs.keep_bytes, current=folder)
     return run.with_inputs(report_dir=str(folder), started=started)
 
 

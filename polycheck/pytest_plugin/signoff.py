@@ -3,7 +3,8 @@
 - session start: the environment (service versions, images, checker versions) is read in the background;
 - session finish (after JUnit is written): the Allure results get their categories, environment, executor,
   verdict-following statuses, stable ids and the earlier runs' history; `signoff.json` and `signoff.md` are
-  written; every file of the run is scrubbed of every secret this process knows; `reports/latest` moves;
+  written; every file of the run is scrubbed of every secret this process knows; `reports/latest` moves; the
+  oldest runs are pruned until the rest fit --keep-runs and --keep-mb;
 - unconfigure: the terminal ends with the sign-off's few lines.
 
 On an xdist worker only the scrub runs (of the files it wrote, with the secrets it saw).
@@ -26,7 +27,7 @@ from polycheck.core.scrub import scrub_file, scrub_tree
 from polycheck.signoff.environment import EnvironmentProbe, checker_versions, environment_properties, service_images, service_versions
 from polycheck.signoff.executor import detect_executor
 from polycheck.signoff.results import HISTORY_FILE, carry_history, finalise_results
-from polycheck.signoff.runs import ALLURE_RESULTS, SIGNOFF_JSON, point_latest, previous_finished
+from polycheck.signoff.runs import ALLURE_RESULTS, SIGNOFF_JSON, point_latest, previous_finished, prune
 from polycheck.signoff.summary import EXIT_CODES, SignOff
 from polycheck.pytest_plugin.state import board_of, is_xdist_worker, run_of
 from polycheck.pytest_plugin.termination import terminated_by
@@ -118,6 +119,8 @@ class SignOffPlugin:
             point_latest(reports, folder)
         except OSError as exc:  # e.g. a filesystem without symlinks: the run folder is still complete
             sys.stderr.write(f"polycheck: {reports / 'latest'} not updated: {exc}\n")
+        # now that this run's bytes are known: the older runs make room for it (--keep-runs, --keep-mb)
+        prune(reports, run.inputs.keep_runs, keep_bytes=run.inputs.keep_bytes, current=folder)
 
     def _records(self) -> list[dict[str, Any]]:
         from polycheck.pytest_plugin.rollback import ENGINE

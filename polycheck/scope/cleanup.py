@@ -31,8 +31,9 @@ EXIT_LEFT, EXIT_UNVERIFIED, EXIT_USAGE = 1, 3, 4
 DEFAULT_OLDER_THAN = "15m"
 
 
-def journal_path(config: EnvConfig, root: Path, ledger: str | None) -> Path:
-    path = Path(ledger or config.probe.ledger.replace("{env}", config.name))
+def journal_path(config: EnvConfig, root: Path, ledger: str | None, reports: Path | None = None) -> Path:
+    """--ledger, else the env's [probe] ledger; a relative path under reports/ is in `reports` (as for a run)."""
+    path = resolve.in_reports(ledger or config.probe.ledger.replace("{env}", config.name), reports)
     return path if path.is_absolute() else root / path
 
 
@@ -53,7 +54,10 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--env-dir", default=None, help="folder of the environment files (default: ini polycheck_env_dir "
                         "under ROOT, envs/)")
     parser.add_argument("--root", default=".", help="the checkout: its pytest ini is read, relative ledger paths start here")
-    parser.add_argument("--ledger", help="the journal to sweep (default: the env's [probe] ledger)")
+    parser.add_argument("--ledger", help="the journal to sweep (default: the env's [probe] ledger; under reports/: "
+                        "in --reports-dir)")
+    parser.add_argument("--reports-dir", help="the runs' folder, as for the plugin (default: ini polycheck_reports_dir "
+                        "under ROOT, reports/)")
     parser.add_argument("--older-than", default=DEFAULT_OLDER_THAN,
                         help=f"only entries at least this old, e.g. 30m, 0s (default {DEFAULT_OLDER_THAN})")
     parser.add_argument("--dry-run", action="store_true", help="say what would be cleaned, change nothing")
@@ -73,7 +77,7 @@ def main(argv: list[str]) -> int:
     except (ConfigError, LocalStackError, ValueError) as exc:
         print(f"polycheck cleanup: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    journal = Journal(journal_path(config, root, args.ledger), env=config.name)
+    journal = Journal(journal_path(config, root, args.ledger, resolve.reports_dir(args.reports_dir, ini, root)), env=config.name)
     entries = pending(journal, older_than)
     print(f"polycheck cleanup: {journal.path}: {len(entries)} leftover(s) older than {args.older_than} in env {config.name}"
           + (" (dry run)" if args.dry_run else ""))

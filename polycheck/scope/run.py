@@ -16,6 +16,7 @@ from typing import Any
 
 from polycheck.core.config import EnvConfig, load_env
 from polycheck.core.contract import MetricsContract
+from polycheck.core.resolve import in_reports
 from polycheck.checks.gates import DeployRequest
 from polycheck.doubles.localstack import StackInfo
 from polycheck.checks.preflight import Reach, cut_off, reaches_from_json
@@ -46,6 +47,9 @@ class RunInputs:
     purpose: str = "deploy"  # --purpose: deploy | canary | probe | gate (polycheck.rollback.purpose)
     allow_not_run: tuple[str, ...] = ()  # --allow-not-run: steps that may all skip
     customers: float = 0.0  # API requests a second to each service that this run makes (the local stack it started)
+    reports_dir: str = ""  # --reports-dir, else the ini polycheck_reports_dir: where the relative reports/ paths live
+    keep_runs: int = 20  # --keep-runs: how many run folders are kept
+    keep_bytes: int = 200 * 1024 * 1024  # --keep-mb, in bytes: how much the run folders may take together
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
@@ -132,8 +136,9 @@ class Run:
 
     @property
     def rollback_log(self) -> Path:
-        """--rollback-log, else the env's rollback.audit_log (relative paths: to the rootdir)."""
-        return Path(self.inputs.rollback_log or self.config.rollback.audit_log)
+        """--rollback-log, else the env's rollback.audit_log; a relative path under reports/ is in --reports-dir,
+        other relative paths start at the rootdir."""
+        return in_reports(self.inputs.rollback_log or self.config.rollback.audit_log, self.inputs.reports_dir)
 
     @property
     def canary_step(self) -> int | None:
@@ -157,8 +162,9 @@ class Run:
 
     @property
     def ledger_path(self) -> Path:
-        """--ledger, else the env's [probe] ledger with {env} filled in (relative paths: to the rootdir)."""
-        return Path(self.inputs.ledger or self.config.probe.ledger.replace("{env}", self.config.name))
+        """--ledger, else the env's [probe] ledger with {env} filled in; a relative path under reports/ is in
+        --reports-dir, other relative paths start at the rootdir."""
+        return in_reports(self.inputs.ledger or self.config.probe.ledger.replace("{env}", self.config.name), self.inputs.reports_dir)
 
     @property
     def deploy_request(self) -> DeployRequest:

@@ -1,8 +1,9 @@
 """One run, one result set: `reports/runs/<UTC time>-<run id>/`, `reports/latest` pointing at the newest finished one.
 
 The folder name sorts by time, so the newest is the last. A run is *finished* when its `signoff.json`
-exists. Old runs are pruned by count when a run starts (never one still running: an unfinished run
-younger than a day is kept).
+exists. Old runs are pruned, oldest first, when a run starts and again when it ends, until at most `keep`
+folders are left and the reports folder takes at most `keep_bytes` (never the current run, never one still
+running: an unfinished run younger than a day is kept).
 """
 
 from __future__ import annotations
@@ -72,18 +73,46 @@ def point_latest(reports_dir: Path, folder: Path) -> None:
     os.replace(temporary, link)
 
 
-def prune(reports_dir: Path, keep: int, *, current: Path | None = None, now: float | None = None) -> list[Path]:
-    """Delete the oldest run folders beyond `keep` (the current run and unfinished recent runs are never deleted)."""
+def tree_bytes(folder: Path) -> int:
+    """The bytes `folder` takes, as `du -sb` counts them: the folder, and every folder and file under it (symlinks
+    not followed; a file gone meanwhile counts 0)."""
+    total = _size(str(folder))
+    for root, dirs, files in os.walk(folder):
+        total += sum(_size(os.path.join(root, name)) for name in dirs + files)
+    return total
+
+
+def _size(path: str) -> int:
+    try:
+        return os.lstat(path).st_size
+    except OSError:
+        return 0
+
+
+def runs_bytes(reports_dir: Path) -> int:
+    """The bytes of every run folder under `reports_dir/runs`."""
+    return sum(tree_bytes(folder) for folder in run_folders(reports_dir))
+
+
+def prune(reports_dir: Path, keep: int, *, keep_bytes: int | None = None, current: Path | None = None,
+          now: float | None = None) -> list[Path]:
+    """Delete the oldest run folders while more than `keep` are left or, with `keep_bytes`, while the reports folder
+    (every run, the current one included, and what else lives there: the audit log, a ledger) takes more than
+    `keep_bytes`. Only run folders are deleted; the current run and unfinished recent runs never, so the current
+    run alone may exceed the limit."""
     now = time.time() if now is None else now
     folders = [f for f in run_folders(reports_dir) if f != current]
-    excess = len(folders) + (1 if current is not None else 0) - max(keep, 1)
+    count = len(folders) + (1 if current is not None else 0)
+    sizes = {folder: tree_bytes(folder) for folder in folders} if keep_bytes is not None else {}
+    total = tree_bytes(reports_dir) if keep_bytes is not None else 0
     removed: list[Path] = []
     for folder in folders:
-        if excess <= 0:
+        if count <= max(keep, 1) and (keep_bytes is None or total <= keep_bytes):
             break
         if not is_finished(folder) and now - folder.stat().st_mtime < UNFINISHED_GRACE_SECONDS:
             continue
         shutil.rmtree(folder, ignore_errors=True)
         removed.append(folder)
-        excess -= 1
+        count -= 1
+        total -= sizes.get(folder, 0)
     return removed

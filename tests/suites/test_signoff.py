@@ -137,6 +137,29 @@ def test_old_runs_are_pruned_by_count(stack: StackControl, tmp_path: Path) -> No
     assert len(names) == 2 and names[0].endswith("old2") and not names[1].startswith("2020"), names
 
 
+def test_old_runs_are_pruned_by_bytes_and_the_audit_log_follows_the_reports_dir(stack: StackControl, tmp_path: Path) -> None:
+    """--keep-mb 1: three old runs of 600 kB; a real run keeps only what fits in 1 MiB with itself (never itself),
+    and its rollback decisions go to the reports dir's audit log, not the checkout's reports/."""
+    reports = tmp_path / "reports"
+    for index in range(3):
+        old = reports / "runs" / f"2020010{index}T000000Z-old{index}"
+        (old / "allure-results").mkdir(parents=True)
+        (old / "signoff.json").write_text("{}")
+        (old / "allure-results" / "big-attachment.txt").write_bytes(b"x" * 600_000)
+    checkout_log = REPO / "reports" / "rollback-log.jsonl"
+    stack.set_fault("order", "down")
+    run = run_suites("-m", SMOKE, "suites/test_health.py", "-k", "order", "--rollback", "dry-run", "--keep-mb", "1",
+                     stack_file=stack.stack_file, reports_dir=reports)
+    assert run.returncode == 1, run.describe()
+    names = sorted(p.name for p in (reports / "runs").iterdir())
+    assert names[:-1] == ["20200102T000000Z-old2"] and not names[-1].startswith("2020"), names
+    total = sum(f.stat().st_size for f in (reports / "runs").rglob("*") if f.is_file())
+    assert total <= 1024 * 1024, total
+    audit = [json.loads(line) for line in (reports / "rollback-log.jsonl").read_text().splitlines()]
+    assert audit and all(entry.get("run_id") for entry in audit), audit
+    assert not checkout_log.is_file() or audit[0]["run_id"] not in checkout_log.read_text(), "the run wrote to the checkout's reports/"
+
+
 # -- no secret in any artefact -----------------------------------------------------------------------------
 def every_file(root: Path) -> Iterator[tuple[str, bytes]]:
     """(name, bytes) of every file under root, the members of zip archives (Playwright traces) unzipped."""

