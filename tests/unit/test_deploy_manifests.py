@@ -42,6 +42,7 @@ def test_cronjob_runs_the_synthetic_checks_as_the_polycheck_account() -> None:
     args = container_of(pod)["args"]
     assert args[:4] == ["-m", "synthetic", "--env", "prod"]
     assert "--purpose=probe" in args, "a scheduled probe escalates and never rolls back"
+    assert pod["terminationGracePeriodSeconds"] >= 30, "room for the finalisers after SIGTERM"
     assert "synthetic" in markers()
     assert pod["serviceAccountName"] == "polycheck-probe", "the probe's account is read-only"
     assert cron["spec"]["jobTemplate"]["spec"]["activeDeadlineSeconds"] <= 600
