@@ -124,3 +124,29 @@ def expect_gateway_route(gateway: ServiceClient, service: str, probe: GatewayPro
             culprit=exchange.answered_by,
         )
 
+
+
+def expect_gateway_passes_on(gateway: ServiceClient, service: str, probe: GatewayProbe, headers: dict[str, str]) -> None:
+    """The gateway passes a request on as the caller sent it, headers included: through the gateway, the routed
+    service answers it as it does when asked directly (the gateway blamed only when that does not reproduce)."""
+    __tracebackhide__ = True
+    url = gateway.direct_urls.get(service)
+    if not url:
+        return  # no address of its own to compare with
+    with ServiceClient(service, url, timeout=gateway.timeout, trace=gateway.trace, log=gateway.log, board=gateway.board,
+                       connections=gateway.connections) as direct:
+        straight, seen = direct.send(probe.method, probe.path, headers=headers)
+    if straight is None:
+        return  # the service's own outage is its own checks' to judge
+    response, exchange = gateway.send(probe.method, probe.path, headers=headers, fresh=True)
+    if response is None:
+        check_failed(f"{exchange.line}: the gateway did not answer for {service}: {exchange.error}\n  ({exchange.ids})",
+                     culprit=gateway.blame_unanswered(exchange))
+    if response.status_code != straight.status_code:
+        culprit, evidence = gateway.blame_answer(exchange, (straight.status_code,))
+        check_failed(
+            f"{exchange.line}: with the caller's headers ({', '.join(sorted(headers))}) the gateway answered HTTP "
+            f"{response.status_code}, {service} asked directly HTTP {straight.status_code} ({seen.ids}): "
+            f"{exchange.preview()}{evidence}\n  ({exchange.ids})",
+            culprit=culprit,
+        )

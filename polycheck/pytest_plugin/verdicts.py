@@ -116,7 +116,8 @@ def redact_report(report: pytest.TestReport) -> pytest.TestReport:
 
 
 def _named(culprits: tuple[str, ...]) -> str:
-    return f"\n  culprit: {', '.join(culprits)}"
+    """`culprit: order`; for candidates the evidence cannot tell apart, `culprit: order or inventory`."""
+    return f"\n  culprit: {' or '.join(culprits)}"
 
 
 def _message(exc: BaseException) -> str:
@@ -173,7 +174,7 @@ def _times(item: pytest.Item, call: pytest.CallInfo[Any]) -> tuple[float, float]
 
 def _described(verdict: Verdict) -> str:
     """A blocked or inconclusive check's one line (it is shown as skipped, with this reason)."""
-    words = f"blocked by {', '.join(verdict.culprits)}" if verdict.outcome == BLOCKED else INCONCLUSIVE
+    words = f"blocked by {' or '.join(verdict.culprits)}" if verdict.outcome == BLOCKED else INCONCLUSIVE
     return f"{words}: {first_line(verdict.reason).removeprefix('inconclusive: ')}"
 
 

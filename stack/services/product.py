@@ -51,10 +51,11 @@ def build(ctx: ServiceContext) -> ServiceParts:
             end = None  # the bug: the limit is ignored
 
         def load() -> dict[str, Any]:
-            products = list(catalogue.products.values())
+            products = [] if ctx.faults.is_set(ctx.name, "empty_catalogue") else list(catalogue.products.values())
             return {"items": [p.as_json() for p in products[offset:end]], "total": len(products)}
 
-        return JSONResponse(cache.get_or_load(f"products:{offset}:{end}", CACHE_TTL_SECONDS, load))
+        empty = ":empty" if ctx.faults.is_set(ctx.name, "empty_catalogue") else ""
+        return JSONResponse(cache.get_or_load(f"products:{offset}:{end}{empty}", CACHE_TTL_SECONDS, load))
 
     async def get_product(request: Request) -> JSONResponse:
         product_id = request.path_params["product_id"]
