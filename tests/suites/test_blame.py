@@ -36,12 +36,47 @@ class Blame:
 CASES = [
     Blame("auth", "down", "auth"),
     Blame("product", "errors", "product", {"ratio": 1.0, "paths": ["/api/"]}),
-    Blame("inventory", "no_confirm", "inventory"),
+    Blame("inventory", "hold_beyond_stock", "inventory"),
     Blame("order", "hang", "order"),
     Blame("payment", "decline_all", "payment"),
     Blame("notification", "drop", "notification"),
     Blame("search", "empty_results", "search"),
     Blame("gateway", "down", "gateway"),
+]
+
+
+# issue #16: faults an independent PolyShop showed, that rolled back the wrong service or added a bystander
+WRONG_CULPRIT = [
+    Blame("payment", "refund_not_kept", "payment"),  # was: order (refund answered, payment still succeeded)
+    Blame("inventory", "hold_beyond_stock", "inventory"),  # was: order (available goes negative)
+    Blame("gateway", "drop_header", "gateway", {"prefix": "/api/orders", "header": "authorization"}),  # was: order
+]
+BYSTANDER = [
+    Blame("payment", "errors", "payment", {"status": 502, "paths": ["/api/"]}),  # was: + gateway
+    Blame("order", "errors", "order", {"status": 502, "paths": ["/api/"]}),  # was: + gateway
+    Blame("product", "errors", "product", {"status": 504, "paths": ["/api/"]}),  # was: gateway alone
+    Blame("product", "empty_catalogue", "product"),  # was: + gateway (the storefront lists nothing)
+    Blame("auth", "expire_tokens", "auth"),  # was: + order
+    Blame("auth", "me_other_user", "auth"),  # was: + gateway (the storefront shows another user)
+]
+
+
+@dataclass(frozen=True)
+class Candidates:
+    service: str
+    kind: str
+    candidates: tuple[str, ...]  # what the evidence cannot tell apart: nothing rolled back, one escalation naming each
+
+    @property
+    def id(self) -> str:
+        return f"{self.service}-{self.kind}"
+
+
+INDISTINGUISHABLE = [
+    Candidates("order", "paid_unpublished", ("order", "inventory")),  # was: inventory (order stuck in paid, held)
+    Candidates("inventory", "no_confirm", ("order", "inventory")),  # the same state, the other service's bug
+    Candidates("order", "cancel_keeps_reservation", ("order", "inventory")),  # was: inventory
+    Candidates("inventory", "leak_on_cancel", ("order", "inventory")),  # the same state, the other service's bug
 ]
 
 
@@ -70,7 +105,7 @@ def test_a_healthy_run_rolls_nothing_back(stack: StackControl, tmp_path: Path) -
     assert "polycheck: GO" in run.output
 
 
-@pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
+@pytest.mark.parametrize("case", CASES + WRONG_CULPRIT + BYSTANDER, ids=lambda c: c.id)
 def test_only_the_released_culprit_is_rolled_back(stack: StackControl, tmp_path: Path, case: Blame) -> None:
     stack.set_fault(case.service, case.kind, **case.params)
     log = tmp_path / "rollback.jsonl"
@@ -80,6 +115,23 @@ def test_only_the_released_culprit_is_rolled_back(stack: StackControl, tmp_path:
     blamed = {name for name, c in run.cases.items() if c.outcome in ("failed", "error")}
     assert blamed and all(f"culprit: {case.culprit}" in run.cases[n].message for n in blamed), run.describe()
     assert all(f"blocked by {case.culprit}" in c.message for c in run.cases.values() if c.outcome == "blocked"), run.describe()
+
+
+@pytest.mark.parametrize("case", INDISTINGUISHABLE, ids=lambda c: c.id)
+def test_candidates_the_evidence_cannot_tell_apart_roll_nothing_back(stack: StackControl, tmp_path: Path, case: Candidates) -> None:
+    """One culprit or none: the check fails naming both candidates, nothing is rolled back, one escalation names them."""
+    stack.set_fault(case.service, case.kind)
+    log = tmp_path / "rollback.jsonl"
+    run = run_smoke(stack, log)
+    assert run.returncode == EXIT_NO_GO, run.describe()
+    assert decisions(log) == set(), f"{audit(log)}\n{run.describe()}"
+    named = " or ".join(case.candidates)
+    failed = run.failed
+    assert failed and all(f"culprit: {named}" in run.cases[n].message for n in failed), run.describe()
+    sent = escalations(log)
+    assert [r["service"] for r in sent] == [",".join(case.candidates)], sent
+    assert f"the evidence names several services ({', '.join(case.candidates)}): nothing rolled back" in sent[0]["detail"], sent
+    assert all(c in sent[0]["reason"] for c in case.candidates), sent
 
 
 def test_a_culprit_outside_the_release_escalates_instead(stack: StackControl, tmp_path: Path) -> None:
