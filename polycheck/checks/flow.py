@@ -45,7 +45,7 @@ def step(description: str, *, blame: str | None = None, diagnose: Diagnose | Non
     except CheckFailure as exc:
         if exc.inconclusive or exc.culprits:
             raise CheckFailure(f"step '{description}': {exc.msg}", culprits=exc.culprits, inconclusive=exc.inconclusive,
-                               escalation=exc.escalation) from None
+                               escalation=exc.escalation, dependency=exc.dependency) from None
         _fail(description, str(exc.msg), blame, diagnose)
     except pytest.fail.Exception as exc:
         _fail(description, str(exc.msg), blame, diagnose)

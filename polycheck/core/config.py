@@ -148,9 +148,10 @@ class PrometheusConfig:
 
 @dataclass(frozen=True)
 class ServiceRollback:
-    """A service's own rollback actions, replacing the default list."""
+    """A service's own rollback actions, replacing the default list (and its own `on_dependency`)."""
 
-    actions: list[str]
+    actions: list[str] | None = None  # None: the default list
+    on_dependency: str | None = None
 
 
 @dataclass(frozen=True)
@@ -162,13 +163,19 @@ class RollbackConfig:
     services: dict[str, ServiceRollback] = field(default_factory=dict)
     timeout_seconds: float = 15.0
     audit_log: str = "reports/rollback-log.jsonl"
+    # a failing service that reports a dependency of its own impaired: "escalate" (naming it) or "rollback" anyway
+    on_dependency: str = "escalate"
     # Each listed action's own `[rollback]` keys (e.g. webhook_url, command), typed by its `settings` class
     # in the registry (polycheck/rollback/actions/); built by `_build_rollback`, never a key of its own.
     settings: dict[str, Any] = field(default_factory=dict)
 
     def actions_for(self, service: str) -> list[str]:
         own = self.services.get(service)
-        return list(own.actions) if own is not None else list(self.actions)
+        return list(own.actions) if own is not None and own.actions is not None else list(self.actions)
+
+    def on_dependency_for(self, service: str) -> str:
+        own = self.services.get(service)
+        return own.on_dependency if own is not None and own.on_dependency else self.on_dependency
 
     def settings_for(self, action: str) -> Any:
         """The settings of a listed action (a `LookupError` for an action the env does not list)."""
@@ -355,6 +362,7 @@ CONTRACT_ROUTES: dict[str, tuple[str, ...]] = {
     "search": ("/api/search",),
 }
 ROLLBACK_MODES = ("auto", "dry-run", "off")
+ON_DEPENDENCY = ("escalate", "rollback")
 WORKLOADS = ("deployment", "rollout")
 
 
@@ -473,7 +481,7 @@ def _build_rollback(data: Any, where: str, ctx: _Context) -> RollbackConfig:
     config: RollbackConfig = _build(RollbackConfig, {k: v for k, v in data.items() if k in own}, where, ctx)
     listed: dict[str, str] = {}  # action -> the first list that names it
     for key, actions in [(f"{where}.actions", config.actions)] + [
-        (f"{where}.services.{name}.actions", svc.actions) for name, svc in config.services.items()
+        (f"{where}.services.{name}.actions", svc.actions or []) for name, svc in config.services.items()
     ]:
         unknown = [a for a in actions if a not in REGISTRY.names()]
         if unknown:
@@ -519,6 +527,10 @@ def _validate(config: EnvConfig) -> EnvConfig:
             raise ctx.error(f"rollback.services.{name}", f"is not a configured service ({', '.join(config.services)})")
     if config.rollback.mode not in ROLLBACK_MODES:
         raise ctx.error("rollback.mode", f"must be one of {', '.join(ROLLBACK_MODES)}, got {config.rollback.mode!r}")
+    for key, value in [("rollback.on_dependency", rollback.on_dependency)] + [
+            (f"rollback.services.{name}.on_dependency", svc.on_dependency) for name, svc in rollback.services.items()]:
+        if value is not None and value not in ON_DEPENDENCY:
+            raise ctx.error(key, f"must be one of {', '.join(ON_DEPENDENCY)}, got {value!r}")
     synthetic = config.synthetic
     if (synthetic.other_email is None) != (synthetic.other_password is None):
         raise ctx.error("synthetic", "other_email and other_password go together: set both, or neither to provision one")

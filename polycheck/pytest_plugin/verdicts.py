@@ -159,6 +159,7 @@ def verdict_of(item: pytest.Item, exc: BaseException | None, when: str, *, start
     escalation = (exc.escalation if isinstance(exc, CheckFailure) else None) or facts.escalation
     return base.with_(outcome=outcome, culprits=culprits, reason=reason[:REASON_LIMIT], escalation=escalation,
                       candidates=culprits if outcome == FAILED and len(culprits) > 1 else (),
+                      dependency=(exc.dependency or "") if isinstance(exc, CheckFailure) else "",
                       links=_links(item, text, culprits, stop))
 
 

@@ -187,3 +187,33 @@ def test_section_9_escalates_at_once_with_culprit_and_evidence(
         assert post["culprit"] == service and post["service"] == service, post
         assert why in post["why"] and post["reason"] and post["check"].startswith("suites/test_order_flow.py::"), post
         assert post["release"] == "1.3.0" and post["env"] == "local" and post["run_id"], post
+
+
+@pytest.mark.parametrize("status", ["degraded", "down"])
+def test_an_impaired_dependency_escalates_naming_it_instead_of_a_rollback(stack: StackControl, tmp_path: Path, status: str) -> None:
+    """order reports Kafka impaired: its check fails, but a rollback would not mend Kafka: one escalation names it."""
+    stack.set_fault("order", "health", status=status, dependency="kafka")
+    log = tmp_path / "rollback.jsonl"
+    run = run_smoke(stack, log, "-k", "test_health_reports_ok")
+    assert run.returncode == EXIT_NO_GO, run.describe()
+    assert run.failed == {"test_health_reports_ok[order]"}, run.describe()
+    assert decisions(log) == set(), audit(log)
+    sent = escalations(log)
+    assert {r["service"] for r in sent} == {"order"}, sent
+    assert all("order reports its dependency kafka impaired: a rollback would not mend it" in r["detail"] for r in sent), sent
+
+
+def test_the_env_file_may_roll_back_for_an_impaired_dependency(stack: StackControl, tmp_path: Path) -> None:
+    """rollback.services.order.on_dependency = "rollback": the same failure rolls order back (only order)."""
+    text = (REPO / "envs" / "local.toml").read_text().replace(
+        "[rollback.services.payment]", '[rollback.services.order]\non_dependency = "rollback"\n\n[rollback.services.payment]')
+    (tmp_path / "local.toml").write_text(text)
+    stack.set_fault("order", "health", status="degraded", dependency="kafka")
+    stack.set_fault("inventory", "health", status="degraded", dependency="postgres")
+    log = tmp_path / "rollback.jsonl"
+    run = run_smoke(stack, log, "-k", "test_health_reports_ok", f"--env-dir={tmp_path}")
+    assert run.returncode == EXIT_NO_GO, run.describe()
+    assert run.failed == {"test_health_reports_ok[order]", "test_health_reports_ok[inventory]"}, run.describe()
+    assert decisions(log) == {"order"}, audit(log)
+    assert any(r["service"] == "inventory" and "inventory reports its dependency postgres impaired" in r["detail"]
+               for r in escalations(log)), audit(log)
