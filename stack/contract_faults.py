@@ -28,6 +28,13 @@ def _misroute(params: dict[str, Any]) -> dict[str, Any]:
     return {"prefix": prefix, "to": to}
 
 
+def _drop_header(params: dict[str, Any]) -> dict[str, Any]:
+    prefix = text(params, "prefix", "/api/orders")
+    if not prefix.startswith("/api/"):
+        raise FaultError(f"'prefix' must be a path under /api/, got {prefix!r}")
+    return {"prefix": prefix, "header": text(params, "header", "authorization").lower()}
+
+
 def _extra_cents(default: int) -> Callable[[dict[str, Any]], dict[str, Any]]:
     return lambda p: {"extra_cents": integer(p, "extra_cents", default, 1, MAX_EXTRA_CENTS)}
 
@@ -52,6 +59,11 @@ CONTRACT_FAULT_KINDS: dict[str, tuple[str, Callable[[dict[str, Any]], dict[str, 
     "misroute": (
         "gateway: requests under 'prefix' (default /api/search) go to service 'to' (default product)",
         _misroute,
+    ),
+    "drop_header": (
+        "gateway: requests under 'prefix' (default /api/orders) are passed on without the header 'header' (default "
+        "authorization)",
+        _drop_header,
     ),
     # auth
     "accept_forged": (
@@ -117,6 +129,7 @@ CONTRACT_FAULT_KINDS: dict[str, tuple[str, Callable[[dict[str, Any]], dict[str, 
 # kind -> which services can show it (kinds not listed apply to every service)
 CONTRACT_FAULT_SCOPES: dict[str, Scope] = {
     "misroute": only("gateway"),
+    "drop_header": only("gateway"),
     "accept_forged": only("auth"),
     "provision_anyone": only("auth"),
     "bad_pagination": only("product"),

@@ -74,6 +74,13 @@ FAULT_KINDS: dict[str, tuple[str, Callable[[dict[str, Any]], dict[str, Any]]]] =
     "index_stalled": ("search: indexing stops; lag_seconds grows without bound", _no_params),
     "drop": ("notification: messages are accepted but never reach the outbox", _no_params),
     "broken_storefront": ("gateway: the storefront loads but its script throws before listing products", _no_params),
+    # faults whose evidence alone names the culprit, or cannot tell it from another service (issue #16)
+    "paid_unpublished": ("order: a paid order never tells inventory, so it stays paid and its reservation held", _no_params),
+    "cancel_keeps_reservation": ("order: cancelling an order never releases its reservation", _no_params),
+    "refund_not_kept": ("payment: a refund answers refunded but the payment stays succeeded", _no_params),
+    "hold_beyond_stock": ("inventory: a hold beyond the stock succeeds; available goes negative", _no_params),
+    "me_other_user": ("auth: /api/auth/me answers another user's profile for a valid token", _no_params),
+    "empty_catalogue": ("product: the product list answers no items", _no_params),
     # metric-moving faults (post-deploy validation)
     "consumer_lag": (
         "a consumer group trails its topic ('topic' or all) by 'lag' messages, growing by 'growth_per_second'",
@@ -135,6 +142,12 @@ FAULT_SCOPES: dict[str, Scope] = {
     "index_stalled": _only("search"),
     "drop": _only("notification"),
     "broken_storefront": _only("gateway"),
+    "paid_unpublished": _only("order"),
+    "cancel_keeps_reservation": _only("order"),
+    "refund_not_kept": _only("payment"),
+    "hold_beyond_stock": _only("inventory"),
+    "me_other_user": _only("auth"),
+    "empty_catalogue": _only("product"),
     "consumer_lag": _consuming,
     "consumer_errors": _consuming,
     "db_saturation": _with_families(*DB_FAMILIES),

@@ -1,6 +1,7 @@
 """The gateway: routes /api/... to the services and serves the storefront (stack.storefront).
 
-Fault: `misroute` (requests under `prefix` go to service `to` instead of their own).
+Faults: `misroute` (requests under `prefix` go to service `to` instead of their own), `drop_header` (requests
+under `prefix` are passed on without the request header `header`).
 """
 
 from __future__ import annotations
@@ -40,7 +41,9 @@ def gateway_routes(ctx: ServiceContext) -> list[Route]:
         if service is None:
             return JSONResponse({"error": "no_route", "path": request.url.path}, status_code=404)
         trace = trace_of(request.scope)
-        headers = {k: v for k, v in request.headers.items() if k in FORWARDED_REQUEST_HEADERS}
+        dropped = ctx.faults.get(ctx.name, "drop_header")
+        headers = {k: v for k, v in request.headers.items() if k in FORWARDED_REQUEST_HEADERS
+                   and not (dropped and k == dropped["header"] and request.url.path.startswith(dropped["prefix"]))}
         headers["traceparent"] = trace.traceparent
         headers["x-request-id"] = trace.request_id
         url = ctx.peers[service] + request.url.path

@@ -10,8 +10,10 @@ import pytest
 
 from polycheck.core.config import EnvConfig
 from polycheck.core.failures import inconclusive
+from polycheck.checks import diagnosis
 from polycheck.checks.contract_checks import expect_client_error, expect_total_counts_the_page
 from polycheck.checks.flow import step
+from polycheck.checks.health import expect_gateway_passes_on
 from polycheck.checks.orders import OrderLedger, SkuPool
 from polycheck.clients.shop import ShopApi, new_idempotency_key
 
@@ -51,9 +53,11 @@ def test_order_beyond_the_stock_is_refused(orders: OrderLedger, sku_pool: SkuPoo
         available = orders.shop.stock(sku)["available"]
     response = orders.shop.raw("POST", "/api/orders", json_body={"items": [{"sku": sku, "qty": available + 1}]},
                                headers={"Idempotency-Key": new_idempotency_key()})
-    if response.status_code == 201:
-        orders.order_ids.append(response.json()["id"])
-    expect_client_error(response, 409, f"an order of {available + 1} x {sku} with {available} available")
+    accepted = response.json()["id"] if response.status_code == 201 else None
+    if accepted:
+        orders.order_ids.append(accepted)
+    expect_client_error(response, 409, f"an order of {available + 1} x {sku} with {available} available",
+                        diagnose=lambda: diagnosis.why_oversold(orders.shop, str(accepted), sku, available))
 
 
 def test_payment_must_match_the_order(orders: OrderLedger, sku_pool: SkuPool, env_config: EnvConfig) -> None:
@@ -182,3 +186,15 @@ def test_repeated_payment_key_and_refund_are_idempotent(orders: OrderLedger, sku
     with step(f"refund payment {first['id']} twice", blame="payment"):
         assert orders.shop.refund(first["id"])["status"] == "refunded", f"payment {first['id']} not refunded"
         assert orders.shop.refund(first["id"])["status"] == "refunded", f"a second refund of {first['id']} changed its status"
+        kept = orders.shop.payment(first["id"])["status"]
+        assert kept == "refunded", f"payment {first['id']} answered its refund 'refunded', yet its own GET reads {kept!r}"
+
+
+@pytest.mark.rollback("gateway")
+def test_gateway_passes_the_callers_token_on(signed_in_shop: ShopApi, env_config: EnvConfig) -> None:
+    """polyshop-api.md Gateway: each route's request reaches its service as sent, the Bearer token included."""
+    assert signed_in_shop.token
+    headers = {"Authorization": f"Bearer {signed_in_shop.token}"}
+    for name, service in env_config.services.items():
+        if service.gateway_probe is not None:
+            expect_gateway_passes_on(signed_in_shop.client, name, service.gateway_probe, headers)

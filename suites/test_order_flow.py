@@ -128,7 +128,8 @@ def test_cancelled_order_releases_its_stock(orders: OrderLedger, sku_pool: SkuPo
     with step(f"cancel order {order['id']}", blame="order"):
         cancelled = shop.cancel(order["id"])
         assert cancelled["status"] == "cancelled", f"order {order['id']} is {cancelled['status']!r} after cancel"
-    with step(f"the stock of {sku} is back after cancelling order {order['id']}", blame="inventory"):
+    with step(f"the stock of {sku} is back after cancelling order {order['id']}", blame="inventory",
+              diagnose=lambda: diagnosis.why_stock_not_back(shop, order["id"])):
         wait_for(
             lambda: shop.stock(sku), lambda s: (s["available"], s["reserved"]) == (before["available"], before["reserved"]),
             timeout=env_config.thresholds.order_confirmation_seconds,
@@ -153,11 +154,13 @@ def test_cancelling_a_confirmed_order_refunds_and_restocks(orders: OrderLedger, 
         assert cancelled["status"] == "cancelled", f"order {order['id']} is {cancelled['status']!r} after cancel"
         again = shop.cancel(order["id"])
         assert again["status"] == "cancelled", f"cancelling order {order['id']} twice gave {again['status']!r}: cancel is not idempotent"
-    with step(f"payment {payment['id']} of cancelled order {order['id']} is refunded", blame="order"):
+    with step(f"payment {payment['id']} of cancelled order {order['id']} is refunded", blame="order",
+              diagnose=lambda: diagnosis.why_not_refunded(shop, order["id"], payment["id"])):
         wait_for(lambda: shop.payment(payment["id"]), lambda p: p["status"] == "refunded", timeout=deadline,
                  what=f"payment {payment['id']} refunded after order {order['id']} was cancelled",
                  describe=lambda p: f"payment {p['id']} status {p['status']!r} (the customer keeps being charged)")
-    with step(f"the stock of {sku} is back after cancelling confirmed order {order['id']}", blame="inventory"):
+    with step(f"the stock of {sku} is back after cancelling confirmed order {order['id']}", blame="inventory",
+              diagnose=lambda: diagnosis.why_stock_not_back(shop, order["id"])):
         wait_for(
             lambda: shop.stock(sku), lambda s: (s["available"], s["reserved"]) == (before["available"], before["reserved"]),
             timeout=deadline, what=f"{sku} back to available={before['available']} reserved={before['reserved']}",

@@ -49,18 +49,29 @@ def in_ci(environ: dict[str, str] | os._Environ[str] = os.environ) -> bool:
 def diagnose_storefront(
     failures: list[tuple[str, str]], shop: ShopApi | None = None, account: Account | None = None
 ) -> Callable[[], Diagnosis | None]:
-    """Who broke a storefront step: a service whose API call from the page failed or answered 5xx; else, when the
-    synthetic account cannot sign in through the API either, auth; else nothing (the storefront itself)."""
+    """Who broke a storefront step: a service whose API call from the page failed or answered 5xx; else what the
+    page shows read from the API the page reads (an upstream's wrong or empty answer is never the gateway's): auth
+    when the synthetic account cannot sign in, or /me names another user; product when the catalogue lists
+    nothing; else nothing (the storefront itself)."""
 
     def diagnose() -> Diagnosis | None:
         if failures:
             service, what = failures[0]
             return service, f"the page's request {what}" + (f" (and {len(failures) - 1} more)" if len(failures) > 1 else "")
-        if shop is not None and account is not None:
-            try:
-                shop.signed_in(shop.login(account)["access_token"]).me()
-            except CheckFailure as exc:  # the API cannot sign in either: its culprit (auth), not the storefront
-                return (exc.culprits or ("auth",))[0], f"signing in through the API fails too: {str(exc.msg).splitlines()[0]}"
+        if shop is None or account is None:
+            return None
+        try:
+            me = shop.signed_in(shop.login(account)["access_token"]).me()
+        except CheckFailure as exc:  # the API cannot sign in either: its culprit (auth), not the storefront
+            return (exc.culprits or ("auth",))[0], f"signing in through the API fails too: {str(exc.msg).splitlines()[0]}"
+        if me.get("email") != account.email:
+            return "auth", f"/api/auth/me answers {me.get('email')!r} for the token of {account.email}: the page shows what auth says"
+        try:
+            listed = shop.products(limit=1)
+        except CheckFailure as exc:
+            return (exc.culprits or ("product",))[0], f"the product list through the API fails too: {str(exc.msg).splitlines()[0]}"
+        if not listed.get("items"):
+            return "product", f"/api/products lists no product (total {listed.get('total')!r}): the page has nothing to show"
         return None
 
     return diagnose

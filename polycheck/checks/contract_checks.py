@@ -7,8 +7,9 @@ from typing import Any
 
 import httpx
 
+from polycheck.checks.flow import Diagnose, blamed, diagnosed
 from polycheck.core.failures import check_failed
-from polycheck.clients.http import Exchange, ServiceClient, exchange_of
+from polycheck.clients.http import Exchange, ServiceClient, client_of, exchange_of
 from polycheck.clients.tracing import parse_traceparent
 
 
@@ -32,16 +33,25 @@ def expect_propagation(client: ServiceClient, service: str) -> None:
                      f"of its own\n  ({exchange.ids})", culprit=service)
 
 
-def expect_client_error(response: httpx.Response, expected: int | tuple[int, ...], mistake: str) -> Any:
-    """A client mistake gets the contract's 4xx with a JSON body, never a 5xx nor a success."""
+def expect_client_error(response: httpx.Response, expected: int | tuple[int, ...], mistake: str, *,
+                        diagnose: Diagnose | None = None) -> Any:
+    """A client mistake gets the contract's 4xx with a JSON body, never a 5xx nor a success. A mistake ACCEPTED is
+    blamed by `diagnose` when given (the state it left behind: which service let it through), else on who answered."""
     __tracebackhide__ = True
     exchange = exchange_of(response)
     allowed = (expected,) if isinstance(expected, int) else expected
     if response.status_code not in allowed:
         expected = " or ".join(map(str, allowed))  # type: ignore[assignment]
         kind = "a server error" if response.status_code >= 500 else ("ACCEPTED" if response.status_code < 300 else "another answer")
+        found = diagnosed(diagnose) if response.status_code < 300 else None
+        if found is None:
+            culprit, evidence = client_of(response).blame_answer(exchange, allowed)
+            culprits: tuple[str, ...] = (culprit,)
+        else:
+            culprits, words = blamed(found)
+            evidence = f"\n  {words}"
         check_failed(f"{exchange.line}: {mistake} was {kind} (HTTP {response.status_code}), expected {expected}: "
-                     f"{exchange.preview()}\n  ({exchange.ids})", culprit=exchange.answered_by)
+                     f"{exchange.preview()}{evidence}\n  ({exchange.ids})", culprits=culprits)
     try:
         return response.json()
     except ValueError:

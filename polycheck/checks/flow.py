@@ -4,7 +4,9 @@ Each step names the service that owns it (`blame`). An answer off the contract a
 service that gave it (see `attribution`), and that evidence wins. When a step fails without such an
 answer (an asynchronous outcome that never came, a body that reads wrong), its `diagnose` callback looks
 at the state the flow left behind and names the culprit among the services involved, e.g. "the order
-never confirmed, and its payment reads declined" blames payment. Without a diagnosis, the owner is blamed.
+never confirmed, and its payment reads declined" blames payment; where that state cannot tell two services
+apart (the order `paid`, its reservation still `held`), it names both as candidates, and nothing is rolled
+back. Without a diagnosis, the owner is blamed.
 """
 
 from __future__ import annotations
@@ -19,11 +21,12 @@ from polycheck.core.failures import CheckFailure
 from polycheck.core.polling import PollTimeout, poll
 
 T = TypeVar("T")
-Diagnosis = tuple[str, str]  # (culprit service, the evidence in words)
+# (the culprit, or the candidates the evidence cannot tell apart, and the evidence in words)
+Diagnosis = tuple["str | tuple[str, ...]", str]
 Diagnose = Callable[[], "Diagnosis | None"]
 
 
-def _diagnosed(diagnose: Diagnose | None) -> Diagnosis | None:
+def diagnosed(diagnose: Diagnose | None) -> Diagnosis | None:
     """Run a diagnosis; one that cannot look (its own requests fail) diagnoses nothing."""
     if diagnose is None:
         return None
@@ -42,7 +45,7 @@ def step(description: str, *, blame: str | None = None, diagnose: Diagnose | Non
     except CheckFailure as exc:
         if exc.inconclusive or exc.culprits:
             raise CheckFailure(f"step '{description}': {exc.msg}", culprits=exc.culprits, inconclusive=exc.inconclusive,
-                               escalation=exc.escalation) from None
+                               escalation=exc.escalation, dependency=exc.dependency) from None
         _fail(description, str(exc.msg), blame, diagnose)
     except pytest.fail.Exception as exc:
         _fail(description, str(exc.msg), blame, diagnose)
@@ -50,12 +53,19 @@ def step(description: str, *, blame: str | None = None, diagnose: Diagnose | Non
         _fail(description, str(exc), blame, diagnose)
 
 
+def blamed(found: Diagnosis) -> tuple[tuple[str, ...], str]:
+    """A diagnosis as (culprits, "blamed on order or inventory: the evidence")."""
+    who, evidence = found
+    culprits = (who,) if isinstance(who, str) else tuple(who)
+    return culprits, f"blamed on {' or '.join(culprits)}: {evidence}"
+
+
 def _fail(description: str, message: str, blame: str | None, diagnose: Diagnose | None) -> None:
     __tracebackhide__ = True
-    found = _diagnosed(diagnose)
+    found = diagnosed(diagnose)
     if found is not None:
-        culprit, evidence = found
-        raise CheckFailure(f"step '{description}': {message}\n  blamed on {culprit}: {evidence}", culprits=[culprit]) from None
+        culprits, words = blamed(found)
+        raise CheckFailure(f"step '{description}': {message}\n  {words}", culprits=culprits) from None
     raise CheckFailure(f"step '{description}': {message}", culprits=[blame] if blame else []) from None
 
 

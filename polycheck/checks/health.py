@@ -14,18 +14,24 @@ SEMVER = re.compile(r"^v?(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(-[0-9A-Za-z.-]
 
 
 def expect_health_ok(client: ServiceClient, service: str, *, within: float) -> dict[str, Any]:
-    """/health is 200 with status "ok", this service's name and a semantic version."""
+    """/health is 200 with status "ok", this service's name and a semantic version. A service that reports a
+    dependency of its own impaired (degraded, or down naming it) fails, naming the dependency: a rollback would
+    not mend it (`rollback.on_dependency`)."""
     __tracebackhide__ = True
-    response = client.get("/health", expect=200, within=within, budget_name="health latency budget")
-    body = client.json_of(response)
+    response = client.get("/health", expect=(200, 503), within=within, budget_name="health latency budget")
     exchange = exchange_of(response)
     where = f"{exchange.line}"
+    if response.status_code == 503:
+        down = _json_or_none(response)
+        check_failed(f"{where}: expected HTTP 200, got 503: {exchange.preview()}\n  ({exchange.ids})",
+                     dependency=_impaired(down) or None)
+    body = client.json_of(response)
     problems = []
     if not isinstance(body, dict):
         check_failed(f"{where}: expected a JSON object, got {body!r}\n  ({exchange.ids})")
+    impaired = _impaired(body)
     if body.get("status") != "ok":
-        impaired = {k: v for k, v in (body.get("checks") or {}).items() if v != "ok"}
-        detail = f" (impaired dependencies: {impaired})" if impaired else ""
+        detail = f" (impaired dependencies: {_impaired_checks(body)})" if impaired else ""
         problems.append(f"status is {body.get('status')!r}, expected 'ok'{detail}")
     if body.get("service") != service:
         problems.append(f"service is {body.get('service')!r}, expected {service!r} (is the URL pointing at the right service?)")
@@ -33,8 +39,26 @@ def expect_health_ok(client: ServiceClient, service: str, *, within: float) -> d
     if not isinstance(version, str) or not SEMVER.match(version):
         problems.append(f"version is {version!r}, expected a semantic version such as '1.3.0'")
     if problems:
-        check_failed(f"{where}: " + "; ".join(problems) + f"\n  ({exchange.ids})")
+        check_failed(f"{where}: " + "; ".join(problems) + f"\n  ({exchange.ids})",
+                     dependency=impaired if body.get("status") != "ok" and impaired else None)
     return body
+
+
+def _json_or_none(response: Any) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        return None
+
+
+def _impaired_checks(body: Any) -> dict[str, Any]:
+    checks = body.get("checks") if isinstance(body, dict) else None
+    return {k: v for k, v in checks.items() if v != "ok"} if isinstance(checks, dict) else {}
+
+
+def _impaired(body: Any) -> str:
+    """The dependencies a /health body names impaired, as one text ("kafka" or "kafka, postgres"); "" for none."""
+    return ", ".join(sorted(_impaired_checks(body)))
 
 
 def expect_release_version(client: ServiceClient, service: str, expected: str, *, source: str) -> None:
@@ -124,3 +148,29 @@ def expect_gateway_route(gateway: ServiceClient, service: str, probe: GatewayPro
             culprit=exchange.answered_by,
         )
 
+
+
+def expect_gateway_passes_on(gateway: ServiceClient, service: str, probe: GatewayProbe, headers: dict[str, str]) -> None:
+    """The gateway passes a request on as the caller sent it, headers included: through the gateway, the routed
+    service answers it as it does when asked directly (the gateway blamed only when that does not reproduce)."""
+    __tracebackhide__ = True
+    url = gateway.direct_urls.get(service)
+    if not url:
+        return  # no address of its own to compare with
+    with ServiceClient(service, url, timeout=gateway.timeout, trace=gateway.trace, log=gateway.log, board=gateway.board,
+                       connections=gateway.connections) as direct:
+        straight, seen = direct.send(probe.method, probe.path, headers=headers)
+    if straight is None:
+        return  # the service's own outage is its own checks' to judge
+    response, exchange = gateway.send(probe.method, probe.path, headers=headers, fresh=True)
+    if response is None:
+        check_failed(f"{exchange.line}: the gateway did not answer for {service}: {exchange.error}\n  ({exchange.ids})",
+                     culprit=gateway.blame_unanswered(exchange))
+    if response.status_code != straight.status_code:
+        culprit, evidence = gateway.blame_answer(exchange, (straight.status_code,))
+        check_failed(
+            f"{exchange.line}: with the caller's headers ({', '.join(sorted(headers))}) the gateway answered HTTP "
+            f"{response.status_code}, {service} asked directly HTTP {straight.status_code} ({seen.ids}): "
+            f"{exchange.preview()}{evidence}\n  ({exchange.ids})",
+            culprit=culprit,
+        )

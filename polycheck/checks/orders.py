@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 import time
@@ -16,7 +17,8 @@ import httpx
 import pytest
 
 from polycheck.clients.leases import CrossRunLeases
-from polycheck.core.failures import check_failed
+from polycheck.core.attribution import GATEWAY
+from polycheck.core.failures import CheckFailure, check_failed
 from polycheck.core.leftovers import ORDER, PAYMENT, Journal
 from polycheck.core.polling import PollTimeout, poll
 from polycheck.clients.shop import Account, ShopApi, new_idempotency_key, payment_body
@@ -56,7 +58,13 @@ class OrderLedger:
         __tracebackhide__ = True
         key = key or new_idempotency_key()
         self._intend(key, ORDER, {"items": items})
-        _, order = self.shop.create_order(items, key, expect=expect)
+        try:
+            _, order = self.shop.create_order(items, key, expect=expect)
+        except CheckFailure:
+            for made in self._replayed(key, "/api/orders"):
+                self._created(key, made)
+                self.order_ids.append(made)
+            raise
         self._created(key, order["id"])
         if order["id"] not in self.order_ids:
             self.order_ids.append(order["id"])
@@ -67,7 +75,13 @@ class OrderLedger:
         __tracebackhide__ = True
         key = key or new_idempotency_key()
         self._intend(key, PAYMENT, payment_body(order, card_token))
-        payment = self.shop.pay(order, card_token, key)
+        try:
+            payment = self.shop.pay(order, card_token, key)
+        except CheckFailure:
+            for made in self._replayed(key, "/api/payments"):
+                self._created(key, made)
+                self.payment_ids.append(made)
+            raise
         self._created(key, payment["id"])
         if payment["id"] not in self.payment_ids:
             self.payment_ids.append(payment["id"])
@@ -86,6 +100,37 @@ class OrderLedger:
             except ValueError:  # no JSON: nothing to refund by id; the order's cancel refunds what it captured
                 pass
         return response
+
+    def _direct(self, path: str, key: str | None = None) -> list[dict[str, Any]]:
+        """What a write refused through the gateway did when it was replayed straight to its service to judge the
+        gateway (`ServiceClient.blame_answer`): the bodies of those direct answers that succeeded, latest last."""
+        done = []
+        for seen in self.shop.client.log.exchanges:
+            if (seen.service != GATEWAY and seen.method == "POST" and seen.status in (200, 201) and seen.sent is not None
+                    and seen.sent.path == path and (key is None or seen.sent.headers.get("Idempotency-Key") == key)):
+                try:
+                    body = json.loads(seen.response_body)
+                except ValueError:
+                    continue
+                if isinstance(body, dict) and isinstance(body.get("id"), str):
+                    done.append(body)
+        return done
+
+    def _replayed(self, key: str, path: str) -> list[str]:
+        """The ids a refused create, replayed directly, created there with this Idempotency-Key (for the clean-up)."""
+        return list(dict.fromkeys(body["id"] for body in self._direct(path, key)))
+
+    def _or_direct(self, action: Callable[[], dict[str, Any]], path: str) -> Callable[[], dict[str, Any]]:
+        """A clean-up call that, refused through the gateway, was done by its direct replay: that answer counts."""
+        def attempt() -> dict[str, Any]:
+            try:
+                return action()
+            except CheckFailure:
+                done = self._direct(path)
+                if done:
+                    return done[-1]
+                raise
+        return attempt
 
     def record_payment(self, payment: dict[str, Any]) -> None:
         """A payment created outside `pay` (e.g. one the service should have refused), for the clean-up."""
@@ -129,7 +174,8 @@ class OrderLedger:
             try:
                 seen = self.shop.seen.get(order_id, {})  # cancelled is final: what the check saw needs no second cancel
                 cancelled = seen if seen.get("status") == "cancelled" else \
-                    _retried(lambda: signed_in(lambda shop: shop.cancel(order_id)), f"cancel order {order_id}")
+                    _retried(self._or_direct(lambda: signed_in(lambda shop: shop.cancel(order_id)),
+                                             f"/api/orders/{order_id}/cancel"), f"cancel order {order_id}")
                 if cancelled.get("status") != "cancelled":
                     problems.append(f"order {order_id} reads {cancelled.get('status')!r} after cancel")
                 else:
@@ -143,7 +189,8 @@ class OrderLedger:
                 payment = seen if seen.get("status") in SETTLED else \
                     _retried(lambda: signed_in(lambda shop: shop.payment(payment_id)), f"read payment {payment_id}")
                 if payment["status"] not in SETTLED:
-                    payment = _retried(lambda: signed_in(lambda shop: shop.refund(payment_id)), f"refund payment {payment_id}")
+                    payment = _retried(self._or_direct(lambda: signed_in(lambda shop: shop.refund(payment_id)),
+                                                       f"/api/payments/{payment_id}/refund"), f"refund payment {payment_id}")
                 if payment["status"] not in SETTLED:
                     problems.append(f"payment {payment_id} reads {payment['status']!r} after refund")
                 else:

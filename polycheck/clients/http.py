@@ -22,6 +22,16 @@ BODY_PREVIEW = 400
 SYNTHETIC_HEADERS = {"X-Synthetic": "true", "User-Agent": "polycheck"}
 
 
+@dataclass(frozen=True)
+class Sent:
+    """A request as the check sent it (secrets included: kept in memory only, never shown), to replay it directly."""
+
+    path: str
+    json_body: Any = None
+    params: dict[str, Any] | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+
+
 @dataclass
 class Exchange:
     """One request of a check and what came back (or why nothing did)."""
@@ -40,6 +50,7 @@ class Exchange:
     error: str | None = None
     answered_by: str = ""  # the service the request reached (the routed one, through the gateway)
     timed_out: bool = False
+    sent: Sent | None = field(default=None, repr=False, compare=False)  # what was sent, to send it again elsewhere
 
     @property
     def line(self) -> str:
@@ -221,7 +232,7 @@ class ServiceClient:
             allowed = {expect} if isinstance(expect, int) else set(expect)
             if response.status_code not in allowed:
                 wanted = " or ".join(str(s) for s in sorted(allowed))
-                culprit, why = self.blame_answer(exchange, allowed, params=params, headers=headers)
+                culprit, why = self.blame_answer(exchange, allowed)
                 check_failed(
                     f"{exchange.line}: expected HTTP {wanted}, got {response.status_code}: {exchange.preview()}{why}\n"
                     f"  ({exchange.ids})",
@@ -248,44 +259,64 @@ class ServiceClient:
             return GATEWAY  # no connection to the gateway itself
         return exchange.answered_by
 
-    def blame_answer(
-        self, exchange: Exchange, allowed: Collection[int], *, params: dict[str, Any] | None = None,
-        headers: dict[str, str] | None = None,
-    ) -> tuple[str, str]:
-        """(culprit, evidence) for an answer off the contract. Through the gateway the routed service answered, unless
-        a read-only request shows the gateway at fault twice over: the routed service, asked directly, answers right
-        (for a 502/504: it is live; otherwise: the same request gets an allowed answer), AND the same request through
-        the gateway, sent again, is still wrong. An answer that comes right on the retry was intermittent: the routed
-        service keeps the blame. A 500/503, and any failed write, pass through from the service."""
+    def blame_answer(self, exchange: Exchange, allowed: Collection[int]) -> tuple[str, str]:
+        """(culprit, evidence) for an answer off the contract: the service that answered it, unless the evidence
+        excludes it. A 401 for a token auth's own /me refuses too is auth's. Through the gateway, the gateway is
+        blamed only for what the routed service, sent the same request directly (method, path, query, body and
+        headers), does not reproduce, and only when the gateway, asked again, repeats its answer. A 500/503, a
+        502/504 the direct request reproduces or answers no faster than the gateway gave up (a slow upstream), and a
+        write the gateway did not refuse (no 4xx: it may have been applied) stay the routed service's."""
         routed = exchange.answered_by
+        refused = self._token_refused_by_auth(exchange)
+        if refused:
+            return "auth", refused
         status = exchange.status or 0
-        if self.service != GATEWAY or routed == GATEWAY or routed not in self.direct_urls:
+        sent = exchange.sent
+        if self.service != GATEWAY or routed == GATEWAY or routed not in self.direct_urls or sent is None:
             return routed, ""
-        if status in (500, 503) or exchange.method != "GET":
+        if status in (500, 503) or (exchange.method != "GET" and not 400 <= status < 500):
             return routed, ""
-        path = exchange.url.split(self.base_url, 1)[-1].split("?", 1)[0]
-        upstream = status in UPSTREAM_FAILURES
-        direct = ServiceClient(routed, self.direct_urls[routed], timeout=self.timeout, trace=self.trace, log=self.log,
-                               board=self.board, connections=self.connections)
-        with direct:
-            if upstream:
-                answer, seen = direct.send("GET", "/health/live")
-                right = answer is not None and answer.status_code == 200
-            else:
-                answer, seen = direct.send("GET", path, params=params, headers=headers)
-                right = answer is not None and answer.status_code in allowed
+        with ServiceClient(routed, self.direct_urls[routed], timeout=self.timeout, trace=self.trace, log=self.log,
+                           board=self.board, connections=self.connections) as direct:
+            answer, seen = direct.send(exchange.method, sent.path, json_body=sent.json_body, params=sent.params,
+                                       headers=sent.headers, fresh=True)
         said = seen.error if answer is None else f"HTTP {answer.status_code}"
-        if not right:
+        if answer is None or answer.status_code not in allowed:
             return routed, f"\n  {routed} itself, asked directly, answers {said} too"
-        again, retried = self.send("GET", path, params=params, headers=headers)
+        upstream = status in UPSTREAM_FAILURES
+        if upstream and seen.elapsed >= exchange.elapsed:
+            return routed, (f"\n  {routed} asked directly answered {said} only after {seen.elapsed:.2f} s ({seen.ids}); the "
+                            f"gateway gave up after {exchange.elapsed:.2f} s: a slow upstream, not the gateway")
+        again, retried = self.send(exchange.method, sent.path, json_body=sent.json_body, params=sent.params,
+                                   headers=sent.headers, fresh=True)
         if again is None or again.status_code in allowed:
             return routed, (f"\n  {routed} asked directly answered {said}, and the gateway answered "
                             f"{retried.error or f'HTTP {again.status_code if again is not None else None}'} on a retry ({retried.ids}): intermittent")
         if upstream:
-            return GATEWAY, (f"\n  yet {routed} itself is live ({seen.line} answered {said}, {seen.ids}) and the gateway "
-                             f"answered HTTP {again.status_code} again ({retried.ids}): the gateway cannot reach it")
+            return GATEWAY, (f"\n  yet {routed} itself answers the same request ({seen.line} answered {said} in {seen.elapsed:.2f} s, "
+                             f"{seen.ids}) and the gateway answered HTTP {again.status_code} again ({retried.ids}): the gateway cannot reach it")
         return GATEWAY, (f"\n  the same request straight to {routed} answered {said} ({seen.ids}), through the gateway "
-                         f"HTTP {again.status_code} again ({retried.ids}): the gateway does not pass {path} to {routed} as it should")
+                         f"HTTP {again.status_code} again ({retried.ids}): the gateway does not pass {sent.path} to {routed} as it should")
+
+    def _token_refused_by_auth(self, exchange: Exchange) -> str:
+        """A service other than auth refused a Bearer token (401): the evidence that auth's own /me refuses it too
+        (auth issues tokens that do not work), else "" (a token auth accepts is the refusing service's)."""
+        credential = (exchange.sent.headers if exchange.sent else {}).get("Authorization", "")
+        if exchange.status != 401 or not credential.startswith("Bearer ") or exchange.answered_by == "auth":
+            return ""
+        me = {"Authorization": credential}
+        if "auth" in self.direct_urls:
+            with ServiceClient("auth", self.direct_urls["auth"], timeout=self.timeout, trace=self.trace, log=self.log,
+                               board=self.board, connections=self.connections) as auth:
+                answer, seen = auth.send("GET", "/api/auth/me", headers=me, fresh=True)
+        elif self.service == "auth" or (self.routes is not None and self.routes.service_for("/api/auth/me") == "auth"):
+            answer, seen = self.send("GET", "/api/auth/me", headers=me, fresh=True)
+        else:
+            return ""
+        if answer is None or answer.status_code != 401:
+            return ""
+        return (f"\n  the token auth issued is refused by auth's own /api/auth/me too ({seen.ids}): "
+                "auth issues tokens that do not work")
 
     def get(self, path: str, **kwargs: Any) -> httpx.Response:
         __tracebackhide__ = True
@@ -326,6 +357,7 @@ class ServiceClient:
             request_id=request_id,
             trace_id=self.trace.trace_id,
             answered_by=answered_by,
+            sent=Sent(path, json_body, params, {**self.headers, **(headers or {})}),
         )
         hanging = self.board.hanging(self.service) or self.board.hanging(answered_by)
         if hanging is not None:
@@ -356,6 +388,7 @@ class ServiceClient:
         exchange.response_body = response.text
         self.log.add(exchange)
         response.extensions["polycheck.exchange"] = exchange
+        response.extensions["polycheck.client"] = self
         return response, exchange
 
     def _liveness_answers(self, service: str) -> str | None:
@@ -390,6 +423,11 @@ class ServiceClient:
 def exchange_of(response: httpx.Response) -> Exchange:
     """The recorded exchange a response of a ServiceClient came from."""
     return response.extensions["polycheck.exchange"]
+
+
+def client_of(response: httpx.Response) -> ServiceClient:
+    """The ServiceClient a response came from (to blame its answer with `blame_answer`)."""
+    return response.extensions["polycheck.client"]
 
 
 def timeout_from(connect: float, read: float) -> httpx.Timeout:

@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 
-from polycheck.core.failures import CheckFailure, check_failed
+from polycheck.core.failures import check_failed
 from polycheck.clients.http import Exchange, ServiceClient, exchange_of
 from polycheck.core.redact import register_secret
 
@@ -66,27 +66,11 @@ class ShopApi:
     ) -> tuple[int, Any]:
         """(status, JSON body) of one call that must answer one of `expect`."""
         __tracebackhide__ = True
-        try:
-            response = self.client.request(
-                method, path, expect=expect, json_body=json_body, params=params, headers=self._headers(headers)
-            )
-        except CheckFailure as exc:
-            self._blame_token(exc)
-            raise
+        response = self.client.request(
+            method, path, expect=expect, json_body=json_body, params=params, headers=self._headers(headers)
+        )
         self.last = exchange_of(response)
         return response.status_code, self.client.json_of(response)
-
-    def _blame_token(self, exc: CheckFailure) -> None:
-        """A service refused our token (401): if auth's own /me refuses it too, the token auth issued is bad (auth)."""
-        __tracebackhide__ = True
-        last = self.client.log.exchanges[-1] if self.client.log.exchanges else None
-        if last is None or last.status != 401 or not self.token or last.answered_by == "auth":
-            return
-        response, seen = self.client.send("GET", "/api/auth/me", headers=self._headers())
-        if response is not None and response.status_code == 401:
-            raise CheckFailure(
-                f"{exc.msg}\n  the token auth issued is refused by auth's own /api/auth/me too ({seen.ids}): "
-                "auth issues tokens that do not work", culprits=["auth"]) from None
 
     def raw(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         """A call whose answer the check judges itself (e.g. an expected 401)."""

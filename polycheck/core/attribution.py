@@ -3,8 +3,10 @@
 - A request straight to a service is that service's.
 - A request through the gateway belongs to the service its route reaches (`/api/payments*` -> payment);
   the gateway itself owns only the paths it serves (the storefront) and the failures that are its own:
-  no connection to the gateway, or an answer that the routed service, asked directly, does not give
-  (a misroute, or a 502/504 for an upstream that answers fine).
+  no connection to the gateway, or an answer that the routed service, sent the same request directly
+  (headers included), does not give (a misroute, a dropped header, or a 502/504 for an upstream that
+  answers fine and in time); an upstream's slow, 5xx or empty answer through the gateway stays the upstream's.
+- A 401 for a token that auth's own /me refuses too is auth's, not the refusing service's.
 - A service that did not answer within the read timeout is remembered as hanging for the rest of the
   process: its later requests fail at once with the same evidence instead of waiting again.
 """

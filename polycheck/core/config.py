@@ -163,9 +163,10 @@ class CanaryConfig:
 
 @dataclass(frozen=True)
 class ServiceRollback:
-    """A service's own rollback actions, replacing the default list."""
+    """A service's own rollback actions, replacing the default list (and its own `on_dependency`)."""
 
-    actions: list[str]
+    actions: list[str] | None = None  # None: the default list
+    on_dependency: str | None = None
 
 
 @dataclass(frozen=True)
@@ -183,13 +184,19 @@ class RollbackConfig:
     unknown_scope: str = "escalate"
     # the blast-radius limit: a run rolls back at most this many services; beyond it, none more and one escalation
     max_services: int = 1
+    # a failing service that reports a dependency of its own impaired: "escalate" (naming it) or "rollback" anyway
+    on_dependency: str = "escalate"
     # Each listed action's own `[rollback]` keys (e.g. webhook_url, command), typed by its `settings` class
     # in the registry (polycheck/rollback/actions/); built by `_build_rollback`, never a key of its own.
     settings: dict[str, Any] = field(default_factory=dict)
 
     def actions_for(self, service: str) -> list[str]:
         own = self.services.get(service)
-        return list(own.actions) if own is not None else list(self.actions)
+        return list(own.actions) if own is not None and own.actions is not None else list(self.actions)
+
+    def on_dependency_for(self, service: str) -> str:
+        own = self.services.get(service)
+        return own.on_dependency if own is not None and own.on_dependency else self.on_dependency
 
     def settings_for(self, action: str) -> Any:
         """The settings of a listed action (a `LookupError` for an action the env does not list)."""
@@ -387,6 +394,7 @@ CONTRACT_ROUTES: dict[str, tuple[str, ...]] = {
 }
 ROLLBACK_MODES = ("auto", "dry-run", "off")
 UNKNOWN_SCOPES = ("escalate", "all")
+ON_DEPENDENCY = ("escalate", "rollback")
 WORKLOADS = ("deployment", "rollout")
 
 
@@ -505,7 +513,7 @@ def _build_rollback(data: Any, where: str, ctx: _Context) -> RollbackConfig:
     config: RollbackConfig = _build(RollbackConfig, {k: v for k, v in data.items() if k in own}, where, ctx)
     listed: dict[str, str] = {}  # action -> the first list that names it
     for key, actions in [(f"{where}.actions", config.actions)] + [
-        (f"{where}.services.{name}.actions", svc.actions) for name, svc in config.services.items()
+        (f"{where}.services.{name}.actions", svc.actions or []) for name, svc in config.services.items()
     ]:
         unknown = [a for a in actions if a not in REGISTRY.names()]
         if unknown:
@@ -570,6 +578,10 @@ def _validate(config: EnvConfig) -> EnvConfig:
     wrong = [step for step in config.environment.allow_not_run if step not in STEP_KEYS]
     if wrong:
         raise ctx.error("environment.allow_not_run", f"unknown step {', '.join(map(repr, wrong))}; steps: {', '.join(STEP_KEYS)}")
+    for key, choice in [("rollback.on_dependency", rollback.on_dependency)] + [
+            (f"rollback.services.{name}.on_dependency", svc.on_dependency) for name, svc in rollback.services.items()]:
+        if choice is not None and choice not in ON_DEPENDENCY:
+            raise ctx.error(key, f"must be one of {', '.join(ON_DEPENDENCY)}, got {choice!r}")
     synthetic = config.synthetic
     if synthetic.sku_leases not in ("auto", "file", "kubernetes", "off"):
         raise ctx.error("synthetic.sku_leases", f"must be one of auto, file, kubernetes, off, got {synthetic.sku_leases!r}")

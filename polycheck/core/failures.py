@@ -28,18 +28,21 @@ class CheckFailure(Failed):  # type: ignore[misc, valid-type]
     """A check's failure with its evidence: the culprit service(s), or inconclusive when nothing was measured."""
 
     def __init__(self, message: str, *, culprits: Iterable[str] = (), inconclusive: bool = False,
-                 escalation: str | None = None) -> None:
+                 escalation: str | None = None, dependency: str | None = None) -> None:
         super().__init__(message, pytrace=False)
         self.culprits: tuple[str, ...] = tuple(dict.fromkeys(c for c in culprits if c))
         self.inconclusive = inconclusive
         self.escalation = escalation  # a runbook Section 9 reason this failure escalates for at once
+        self.dependency = dependency  # the culprit's own dependency it reports impaired (Kafka, its database)
 
 
-def check_failed(message: str, *, culprit: str | None = None, culprits: Iterable[str] = (), escalation: str | None = None) -> NoReturn:
-    """Fail the current check with `message` alone, blaming `culprit` (or `culprits`) when the evidence names one."""
+def check_failed(message: str, *, culprit: str | None = None, culprits: Iterable[str] = (), escalation: str | None = None,
+                 dependency: str | None = None) -> NoReturn:
+    """Fail the current check with `message` alone, blaming `culprit` (or `culprits`) when the evidence names one;
+    `dependency` when the culprit reports a dependency of its own impaired (a rollback would not mend it)."""
     __tracebackhide__ = True
     blamed = ([culprit] if culprit else []) + list(culprits)
-    raise CheckFailure(message, culprits=blamed, escalation=escalation)
+    raise CheckFailure(message, culprits=blamed, escalation=escalation, dependency=dependency)
 
 
 def inconclusive(message: str) -> NoReturn:

@@ -38,6 +38,7 @@ class Verdict:
     start: float = 0.0  # epoch seconds: when the check really ran (also when it ran ahead)
     stop: float = 0.0
     phase: str = "call"  # setup | call | teardown
+    dependency: str = ""  # the culprit's own dependency it reports impaired: rolled back only if rollback.on_dependency says so
 
     def __post_init__(self) -> None:
         if self.outcome not in OUTCOMES:

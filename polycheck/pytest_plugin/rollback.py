@@ -83,7 +83,7 @@ class RollbackPlugin:
                 engine.on_inconclusive(check, verdict.reason)
             else:
                 engine.on_failure(check, verdict.culprits, verdict.reason, rollback=verdict.may_roll_back,
-                                  escalation=verdict.escalation, failed_at=verdict.stop or None)
+                                  escalation=verdict.escalation, failed_at=verdict.stop or None, dependency=verdict.dependency)
 
         engine.decide_once(check, act)
 

@@ -118,7 +118,8 @@ def redact_report(report: pytest.TestReport) -> pytest.TestReport:
 
 
 def _named(culprits: tuple[str, ...]) -> str:
-    return f"\n  culprit: {', '.join(culprits)}"
+    """`culprit: order`; for candidates the evidence cannot tell apart, `culprit: order or inventory`."""
+    return f"\n  culprit: {' or '.join(culprits)}"
 
 
 def _message(exc: BaseException) -> str:
@@ -169,6 +170,7 @@ def verdict_of(item: pytest.Item, exc: BaseException | None, when: str, *, start
         item.stash[FIRST_FAILURE] = first_line(reason)[:500]
     return base.with_(outcome=outcome, culprits=culprits, reason=reason[:REASON_LIMIT], escalation=escalation,
                       candidates=culprits if outcome == FAILED and len(culprits) > 1 else (),
+                      dependency=(exc.dependency or "") if isinstance(exc, CheckFailure) else "",
                       links=_links(item, text, culprits, stop))
 
 
@@ -197,7 +199,7 @@ def _times(item: pytest.Item, call: pytest.CallInfo[Any]) -> tuple[float, float]
 
 def _described(verdict: Verdict) -> str:
     """A blocked or inconclusive check's one line (it is shown as skipped, with this reason)."""
-    words = f"blocked by {', '.join(verdict.culprits)}" if verdict.outcome == BLOCKED else INCONCLUSIVE
+    words = f"blocked by {' or '.join(verdict.culprits)}" if verdict.outcome == BLOCKED else INCONCLUSIVE
     return f"{words}: {first_line(verdict.reason).removeprefix('inconclusive: ')}"
 
 

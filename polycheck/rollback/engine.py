@@ -71,9 +71,18 @@ class RollbackEngine:
 
     # -- entry points -----------------------------------------------------------------------------
     def on_failure(self, check: str, culprits: tuple[str, ...], reason: str, *, rollback: bool, escalation: str | None = None,
-                   failed_at: float | None = None) -> None:
-        """A check failed for good: roll back its culprit if this release changed it, and escalate (runbook Section 9)."""
+                   failed_at: float | None = None, dependency: str = "") -> None:
+        """A check failed for good: roll back its culprit if this release changed it, and escalate (runbook Section 9).
+        A culprit that reports a dependency of its own impaired escalates naming it instead, unless the env's
+        `rollback.on_dependency` (or the service's own) is "rollback": a rollback would not mend a dependency."""
         with self._lock:
+            if dependency and len(culprits) == 1 and self.config.rollback.on_dependency_for(culprits[0]) != "rollback":
+                self.failed_at, self.reason = failed_at, reason
+                self.escalate(culprits[0], check, reason,
+                              f"{culprits[0]} reports its dependency {dependency} impaired: a rollback would not mend it, "
+                              f"nothing rolled back (rollback.on_dependency = \"escalate\")"
+                              + (f"; {escalation}" if escalation else ""), key="dependency")
+                return
             self._on_failure(check, culprits, reason, rollback=rollback, escalation=escalation, failed_at=failed_at)
 
     def _on_failure(self, check: str, culprits: tuple[str, ...], reason: str, *, rollback: bool, escalation: str | None,

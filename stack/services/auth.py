@@ -65,6 +65,8 @@ def build(ctx: ServiceContext) -> ServiceParts:
         profile = cache.get_or_load(f"user:{email}", USER_CACHE_TTL_SECONDS, load)
         if profile is None or profile["id"] != claims.get("sub"):
             return unauthorized()
+        if ctx.faults.is_set(ctx.name, "me_other_user"):  # the bug: another user's profile answers
+            return JSONResponse({**profile, "id": f"usr_other_{profile['id']}", "email": f"other-{email}"})
         return JSONResponse(profile)
 
     async def create_user(request: Request) -> JSONResponse:

@@ -1,10 +1,10 @@
 """Inventory: stock per SKU and the reservations that hold it for orders.
 
-Holding and releasing are cluster-internal calls from the order service (which may ask for a backorder:
-stock held even when short); confirming follows the `order.paid` event, and a failed payment's
+Holding and releasing are cluster-internal calls from the order service; confirming follows the `order.paid` event, and a failed payment's
 `order.payment_failed` releases the stock.
 Faults: `no_confirm` (reservations are never confirmed), `leak_on_cancel` (a cancel does not release),
-`no_stock_move` (a confirmation gives the held stock back to available: stock never moves).
+`no_stock_move` (a confirmation gives the held stock back to available: stock never moves),
+`hold_beyond_stock` (a hold beyond the stock succeeds: available goes negative).
 """
 
 from __future__ import annotations
@@ -129,7 +129,7 @@ def build(ctx: ServiceContext) -> ServiceParts:
         if unknown:
             return error(422, "unknown_sku", skus=unknown)
         try:
-            reservation = hold(data, order_id, lines, backorder=body.get("allow_backorder") is True)
+            reservation = hold(data, order_id, lines, backorder=ctx.faults.is_set(ctx.name, "hold_beyond_stock"))
         except StockShort as short:
             return error(
                 409, "insufficient_stock", sku=short.sku, requested=short.requested, available=short.available

@@ -7,7 +7,9 @@ After payment the order moves by events: `payment.succeeded` -> paid (publishes 
 Faults: `stuck_paid` (the confirmation is lost), `ignore_idempotency` (a repeated key makes a new order),
 `wrong_total` (the total is off by `extra_cents`), `cancel_keeps_payment` (a cancel never refunds),
 `leak_orders` (any user's order is readable), `no_idempotency_key_check` (no key needed),
-`oversell` (stock is held even when short: inventory is asked to backorder), `lose_after_hold` (the stock is held,
+`oversell` (inventory's 409 for a shortage is ignored: the order is accepted, nothing held),
+`paid_unpublished` (a paid order never tells inventory: it stays paid, its reservation held),
+`cancel_keeps_reservation` (a cancel never releases the reservation), `lose_after_hold` (the stock is held,
 then the create answers 503 and records nothing: an orphan hold, as a crash mid-create leaves).
 """
 
@@ -80,14 +82,11 @@ def build(ctx: ServiceContext) -> ServiceParts:
             "POST",
             "/internal/reservations",
             trace,
-            json={
-                "order_id": order_id,
-                "items": [line.as_json() for line in lines],
-                "allow_backorder": faulty("oversell"),  # the bug: hold the stock even when short
-            },
+            json={"order_id": order_id, "items": [line.as_json() for line in lines]},
             synthetic=synthetic,
         )
-        if held.status_code not in (200, 201):
+        oversold = held.status_code == 409 and faulty("oversell")  # the bug: the shortage is ignored, nothing held
+        if held.status_code not in (200, 201) and not oversold:
             return JSONResponse(held.json(), status_code=held.status_code)
         unit_prices = {sku: p["price_cents"] for sku, p in products.items()}
         wrong_total = ctx.faults.get(ctx.name, "wrong_total")
@@ -100,7 +99,7 @@ def build(ctx: ServiceContext) -> ServiceParts:
             unit_prices=unit_prices,
             total_cents=sum(unit_prices[line.sku] * line.qty for line in lines) + extra_cents,
             currency=currencies.pop(),
-            reservation_id=held.json()["id"],
+            reservation_id=None if oversold else held.json()["id"],
             synthetic=synthetic,
         )
 
@@ -153,14 +152,15 @@ def build(ctx: ServiceContext) -> ServiceParts:
             return JSONResponse(order.as_json())
         trace = trace_of(request.scope)
         try:
-            await peers.call(
-                "inventory",
-                "POST",
-                f"/internal/reservations/{order.reservation_id}/release",
-                trace,
-                json={"reason": "cancelled"},
-                synthetic=order.synthetic,
-            )
+            if order.reservation_id is not None and not faulty("cancel_keeps_reservation"):  # the bug: never released
+                await peers.call(
+                    "inventory",
+                    "POST",
+                    f"/internal/reservations/{order.reservation_id}/release",
+                    trace,
+                    json={"reason": "cancelled"},
+                    synthetic=order.synthetic,
+                )
             if not faulty("cancel_keeps_payment"):  # the bug: the captured payment is kept
                 await refund_captured(order, trace)
         except PeerError as exc:
@@ -201,7 +201,8 @@ def build(ctx: ServiceContext) -> ServiceParts:
         order.payment_id = payment_id
         if event.type == "payment.succeeded":
             move(order, "paid")
-            publish(order, "order.paid", event.trace())
+            if not faulty("paid_unpublished"):  # the bug: inventory never hears of the payment
+                publish(order, "order.paid", event.trace())
         else:
             move(order, "payment_failed")
             publish(order, "order.payment_failed", event.trace())

@@ -83,6 +83,8 @@ def build(ctx: ServiceContext) -> ServiceParts:
         """Give a captured payment back; True when this call refunded it."""
         if payment.status != "succeeded":
             return False
+        if faulty("refund_not_kept"):
+            return True  # the bug: the refund is answered, never recorded
         payment.status, payment.refunded_at = "refunded", time.time()
         publish(payment, "payment.refunded", trace)
         return True
@@ -173,6 +175,8 @@ def build(ctx: ServiceContext) -> ServiceParts:
         if payment.status == "declined":
             return error(409, "not_refundable", detail="a declined payment captured nothing", status=payment.status)
         refund(payment, trace_of(request.scope))
+        if faulty("refund_not_kept"):
+            return JSONResponse({**payment.as_json(), "status": "refunded"})
         return JSONResponse(payment.as_json())
 
     async def refund_for_order(request: Request) -> JSONResponse:

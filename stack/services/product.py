@@ -52,10 +52,11 @@ def build(ctx: ServiceContext) -> ServiceParts:
             end = None  # the bug: the limit is ignored
 
         def load() -> dict[str, Any]:
-            products = list(catalogue.products.values())
+            products = [] if ctx.faults.is_set(ctx.name, "empty_catalogue") else list(catalogue.products.values())
             return {"items": [p.as_json() for p in products[offset:end]], "total": len(products)}
 
-        page = cache.get_or_load(f"products:{offset}:{end}", CACHE_TTL_SECONDS, load)
+        empty = ":empty" if ctx.faults.is_set(ctx.name, "empty_catalogue") else ""
+        page = cache.get_or_load(f"products:{offset}:{end}{empty}", CACHE_TTL_SECONDS, load)
         short = ctx.faults.get(ctx.name, "short_total")
         if short is not None:  # the bug: the count misses products the list shows
             page = {**page, "total": max(page["total"] - short["missing"], 0)}

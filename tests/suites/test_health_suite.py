@@ -44,6 +44,7 @@ class FaultCase:
     expected_failures: set[str]
     evidence: str  # every failure message must match this
     params: dict[str, Any] = field(default_factory=dict)
+    decided: frozenset[str] | None = None  # the rollback decisions (default: the service); none for an impaired dependency
 
     @property
     def id(self) -> str:
@@ -67,8 +68,10 @@ FAULTS = [
     FaultCase(
         "order", "health", {"test_health_reports_ok[order]"},
         r"status is 'degraded', expected 'ok' \(impaired dependencies: \{'postgres': 'degraded'\}\)", {"status": "degraded"},
+        frozenset(),  # a rollback would not mend postgres: escalated instead (rollback.on_dependency)
     ),
-    FaultCase("auth", "health", {"test_health_reports_ok[auth]"}, r"expected HTTP 200, got 503: .*\"down\"", {"status": "down"}),
+    FaultCase("auth", "health", {"test_health_reports_ok[auth]"}, r"expected HTTP 200, got 503: .*\"down\"", {"status": "down"},
+              frozenset()),
     FaultCase("notification", "not_ready", {"test_readiness_probe_answers[notification]"}, r"readiness probe answered HTTP 503"),
     FaultCase(
         "order", "drop_metric", {"test_metrics_expose_contract_families[order]"},
@@ -101,7 +104,8 @@ def test_fault_fails_exactly_its_checks(stack: StackControl, case: FaultCase, tm
     run = run_suites("-m", "smoke", SUITE, "--rollback", "off", f"--rollback-log={log}", stack_file=stack.stack_file)
     assert run.returncode == 1, run.describe()
     records = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
-    assert {r["service"] for r in records if r["step"] == "decision"} == {case.service}, records  # only the culprit
+    decided = {case.service} if case.decided is None else case.decided
+    assert {r["service"] for r in records if r["step"] == "decision"} == decided, records  # only the culprit
     assert run.failed == case.expected_failures, run.describe()
     assert run.ids("passed") == all_checks() - case.expected_failures, run.describe()
     for name in case.expected_failures:
@@ -129,7 +133,8 @@ def test_failing_checks_attach_their_http_exchanges_to_allure(stack: StackContro
     results = [json.loads(p.read_text()) for p in Path(run.allure_dir).glob("*-result.json")]
     failed = [r for r in results if r["status"] == "failed" and not r["name"].startswith("rollback of ")]
     assert [r["name"] for r in failed] == ["test_health_reports_ok[inventory]"]
-    assert [r["name"] for r in results if r["name"].startswith("rollback of ")] == ["rollback of inventory"]
+    # inventory reports kafka impaired: escalated, not rolled back (rollback.on_dependency = "escalate")
+    assert [r["name"] for r in results if r["name"].startswith("rollback of ")] == []
     attachments = failed[0].get("attachments", [])
     assert len(attachments) == 1 and "GET " in attachments[0]["name"] and "-> HTTP 200" in attachments[0]["name"]
     text = (Path(run.allure_dir) / attachments[0]["source"]).read_text()

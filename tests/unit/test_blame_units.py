@@ -10,6 +10,7 @@ import pytest
 from polycheck.core.attribution import Routes
 from polycheck.core.config import CONTRACT_ROUTES, load_env
 from polycheck.core.failures import CheckFailure, check_failed, inconclusive
+from polycheck.checks import diagnosis
 from polycheck.checks.flow import step
 from polycheck.clients.kube import KubeNotFound, KubeUnavailable
 from polycheck.core.polling import PollStopped, hold, poll
@@ -167,3 +168,69 @@ def test_a_runner_that_reaches_nothing_is_cut_off_but_one_answer_is_enough() -> 
     assert cut_off(one) is None
     hanging = {**down, "payment": Reach("payment", "http://payment/health/live", "hanging", "no answer")}
     assert cut_off(hanging) is None  # it accepted the connection: the runner reaches the cluster
+
+
+class FakeShop:
+    """The state each service owns, as the diagnoses read it (one order, its reservation, payment and stock)."""
+
+    def __init__(self, order: str, reservation: str | None, payment: str = "succeeded", available: int = 5,
+                 refund_kept: bool = True) -> None:
+        self.state = {"order": order, "reservation": reservation, "payment": payment}
+        self.available, self.refund_kept = available, refund_kept
+
+    def order(self, order_id: str) -> dict[str, Any]:
+        return {"id": order_id, "status": self.state["order"], "payment_id": "pay_1",
+                "reservation_id": "res_1" if self.state["reservation"] else None}
+
+    def reservation(self, reservation_id: str) -> dict[str, Any]:
+        return {"id": reservation_id, "status": self.state["reservation"], "qty": 6, "sku": "SKU-1"}
+
+    def payment(self, payment_id: str) -> dict[str, Any]:
+        return {"id": payment_id, "status": self.state["payment"]}
+
+    def refund(self, payment_id: str) -> dict[str, Any]:
+        if self.refund_kept:
+            self.state["payment"] = "refunded"
+        return {"id": payment_id, "status": "refunded"}
+
+    def stock(self, sku: str) -> dict[str, Any]:
+        return {"sku": sku, "available": self.available, "reserved": 6}
+
+
+@pytest.mark.parametrize("shop, expected", [
+    (FakeShop("paid", "held"), ("order", "inventory")),  # who lost the confirmation does not show
+    (FakeShop("paid", "confirmed"), "order"),  # inventory confirmed: order did not move on
+    (FakeShop("pending_payment", "held"), ("order", "payment")),
+    (FakeShop("paid", "held", payment="declined"), "payment"),
+    (FakeShop("paid", None), "order"),
+])
+def test_an_unconfirmed_order_names_one_culprit_only_when_the_state_excludes_the_others(shop: FakeShop, expected: Any) -> None:
+    assert diagnosis.why_not_confirmed(shop, "ord_1", "pay_1")[0] == expected  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("shop, expected", [
+    (FakeShop("cancelled", "held"), ("order", "inventory")),  # order did not ask, or inventory did not release
+    (FakeShop("cancelled", "released"), "inventory"),  # its own reservation released, its own stock not back
+    (FakeShop("confirmed", "confirmed"), "order"),  # not even cancelled
+])
+def test_stock_not_back_after_a_cancel(shop: FakeShop, expected: Any) -> None:
+    assert diagnosis.why_stock_not_back(shop, "ord_1")[0] == expected  # type: ignore[arg-type]
+
+
+def test_a_refund_is_judged_by_the_payments_own_get() -> None:
+    assert diagnosis.why_not_refunded(FakeShop("cancelled", "released"), "ord_1", "pay_1")[0] == "order"  # type: ignore[arg-type]
+    culprit, evidence = diagnosis.why_not_refunded(FakeShop("cancelled", "released", refund_kept=False), "ord_1", "pay_1")  # type: ignore[arg-type]
+    assert culprit == "payment" and "answered 'refunded', yet the payment's own GET reads 'succeeded'" in evidence
+
+
+def test_an_order_beyond_the_stock_blames_inventory_only_when_it_held_what_it_did_not_have() -> None:
+    assert diagnosis.why_oversold(FakeShop("pending_payment", "held", available=-1), "ord_1", "SKU-1", 5)[0] == "inventory"  # type: ignore[arg-type]
+    assert diagnosis.why_oversold(FakeShop("pending_payment", None, available=5), "ord_1", "SKU-1", 5)[0] == "order"  # type: ignore[arg-type]
+
+
+def test_candidates_read_culprit_a_or_b_and_fail_naming_both() -> None:
+    with pytest.raises(CheckFailure) as both:
+        with step("confirm", blame="order", diagnose=lambda: (("order", "inventory"), "paid, held")):
+            assert False, "not confirmed"
+    assert both.value.culprits == ("order", "inventory") and "blamed on order or inventory: paid, held" in both.value.msg
+    assert judge(("order", "payment", "inventory"), both.value) == (FAILED, ("order", "inventory"))

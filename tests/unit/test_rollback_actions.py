@@ -158,3 +158,24 @@ def test_the_registry_refuses_a_second_owner_of_a_name_or_a_key() -> None:
     assert registry.names() == ["test-record"]
     with pytest.raises(LookupError, match=r"unknown rollback action 'other'; registered: test-record"):
         registry.get("other")
+
+
+def test_an_impaired_dependency_escalates_unless_the_env_says_rollback(tmp_path: Path, record: RecordAction) -> None:
+    """A rollback would not mend a dependency: escalate naming it; roll back only where `on_dependency` says so."""
+    config = load(tmp_path, 'actions = ["test-record"]\nrecord_label = "seen"\n')
+    assert config.rollback.on_dependency_for("order") == "escalate"
+    rollback = engine(config, "auto", tmp_path)
+    rollback.on_failure("test_health_reports_ok[order]", ("order",), "degraded", rollback=True, dependency="kafka")
+    assert record.applied == [] and not rollback.fired
+    assert [r["step"] for r in rollback.records] == ["escalation"]
+    assert "order reports its dependency kafka impaired: a rollback would not mend it" in rollback.records[0]["detail"]
+    config = load(tmp_path, 'actions = ["test-record"]\nrecord_label = "seen"\n[rollback.services.order]\non_dependency = "rollback"\n')
+    assert config.rollback.actions_for("order") == ["test-record"]  # a service table without actions keeps the default list
+    rollback = engine(config, "auto", tmp_path)
+    rollback.on_failure("test_health_reports_ok[order]", ("order",), "degraded", rollback=True, dependency="kafka")
+    assert record.applied == [("order", "seen")]
+
+
+def test_on_dependency_takes_escalate_or_rollback(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"rollback.on_dependency: must be one of escalate, rollback, got 'undo'"):
+        load(tmp_path, 'on_dependency = "undo"\n')
