@@ -1,4 +1,8 @@
-"""The rollback engine: decides, acts (or dry-runs), escalates, and writes every step to the audit log."""
+"""The rollback engine: decides, acts (or dry-runs), escalates, and writes every step to the audit log.
+
+Audit steps: `decision` (a rollback decided: auto, dry-run, off, failed), each action's name, `memory` (what an undo
+of ours was written as), `hold` (a failure that rolled nothing back, and the rule that held it: the run's purpose,
+the release scope, the blast-radius limit, the rollback memory), `escalation`."""
 
 from __future__ import annotations
 
@@ -91,7 +95,7 @@ class RollbackEngine:
         if self.purpose == GATE:
             if rollback or escalation:
                 self.rule = "purpose gate: a pre-deploy gate never acts (its verdict stops the deploy)"
-                self._audit(",".join(culprits), check, "decision", "none", f"{check} failed: nothing rolled back nor escalated")
+                self._audit(",".join(culprits), check, "hold", "none", f"{check} failed: nothing rolled back nor escalated")
             return
         if len(culprits) != 1:
             if rollback or escalation:
@@ -117,7 +121,7 @@ class RollbackEngine:
             return
         if culprit in self.fired:
             return  # rolled back already in this run: that decision stands
-        self._audit(culprit, check, "decision", "none", f"{check} failed: {allowed.rule}")
+        self._audit(culprit, check, "hold", "none", f"{check} failed: {allowed.rule}")
         if allowed.escalate:
             self.escalate(culprit, check, reason, allowed.rule + (f"; {section_9}" if section_9 else ""), key="not-acted")
 
@@ -196,7 +200,7 @@ class RollbackEngine:
         """Not rolled back, for `why` (the blast-radius limit, the rollback memory): audited and escalated once."""
         self.held[service] = why
         self.rule = f"{rule}: {why}"
-        self._audit(service, check, "decision", "none", why)
+        self._audit(service, check, "hold", "none", why)
         self.notify(f"NOT ROLLED BACK {service}: {why}", True)
         self.escalate(service, check, reason, why + (f"; {section_9}" if section_9 else ""), key=rule)
 

@@ -145,7 +145,7 @@ class SignOff:
     def rollback_line(self) -> str:
         decided: dict[str, list[str]] = {}
         for record in self.rollbacks:
-            if record.get("step") == "decision" and record.get("outcome") == "none":
+            if record.get("step") == "hold":
                 continue  # nothing was done: its rule is on the "decided by" lines
             if record.get("step") == "decision":
                 decided.setdefault(record["service"], []).append(f"{record['outcome']}")

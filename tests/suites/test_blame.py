@@ -157,7 +157,7 @@ def test_a_culprit_outside_the_release_escalates_instead(stack: StackControl, tm
     assert decisions(log) == set(), audit(log)
     sent = escalations(log)
     assert {r["service"] for r in sent} == {"payment"}, sent
-    assert any("payment is failing but was not part of this release" in r["detail"] for r in sent), sent
+    assert any("purpose deploy: payment was not part of this release (released: order (--released)): nothing rolled back" in r["detail"] for r in sent), sent
 
 
 def test_a_runner_that_reaches_nothing_is_inconclusive(tmp_path: Path) -> None:

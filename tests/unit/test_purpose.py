@@ -42,7 +42,9 @@ def run_failure(tmp_path: Path, purpose: str, scope: ReleaseScope, extra: str = 
 
 
 def decisions(engine: RollbackEngine) -> list[tuple[str, str]]:
-    return [(r["service"], r["outcome"]) for r in engine.records if r["step"] == "decision"]
+    """(service, outcome) of every decision: a rollback decided, or held (outcome none)."""
+    return [(r["service"], r["outcome"] if r["step"] == "decision" else "none") for r in engine.records
+            if r["step"] in ("decision", "hold")]
 
 
 def escalations(engine: RollbackEngine) -> list[dict[str, object]]:
