@@ -99,7 +99,7 @@ class RollbackEngine:
             return
         if len(culprits) != 1:
             if rollback or escalation:
-                who = f"several services ({' or '.join(culprits)})" if culprits else "no service"
+                who = f"several services ({', '.join(culprits)})" if culprits else "no service"
                 self.rule = "one culprit or none: the evidence does not single out one service"
                 self.escalate(",".join(culprits) or "unattributed", check, reason,
                               f"{check} failed and the evidence names {who}: nothing rolled back, a human must judge"

@@ -264,9 +264,12 @@ def test_the_rendered_overlay_applies_to_the_simulator(stack: StackControl, tmp_
 
 READ_ONLY_ROOT = """set -e
 mount --make-rprivate /
+mount --bind "$REPO" "$KEEP/repo"  # (a checkout under /tmp, as a fresh clone's, is put back under the pod's /tmp below)
+if [ -n "$WRITABLE_REPORTS" ]; then mount --bind "$WRITABLE_REPORTS" "$KEEP/reports"; fi
 mount --bind / / && mount -o remount,bind,ro /
-if [ -n "$WRITABLE_REPORTS" ]; then mount --bind "$WRITABLE_REPORTS" "$REPORTS" && mount -o remount,bind,rw "$REPORTS"; fi
 mount -t tmpfs -o size=256m tmpfs /tmp
+case "$REPO" in /tmp/*) mkdir -p "$REPO" && mount --bind "$KEEP/repo" "$REPO" && mount -o remount,bind,ro "$REPO";; esac
+if [ -n "$WRITABLE_REPORTS" ]; then mount --bind "$KEEP/reports" "$REPORTS" && mount -o remount,bind,rw "$REPORTS"; fi
 if touch "$REPO/pyproject.toml" 2>/dev/null; then echo "the root filesystem is writable"; exit 9; fi
 cd "$REPO" && exec "$PYTHON" -m pytest "$@"
 """
@@ -296,7 +299,11 @@ def test_the_probe_runs_on_a_read_only_root_filesystem(stack: StackControl, tmp_
     shutil.copy(stack.stack_file, stack_file)
     (REPO / "reports").mkdir(exist_ok=True)  # the mount point, as the image's WORKDIR has it
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "POLYCHECK_"))}
+    keep = Path("/dev/shm") / f"polycheck-ro-{os.getpid()}-{tmp_path.name}"  # mount points outside /tmp
+    (keep / "repo").mkdir(parents=True)
+    (keep / "reports").mkdir()
     env.update(WRITABLE_REPORTS=str(writable), REPORTS=str(REPO / "reports"), REPO=str(REPO), PYTHON=sys.executable, HOME="/tmp",
+               KEEP=str(keep),
                POLYCHECK_STACK_FILE=str(stack_file))
     command = [unshare, "-m", "sh", "-c", READ_ONLY_ROOT, "sh", *args, "-p", "no:randomly"]
     try:
@@ -304,6 +311,8 @@ def test_the_probe_runs_on_a_read_only_root_filesystem(stack: StackControl, tmp_
         without = subprocess.run(command, capture_output=True, text=True, timeout=300, env={**env, "WRITABLE_REPORTS": ""})
     finally:
         stack_file.unlink()
+        for folder in (keep / "repo", keep / "reports", keep):
+            folder.rmdir()
     assert probe.returncode == 0, probe.stdout[-3000:] + probe.stderr[-3000:]
     signoff = json.loads((writable / "latest" / "signoff.json").read_text())
     assert signoff["verdict"] == "GO", signoff
