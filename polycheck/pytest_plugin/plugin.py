@@ -24,7 +24,7 @@ from polycheck.doubles.promserver import LocalPrometheus, LocalPrometheusError
 from polycheck.checks.release import parse_released
 from polycheck.scope.run import Run, RunInputs
 from polycheck.signoff.runs import ALLURE_RESULTS, create_run_folder, prune
-from polycheck.pytest_plugin import options, termination, verdicts
+from polycheck.pytest_plugin import allure_threads, options, termination, verdicts
 from polycheck.pytest_plugin.probe import ProbePlugin
 from polycheck.pytest_plugin.rollback import RollbackPlugin
 from polycheck.pytest_plugin.signoff import SignOffPlugin
@@ -57,6 +57,7 @@ def pytest_configure(config: pytest.Config) -> None:
     except (ConfigError, ValueError) as exc:
         raise pytest.UsageError(f"polycheck: {exc}") from None
     config.stash[RUN] = run
+    allure_threads.install()  # checks that run ahead use Allure from their own threads
     termination.install(config)
     config.pluginmanager.register(termination, "polycheck-termination")
     _report_paths(config, run)
