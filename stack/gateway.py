@@ -54,7 +54,7 @@ def gateway_routes(ctx: ServiceContext) -> list[Route]:
         except httpx.TimeoutException:
             return JSONResponse({"error": "upstream_timeout", "upstream": service}, status_code=504)
         except httpx.TransportError as exc:
-            return JSONResponse({"error": "bad_gateway", "upstream": service, "detail": str(exc)}, status_code=502)
+            return JSONResponse({"error": "bad_gateway", "upstream": service, "detail": _described(exc)}, status_code=502)
         kept = {k: v for k, v in upstream.headers.items() if k.lower() not in DROPPED_RESPONSE_HEADERS}
         return Response(upstream.content, status_code=upstream.status_code, headers=kept)
 
@@ -62,3 +62,12 @@ def gateway_routes(ctx: ServiceContext) -> list[Route]:
         Route("/api/{path:path}", proxy, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
         *storefront_routes(ctx),
     ]
+
+
+def _described(exc: BaseException) -> str:
+    """The transport error with its cause: anyio's BrokenResourceError (a reset connection) has no text of its own."""
+    text = str(exc) or type(exc).__name__
+    cause = exc.__cause__ or exc.__context__
+    while cause is not None and not str(cause):
+        cause = cause.__cause__ or cause.__context__
+    return f"{text}: {type(cause).__name__}: {cause}" if cause is not None and str(cause) != text else text

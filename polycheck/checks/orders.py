@@ -44,13 +44,20 @@ class OrderLedger:
     keys: dict[str, str] = field(default_factory=dict)  # order or payment id -> its Idempotency-Key
     leases: Leases | None = None  # the check's SKU leases: a cancelled order's SKU settles before its next use
     skus: dict[str, list[str]] = field(default_factory=dict)  # order id -> the SKUs it holds
+    intended: dict[str, str] = field(default_factory=dict)  # Idempotency-Key -> order | payment, before each create
 
     def _intend(self, key: str, kind: str, body: dict[str, Any]) -> None:
+        self.intended[key] = kind
         if self.journal is not None:
             self.journal.intend(key, kind, self.account.email, body, self.journal_password)
 
-    def _created(self, key: str, object_id: str) -> None:
+    def _created(self, key: str, object_id: str, ids: list[str]) -> None:
+        # in memory first, then in the journal: a SIGTERM (a KeyboardInterrupt at any bytecode) that lands between
+        # the two leaves an object the finaliser knows and cleans, never one the journal calls created and the
+        # finaliser does not know (left for a sweep)
         self.keys.setdefault(object_id, key)
+        if object_id not in ids:
+            ids.append(object_id)
         if self.journal is not None:
             self.journal.created(key, object_id)
 
@@ -62,13 +69,10 @@ class OrderLedger:
             _, order = self.shop.create_order(items, key, expect=expect)
         except CheckFailure:
             for made in self._replayed(key, "/api/orders"):
-                self._created(key, made)
-                self.order_ids.append(made)
+                self._created(key, made, self.order_ids)
             raise
-        self._created(key, order["id"])
-        if order["id"] not in self.order_ids:
-            self.order_ids.append(order["id"])
-            self.skus[order["id"]] = [str(item.get("sku")) for item in items if isinstance(item, dict)]
+        self.skus.setdefault(order["id"], [str(item.get("sku")) for item in items if isinstance(item, dict)])
+        self._created(key, order["id"], self.order_ids)
         return order
 
     def pay(self, order: dict[str, Any], card_token: str, key: str | None = None) -> dict[str, Any]:
@@ -79,12 +83,9 @@ class OrderLedger:
             payment = self.shop.pay(order, card_token, key)
         except CheckFailure:
             for made in self._replayed(key, "/api/payments"):
-                self._created(key, made)
-                self.payment_ids.append(made)
+                self._created(key, made, self.payment_ids)
             raise
-        self._created(key, payment["id"])
-        if payment["id"] not in self.payment_ids:
-            self.payment_ids.append(payment["id"])
+        self._created(key, payment["id"], self.payment_ids)
         return payment
 
     def attempt_payment(self, order: dict[str, Any], card_token: str, *, by: ShopApi | None = None,
@@ -132,6 +133,25 @@ class OrderLedger:
                 raise
         return attempt
 
+    def _recover_interrupted(self) -> None:
+        """A create whose answer arrived but was never recorded (a SIGTERM or Ctrl-C between the two) is found in
+        the exchange log by its Idempotency-Key, so the finaliser cleans it instead of leaving it for a sweep."""
+        known = set(self.keys.values())
+        for key, kind in self.intended.items():
+            if key in known:
+                continue
+            path = "/api/orders" if kind == ORDER else "/api/payments"
+            for seen in self.shop.client.log.exchanges:
+                if (seen.method == "POST" and seen.status in (200, 201) and seen.sent is not None
+                        and seen.sent.path == path and seen.sent.headers.get("Idempotency-Key") == key):
+                    try:
+                        body = json.loads(seen.response_body)
+                    except ValueError:
+                        continue
+                    if isinstance(body, dict) and isinstance(body.get("id"), str):
+                        self._created(key, body["id"], self.order_ids if kind == ORDER else self.payment_ids)
+                        break
+
     def record_payment(self, payment: dict[str, Any]) -> None:
         """A payment created outside `pay` (e.g. one the service should have refused), for the clean-up."""
         if isinstance(payment, dict) and payment.get("id") and payment["id"] not in self.payment_ids:
@@ -165,6 +185,7 @@ class OrderLedger:
             shops.append(self.shop.signed_in(self.shop.login(self.account)["access_token"]))
             return action(shops[-1])
 
+        self._recover_interrupted()
         if not self.shop.token and (self.order_ids or self.payment_ids):
             try:
                 shops.append(self.shop.signed_in(self.shop.login(self.account)["access_token"]))
