@@ -363,8 +363,8 @@ def parse(argv: list[str]) -> tuple[argparse.Namespace, Analysis, Limits]:
     parser = argparse.ArgumentParser(prog="python -m polycheck serve", description=__doc__.splitlines()[0])
     parser.add_argument("--env", help="the environment the checks run against (envs/NAME.toml; default, as for the "
                         "plugin: ini polycheck_env, $POLYCHECK_ENV, else local)")
-    parser.add_argument("--host", default="0.0.0.0")
-    parser.add_argument("--port", type=int, default=8080)
+    parser.add_argument("--host", default="0.0.0.0", help="the address to listen on (default 0.0.0.0: the pod's; 127.0.0.1 outside one)")
+    parser.add_argument("--port", type=int, default=8080, help="the port to listen on (default 8080)")
     parser.add_argument("--root", default=".", help="the checkout holding conftest.py, suites/ and envs/")
     parser.add_argument("--marker", default=DEFAULT_MARKER, help=f"the checks of one analysis (-m; default {DEFAULT_MARKER!r})")
     parser.add_argument("--timeout", type=_positive("--timeout", 86400), default=600.0, help="seconds one analysis may take")

@@ -15,6 +15,8 @@ from typing import Any
 
 import iniconfig  # pytest's own ini parser, installed with it
 
+from polycheck.core.shipped import shipped
+
 DEFAULT_ENV = "local"
 DEFAULT_REPORTS = "reports"  # the folder the relative defaults of the audit log and the ledger name
 
@@ -45,9 +47,22 @@ def env_name(cli: str | None, ini: Ini, environ: Mapping[str, str] | None = None
     return option(cli, ini, "polycheck_env", variable="POLYCHECK_ENV", default=DEFAULT_ENV, environ=environ)
 
 
-def env_dir(cli: str | None, ini: Ini, root: Path) -> Path:
-    """--env-dir (as given), else the ini polycheck_env_dir relative to the root."""
-    return Path(cli) if cli else root / str(ini("polycheck_env_dir"))
+def env_dir(cli: str | None, ini: Ini, root: Path, name: str = "") -> Path:
+    """--env-dir (as given), else the ini polycheck_env_dir relative to the root; when the environment `name` has
+    no file there, the folder of the environments polycheck ships (envs/: local, staging, prod) if it has one."""
+    configured = Path(cli) if cli else root / str(ini("polycheck_env_dir"))
+    if name and not (configured / f"{name}.toml").is_file():
+        ours = shipped("envs")
+        if (ours / f"{name}.toml").is_file():
+            return ours
+    return configured
+
+
+def contracts_dir(ini: Ini, root: Path) -> Path:
+    """The ini polycheck_contracts_dir relative to the root; the contracts polycheck ships when that folder does
+    not exist (a team's repository that has none of its own)."""
+    configured = root / str(ini("polycheck_contracts_dir"))
+    return configured if configured.is_dir() else shipped("contracts")
 
 
 def reports_dir(cli: str | None, ini: Ini, root: Path) -> Path:

@@ -160,8 +160,15 @@ def add_options(parser: pytest.Parser) -> None:
                     help="the pull request being deployed, checked approved and green through the GitHub API")
     gates.addoption("--pr-labels", dest="polycheck_pr_labels", metavar="LABELS",
                     help="the pull request's labels, comma-separated (also read from GitHub when a token is given)")
+    group.addoption(
+        "--shipped-suites", dest="polycheck_shipped_suites", action="store_true", default=None,
+        help="also collect the suites polycheck ships (health, login, order flow, ...) beside the tests of this "
+        "folder: a team's repository with checks of its own (default: ini polycheck_shipped_suites)",
+    )
     for name, (help_text, default) in resolve.INI.items():
         parser.addini(name, help_text, default=default)
+    parser.addini("polycheck_shipped_suites", "also collect the suites polycheck ships (see --shipped-suites)",
+                  type="bool", default=False)
 
 
 def env_name(config: pytest.Config) -> str:
@@ -170,7 +177,11 @@ def env_name(config: pytest.Config) -> str:
 
 
 def env_dir(config: pytest.Config) -> str:
-    return str(resolve.env_dir(config.getoption("polycheck_env_dir"), config.getini, config.rootpath))
+    return str(resolve.env_dir(config.getoption("polycheck_env_dir"), config.getini, config.rootpath, env_name(config)))
+
+
+def contracts_dir(config: pytest.Config) -> str:
+    return str(resolve.contracts_dir(config.getini, config.rootpath))
 
 
 def stack_file(config: pytest.Config) -> str | None:
@@ -226,3 +237,9 @@ def allow_not_run(config: pytest.Config) -> tuple[str, ...]:
     if wrong:
         raise ValueError(f"--allow-not-run names unknown step(s) {', '.join(wrong)}; steps: {', '.join(STEP_KEYS)}")
     return tuple(given)
+
+
+def shipped_suites(config: pytest.Config) -> bool:
+    """--shipped-suites, else the ini polycheck_shipped_suites."""
+    given = config.getoption("polycheck_shipped_suites")
+    return bool(config.getini("polycheck_shipped_suites") if given is None else given)

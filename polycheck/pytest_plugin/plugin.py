@@ -6,6 +6,7 @@ Run-once work (starting the local stack and its Prometheus, the preflight) happe
 
 from __future__ import annotations
 
+import importlib
 import time
 import uuid
 from datetime import datetime
@@ -16,6 +17,7 @@ import pytest
 
 from polycheck.core.config import ConfigError, EnvConfig, load_env
 from polycheck.core.failures import inconclusive
+from polycheck.core.shipped import shipped
 from polycheck.clients.http import timeout_from
 from polycheck.doubles.customers import CUSTOMERS_PER_SECOND, shoppers
 from polycheck.doubles.localstack import LocalStack, LocalStackError, StackInfo
@@ -24,7 +26,7 @@ from polycheck.doubles.promserver import LocalPrometheus, LocalPrometheusError
 from polycheck.checks.release import parse_released
 from polycheck.scope.run import Run, RunInputs
 from polycheck.signoff.runs import ALLURE_RESULTS, create_run_folder, prune
-from polycheck.pytest_plugin import allure_threads, options, termination, verdicts
+from polycheck.pytest_plugin import allure_threads, markers, options, termination, verdicts
 from polycheck.pytest_plugin.probe import ProbePlugin
 from polycheck.pytest_plugin.rollback import RollbackPlugin
 from polycheck.pytest_plugin.signoff import SignOffPlugin
@@ -32,7 +34,14 @@ from polycheck.pytest_plugin.state import RESOURCES, RUN, Resources, is_xdist_wo
 
 WORKER_RUN = "polycheck_run"
 
-pytest_plugins = ["polycheck.pytest_plugin.reporting", "polycheck.pytest_plugin.params", "polycheck.pytest_plugin.concurrent"]
+pytest_plugins = [
+    "polycheck.pytest_plugin.reporting", "polycheck.pytest_plugin.params", "polycheck.pytest_plugin.concurrent",
+    "polycheck.pytest_plugin.misread_options",
+]
+# The fixtures (fixtures/ in the checkout, polycheck.fixtures once installed), registered at configure time: after
+# every plugin's entry point, so that ours override theirs (browser_type_launch_args over pytest-playwright's,
+# which entry points may load after this plugin); a conftest.py's fixtures still override ours.
+FIXTURE_MODULES = ("environment", "http", "synthetic", "orders", "browser", "kubernetes", "prometheus", "predeploy")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -43,7 +52,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     resources = Resources()
     config.stash[RESOURCES] = resources
+    markers.register(config)
+    for name in FIXTURE_MODULES:
+        module = f"polycheck.fixtures.{name}"
+        if config.pluginmanager.get_plugin(module) is None:
+            config.pluginmanager.register(importlib.import_module(module), module)
     workerinput: dict[str, Any] = getattr(config, "workerinput", {})
+    if not workerinput:
+        _add_shipped_suites(config)
     try:
         workers = options.concurrency(config)  # (a usage error before anything is started)
         if WORKER_RUN in workerinput:
@@ -72,6 +88,15 @@ def pytest_configure(config: pytest.Config) -> None:
     register(config, workers)
 
 
+def _add_shipped_suites(config: pytest.Config) -> None:
+    """With --shipped-suites (or its ini twin), the suites polycheck ships are collected too (xdist's workers
+    get them with the controller's arguments)."""
+    if options.shipped_suites(config):
+        suites = str(shipped("suites"))
+        if suites not in config.args:
+            config.args.append(suites)
+
+
 def _inputs(config: pytest.Config, env: EnvConfig) -> RunInputs:
     """The run's inputs from the command line, ini and environment (before anything is started); `env` is the
     environment's config, read once, for the names --released may give."""
@@ -87,7 +112,7 @@ def _inputs(config: pytest.Config, env: EnvConfig) -> RunInputs:
     return RunInputs(
         env=name,
         env_dir=str(env_dir),
-        contracts=str(config.rootpath / config.getini("polycheck_contracts_dir")),
+        contracts=options.contracts_dir(config),
         run_id=uuid.uuid4().hex[:12],
         rollback_log=config.getoption("polycheck_rollback_log") or "",
         release_version=config.getoption("polycheck_release_version"),

@@ -66,7 +66,7 @@ def main(argv: list[str]) -> int:
     root = Path(args.root).resolve()
     try:
         ini = resolve.ini_file(root)  # the options resolve as the plugin's do: CLI, ini, environment, default
-        config = load_env(resolve.env_name(args.env, ini), resolve.env_dir(args.env_dir, ini, root))
+        config = load_env(resolve.env_name(args.env, ini), resolve.env_dir(args.env_dir, ini, root, resolve.env_name(args.env, ini)))
         older_than = parse_duration(args.older_than)
         stack_file = resolve.stack_file(args.stack_file)
         if config.environment.local_stack:

@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from polycheck.pytest_plugin.markers import MARKERS
 import yaml
 
 from polycheck.core.config import KubernetesConfig, load_env
@@ -26,8 +28,8 @@ def documents(name: str) -> list[dict[str, Any]]:
 
 
 def markers() -> set[str]:
-    config = tomllib.loads((REPO / "pyproject.toml").read_text())
-    return {line.split(":")[0].split("(")[0] for line in config["tool"]["pytest"]["ini_options"]["markers"]}
+    """The markers the plugin registers (wherever it runs)."""
+    return {line.split(":")[0].split("(")[0] for line in MARKERS}
 
 
 def container_of(pod_spec: dict[str, Any]) -> dict[str, Any]:
@@ -226,6 +228,11 @@ def test_the_image_is_pinned_lean_non_root_and_hadolint_clean(tmp_path: Path) ->
     ignored = (REPO / "deploy" / "Dockerfile.dockerignore").read_text().splitlines()
     assert ignored[1] == "*" and not any(line.startswith("!") and line[1:].rstrip("/") in {"stack", "kubesim"} for line in ignored)
     assert re.search(r"^USER 10001:10001$", text, re.M) and "HOME=/tmp" in text, "non-root, HOME writable on a read-only root"
+    (left_out,) = re.findall(r"sed -i '/(.+)/d' pyproject.toml", text)
+    packages = [line for line in (REPO / "pyproject.toml").read_text().splitlines() if left_out in line]
+    assert len(packages) == 1 and "stack" in packages[0] and "kubesim" in packages[0], \
+        f"the image's install must leave out the one pyproject.toml line listing the local stack: {packages}"
+    assert re.search(r'^ENTRYPOINT \["polycheck", "run"\]$', text, re.M), "the probe runs the console command"
     linted = hadolint(text, tmp_path)
     assert linted.returncode == 0, linted.stdout + linted.stderr
 
