@@ -7,7 +7,7 @@ ARGS ?=
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.polycheck-installed
 
-.PHONY: smoke test test-stress lint bench stack report clean
+.PHONY: smoke test test-stress lint bench stack report wheel clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -52,8 +52,13 @@ $(ALLURE): package.json
 	npm install --no-audit --no-fund --no-package-lock --loglevel=error
 	touch $(ALLURE)
 
+# wheel: the installable product (pip install dist/polyshop_checks-*.whl into a team's repository)
+DIST ?= dist
+wheel: $(STAMP)
+	$(BIN)/python -m pip wheel --quiet --disable-pip-version-check --no-deps --wheel-dir $(DIST) .
+
 report: $(STAMP) $(ALLURE)
 	$(BIN)/python -m polycheck report $(ARGS)
 
 clean:
-	rm -rf $(VENV) $(CHECKOV_VENV) reports/runs reports/latest reports/allure-results reports/junit.xml node_modules *.egg-info
+	rm -rf $(VENV) $(CHECKOV_VENV) dist build reports/runs reports/latest reports/allure-results reports/junit.xml node_modules *.egg-info

@@ -58,8 +58,7 @@ def pytest_configure(config: pytest.Config) -> None:
         if config.pluginmanager.get_plugin(module) is None:
             config.pluginmanager.register(importlib.import_module(module), module)
     workerinput: dict[str, Any] = getattr(config, "workerinput", {})
-    if not workerinput:
-        _add_shipped_suites(config)
+    _add_shipped_suites(config)
     try:
         workers = options.concurrency(config)  # (a usage error before anything is started)
         if WORKER_RUN in workerinput:
@@ -89,8 +88,8 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def _add_shipped_suites(config: pytest.Config) -> None:
-    """With --shipped-suites (or its ini twin), the suites polycheck ships are collected too (xdist's workers
-    get them with the controller's arguments)."""
+    """With --shipped-suites (or its ini twin), the suites polycheck ships are collected too (by each xdist
+    worker as well: a worker starts from the command line's arguments, not from the controller's collection)."""
     if options.shipped_suites(config):
         suites = str(shipped("suites"))
         if suites not in config.args:
