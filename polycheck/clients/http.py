@@ -47,6 +47,7 @@ class Exchange:
     response_headers: dict[str, str] = field(default_factory=dict)
     response_body: str = ""
     elapsed: float = 0.0
+    sent_at: float = 0.0  # epoch seconds when it was sent (also for one sent early, in the run's fan-out)
     error: str | None = None
     answered_by: str = ""  # the service the request reached (the routed one, through the gateway)
     timed_out: bool = False
@@ -367,6 +368,7 @@ class ServiceClient:
             self.log.add(exchange)
             return None, exchange
         started = time.perf_counter()
+        exchange.sent_at = time.time()
         try:
             response = self._client.send(request)
         except httpx.HTTPError as exc:

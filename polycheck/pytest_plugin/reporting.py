@@ -13,7 +13,8 @@ from polycheck.clients.http import ExchangeLog
 from polycheck.core.steps import epic_of, feature_of, story_of
 from polycheck.core.verdict import Verdict
 from polycheck.pytest_plugin.markers import may_roll_back
-from polycheck.pytest_plugin.verdicts import BLOCKED, INCONCLUSIVE, outcome_of
+from polycheck.pytest_plugin.verdicts import BLOCKED, INCONCLUSIVE, outcome_of, subjects_of
+from polycheck.signoff.results import JUDGES_LABEL, NODEID_LABEL
 
 try:
     import allure
@@ -47,7 +48,8 @@ def attach_text(name: str, text: str) -> None:
 
 
 def severity_of(item: pytest.Item, markers: set[str]) -> str:
-    """blocker: a rollback trigger (its failure rolls a service back); critical: smoke; else normal."""
+    """blocker: marked rollback (at the run's end, blocker stays only where this run's purpose and release scope let
+    a failure roll back a service the check judges: signoff.results); critical: smoke; else normal."""
     if may_roll_back(item):
         return "blocker"
     return "critical" if "smoke" in markers else "normal"
@@ -65,6 +67,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         item.add_marker(allure.feature(feature_of(getattr(module, "__doc__", None), getattr(module, "__name__", item.nodeid))))
         item.add_marker(allure.story(story_of(getattr(function, "__doc__", None), getattr(function, "__name__", item.name))))
         item.add_marker(allure.severity(severity_of(item, markers)))
+        item.add_marker(allure.label(NODEID_LABEL, item.nodeid))
+        if may_roll_back(item):
+            item.add_marker(allure.label(JUDGES_LABEL, ",".join(subjects_of(item))))
 
 
 @pytest.hookimpl(hookwrapper=True)

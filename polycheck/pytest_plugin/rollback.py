@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import threading
 from collections import deque
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -54,7 +53,6 @@ def engine_for(config: pytest.Config) -> RollbackEngine | None:
                     release_version=state.release_version,  # --release-version only: an env's pin is no evidence of a deploy
                 )),
             notify=plugin.notify if isinstance(plugin, RollbackPlugin) else (lambda line, bad: None),
-            allure_dir=Path(config.option.allure_report_dir) if getattr(config.option, "allure_report_dir", None) else None,
         )
         config.stash[ENGINE] = engine
     return engine

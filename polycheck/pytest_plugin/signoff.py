@@ -98,9 +98,10 @@ class SignOffPlugin:
         assert folder is not None
         environment = self.probe.properties(ENVIRONMENT_DEADLINE_SECONDS) if self.probe else self._head()
         if allure_dir is not None:
-            finalise_results(allure_dir, environment=environment, executor=self.executor)
+            finalise_results(allure_dir, environment=environment, executor=self.executor, records=self._records(),
+                             rolls_back=self._rolls_back)
         reports = folder.parent.parent
-        previous = previous_finished(reports, folder)
+        previous = previous_finished(reports, folder, {"env": run.config.name, "selection": self.selection()})
         if previous is not None:
             carry_history(previous / HISTORY_FILE, _allure_results_of(previous), folder / HISTORY_FILE,
                           timestamp_ms=int(previous.stat().st_mtime * 1000))
@@ -121,6 +122,25 @@ class SignOffPlugin:
             sys.stderr.write(f"polycheck: {reports / 'latest'} not updated: {exc}\n")
         # now that this run's bytes are known: the older runs make room for it (--keep-runs, --keep-mb)
         prune(reports, run.inputs.keep_runs, keep_bytes=run.inputs.keep_bytes, current=folder)
+
+    def selection(self) -> str:
+        """What the run selected (-m, -k, the paths), as its history and trend are kept per env and selection."""
+        option = self.config.option
+        parts = [*(["-m", option.markexpr] if getattr(option, "markexpr", "") else []),
+                 *(["-k", option.keyword] if getattr(option, "keyword", "") else [])]
+        parts += [_shown(Path(arg.split("::", 1)[0]), self.config.rootpath) + ("::" + arg.split("::", 1)[1] if "::" in arg else "")
+                  for arg in self.config.args]
+        return shlex.join(parts)
+
+    def _rolls_back(self, service: str) -> bool:
+        from polycheck.pytest_plugin.rollback import ENGINE
+
+        engine = self.config.stash.get(ENGINE, None)
+        if engine is None:
+            from polycheck.rollback.purpose import CANARY, DEPLOY
+
+            return run_of(self.config).purpose in (DEPLOY, CANARY)
+        return bool(engine.would_roll_back(service))
 
     def _records(self) -> list[dict[str, Any]]:
         from polycheck.pytest_plugin.rollback import ENGINE
@@ -153,7 +173,7 @@ class SignOffPlugin:
             executor=self.executor, checks=checks, rollbacks=rollbacks, escalations=escalations, note=note,
             command=redact_secrets(shlex.join([Path(sys.argv[0]).name, *self.config.invocation_params.args])),
             environment=environment, allure_results=str(allure_dir) if allure_dir else "",
-            not_run=judge.not_run() if judge is not None else [],
+            not_run=judge.not_run() if judge is not None else [], selection=self.selection(),
         )
 
     def pytest_unconfigure(self, config: pytest.Config) -> None:

@@ -27,6 +27,7 @@ from polycheck.core.redact import redact_secrets
 from polycheck.signoff.links import evidence_links
 from polycheck.core.steps import steps_of
 from polycheck.signoff.summary import CheckOutcome, NotRun, not_run_steps
+from polycheck.signoff.results import RAN_LABEL
 from polycheck.core.verdict import BLOCKED, FAILED, FLAKY, INCONCLUSIVE, PASSED, REASON_LIMIT, SKIPPED, Verdict, first_line, unique
 from polycheck.pytest_plugin.markers import escalation_of, may_roll_back
 from polycheck.pytest_plugin.state import board_of, run_of
@@ -197,6 +198,17 @@ def _times(item: pytest.Item, call: pytest.CallInfo[Any]) -> tuple[float, float]
     return call.start, call.stop
 
 
+def _evidence_window(item: pytest.Item, start: float, stop: float) -> tuple[float, float]:
+    """From the first request the check's evidence came from (sent early, for some) to its body's end."""
+    funcargs = getattr(item, "funcargs", {})
+    scope = funcargs.get("check_scope")
+    log = scope.log if scope is not None else funcargs.get("exchange_log")
+    sent = [e for e in getattr(log, "exchanges", []) if getattr(e, "sent_at", 0.0) > 0]
+    if not sent:
+        return start, stop
+    return min(start, *(e.sent_at for e in sent)), max(stop, *(e.sent_at + e.elapsed for e in sent))
+
+
 def _described(verdict: Verdict) -> str:
     """A blocked or inconclusive check's one line (it is shown as skipped, with this reason)."""
     words = f"blocked by {' or '.join(verdict.culprits)}" if verdict.outcome == BLOCKED else INCONCLUSIVE
@@ -211,6 +223,12 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[Any]) -> 
     exc = call.excinfo.value if call.excinfo is not None else None
     verdict = verdict_of(item, exc, call.when, start=start, stop=stop)
     report = yield
+    if allure is not None and call.when == "call":
+        shown = _evidence_window(item, start, stop)
+        if shown != (call.start, call.stop):
+            # it ran ahead, or its requests were sent early in the run's fan-out: the report shows when its body and
+            # its requests really ran, not the instant of its turn (read by signoff.results)
+            allure.dynamic.label(RAN_LABEL, f"{int(shown[0] * 1000)}-{int(shown[1] * 1000)}")
     if verdict.outcome != PASSED or call.when == "call":  # (JUnit writes the teardown's properties: no "passed" there)
         verdict.attach(report.user_properties)
     if verdict.outcome in (FAILED, BLOCKED, INCONCLUSIVE, FLAKY) and call.when != "teardown":

@@ -20,7 +20,6 @@ import httpx
 from polycheck.core.config import EnvConfig, MissingSecretError
 from polycheck.core.redact import redact_text, shown_url
 from polycheck.checks.release import ReleaseScope
-from polycheck.rollback.allure_report import report_rollback
 from polycheck.rollback.memory import ANNOTATION, UNDO_ACTIONS, Memory, Revisions, refusal, remember, revisions
 from polycheck.rollback.purpose import CANARY, DEPLOY, GATE, permission
 
@@ -53,8 +52,6 @@ class RollbackEngine:
     escalated: set[str] = field(default_factory=set)
     held: dict[str, str] = field(default_factory=dict)  # service -> why it was not rolled back (blast radius, memory)
     records: list[dict[str, Any]] = field(default_factory=list)
-    allure_dir: Path | None = None  # also write each rollback as an Allure result there
-    _reported: set[str] = field(default_factory=set)
     failed_at: float | None = None  # when the check that triggered the current decision failed (epoch seconds)
     reason: str = ""  # the verdict's reason behind the current decision (redacted), kept in its audit records
     rule: str = ""  # the rule behind the current decision (purpose, scope), kept in its audit records
@@ -138,6 +135,16 @@ class RollbackEngine:
         self.escalate("", check, reason, f"could not judge release {self.release or '(unnamed)'} in env {self.config.name}: {reason}",
                       key="inconclusive")
 
+    def would_roll_back(self, service: str) -> bool:
+        """Whether a failure blaming `service` alone could roll it back in this run (its purpose; the release scope
+        if this run read it, else every service counts): what makes a check a rollback trigger in the report."""
+        if self.purpose not in (DEPLOY, CANARY):
+            return False
+        if self._scope is None:
+            return True
+        return permission(self.purpose, service, self._scope, actions=[],
+                          unknown_scope=self.config.rollback.unknown_scope).roll_back
+
     def release_scope(self) -> ReleaseScope:
         if self._scope is None:
             self._scope = self.released(self)
@@ -149,11 +156,7 @@ class RollbackEngine:
     def rollback(self, service: str, check: str, reason: str, section_9: str | None = None,
                  actions: list[str] | None = None) -> None:
         """Roll `service` back with `actions` (default: its configured ones), once per run."""
-        first = len(self.records)
         self._rollback(service, check, reason, section_9, self.config.rollback.actions_for(service) if actions is None else actions)
-        if self.allure_dir is not None and service not in self._reported:
-            self._reported.add(service)
-            report_rollback(self.allure_dir, service, check, [r for r in self.records[first:] if r["service"] == service])
 
     def _rollback(self, service: str, check: str, reason: str, section_9: str | None, actions: list[str]) -> None:
         if service in self.fired or service in self.held:

@@ -1,6 +1,7 @@
-"""`python -m polycheck report`: one self-contained HTML file from a run's result set, with Allure 3, offline.
+"""`polycheck report`: the sign-off page of a run with its Allure report beside it, offline.
 
-Allure 3 (the npm package `allure`, pinned in package.json, run by Node) renders the classic Allure report
+`<run>/report/index.html` is the sign-off page (polycheck.signoff.page: the verdict first, the runbook steps,
+culprits, rollbacks, the sign-off line); `<run>/report/allure.html` is Allure's detail, shown at its end. Allure 3 (the npm package `allure`, pinned in package.json, run by Node) renders the classic Allure report
 (`allure2` plugin) as a single file: overview, categories, suites, behaviours (runbook epic / feature /
 story), graphs, timeline, environment, executor and the trend from the run's `history.jsonl`. With
 `ALLURE_NO_ANALYTICS=true` that plugin includes no analytics script; the build checks the file for one
@@ -23,7 +24,8 @@ from typing import Any
 
 from polycheck.core import resolve
 from polycheck.signoff.results import HISTORY_FILE, REPORT_NAME
-from polycheck.signoff.runs import ALLURE_RESULTS, SIGNOFF_JSON, latest_run
+from polycheck.signoff.page import render
+from polycheck.signoff.runs import ALLURE_RESULTS, SIGNOFF_JSON, latest_run, signoff_data
 
 REPO = Path(__file__).resolve().parents[2]
 ALLURE_BIN = Path("node_modules") / ".bin" / "allure"
@@ -66,8 +68,12 @@ def config_text(output: Path, history: Path | None, name: str) -> str:
     return "export default " + json.dumps(config, indent=2) + ";\n"
 
 
+ALLURE_PAGE = "allure.html"
+
+
 def build_report(run: Path, *, root: Path = REPO, output: Path | None = None, timeout: float = BUILD_TIMEOUT_SECONDS) -> Path:
-    """Build `<run>/report/index.html` (or `output/index.html`); returns the file. Raises ReportError."""
+    """Build `<run>/report/` (or `output/`): index.html, the sign-off page, and allure.html, Allure's single-file
+    report; returns the sign-off page. Raises ReportError."""
     binary = allure_command(root)
     results = results_of(run)
     output = output or run / "report"
@@ -90,6 +96,8 @@ def build_report(run: Path, *, root: Path = REPO, output: Path | None = None, ti
         found = [m for m in ANALYTICS_MARKERS if m in text]
         if found:
             raise ReportError(f"the generated report would call an analytics service ({', '.join(found)}): not written")
+        page.rename(staged / ALLURE_PAGE)
+        (staged / "index.html").write_text(render(signoff_data(run), allure_href=ALLURE_PAGE))
         if output.exists():
             shutil.rmtree(output)
         output.parent.mkdir(parents=True, exist_ok=True)
@@ -99,7 +107,10 @@ def build_report(run: Path, *, root: Path = REPO, output: Path | None = None, ti
 
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m polycheck report",
-                                     description="Build the single-file HTML report of a run (default: reports/latest).")
+                                     description="Build the HTML report of a run (default: reports/latest): "
+                                     "<run>/report/index.html, the sign-off page (verdict, runbook steps, culprits, "
+                                     "rollbacks, the sign-off line), with Allure's single-file report beside it as "
+                                     "allure.html.")
     parser.add_argument("--reports-dir", help="the runs' folder (default, as for the plugin: ini polycheck_reports_dir "
                         "under ROOT, reports/)")
     parser.add_argument("--root", default=".", help="the checkout whose pytest ini is read (default: the current directory)")

@@ -20,7 +20,7 @@ import uuid
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from polycheck.signoff.environment import write_properties
 from polycheck.signoff.executor import allure_executor
@@ -31,14 +31,19 @@ HISTORY_LIMIT = 20
 REPORT_NAME = "PolyShop release sign-off"
 
 # Allure categories (categories.json), matching polycheck's verdicts; the first that matches names the defect.
+# Allure 3 tests each pattern with JavaScript's `new RegExp(pattern, "s").test(message)`: a search, not a full
+# match, and inline flags such as `(?s)` are a syntax error there (the category then never matches): anchor with ^.
 CATEGORIES: list[dict[str, Any]] = [
     {"name": "Flaky: passed on a retry", "matchedStatuses": ["passed", "failed", "broken"], "flaky": True},
-    {"name": "Blocked by a dependency", "matchedStatuses": ["broken"], "messageRegex": r"(?s)blocked by .*"},
-    {"name": "Checker infrastructure / inconclusive", "matchedStatuses": ["broken"], "messageRegex": r"(?s)inconclusive.*"},
-    {"name": "Rollback of a service", "matchedStatuses": ["failed", "broken", "skipped"], "messageRegex": r"(?s).*failed for good;.*rollback.*"},
+    {"name": "Blocked by a dependency", "matchedStatuses": ["broken"], "messageRegex": r"^blocked by "},
+    {"name": "Checker infrastructure / inconclusive", "matchedStatuses": ["broken"], "messageRegex": r"^inconclusive"},
     {"name": "Release defect", "matchedStatuses": ["failed"]},
     {"name": "Checker error (not judged)", "matchedStatuses": ["broken"]},
 ]
+# The plugin's own labels, read here and removed before the report sees them.
+NODEID_LABEL = "polycheck.nodeid"  # the check's pytest node id (audit records name it)
+JUDGES_LABEL = "polycheck.judges"  # a rollback-marked check: the services it judges, comma-separated
+RAN_LABEL = "polycheck.ran"  # a check that ran ahead: "START_MS-STOP_MS", when its body really ran
 
 
 def md5(text: str) -> str:
@@ -94,9 +99,66 @@ def _follow_verdict(result: dict[str, Any]) -> None:
             details["message"] = reason
 
 
+def _label(result: dict[str, Any], name: str) -> str | None:
+    values = _labels(result, name)
+    return values[-1] if values else None
+
+
+def _ran_when(result: dict[str, Any]) -> None:
+    """A check that ran ahead: its start and stop are when its body ran, not the instant of its turn."""
+    ran = _label(result, RAN_LABEL)
+    if not ran:
+        return
+    start, _, stop = ran.partition("-")
+    if start.isdigit() and stop.isdigit() and int(stop) >= int(start):
+        result["start"], result["stop"] = int(start), int(stop)
+
+
+def _severity(result: dict[str, Any], rolls_back: Callable[[str], bool]) -> None:
+    """blocker only for a rollback trigger of this run: a check marked rollback whose failure could roll back one of
+    the services it judges (the run's purpose and release scope allow it); any other blocker becomes critical."""
+    labels = result.get("labels") or []
+    judges = [s for s in (_label(result, JUDGES_LABEL) or "").split(",") if s]
+    trigger = bool(judges) and any(rolls_back(service) for service in judges)
+    for label in labels:
+        if label.get("name") == "severity" and label.get("value") == "blocker" and not trigger:
+            label["value"] = "critical"
+
+
+def _strip_own_labels(result: dict[str, Any]) -> None:
+    result["labels"] = [label for label in result.get("labels") or [] if not str(label.get("name", "")).startswith("polycheck.")]
+
+
+STEP_STATUS = {"done": "passed", "planned": "passed", "auto": "passed", "dry-run": "passed", "failed": "failed"}
+
+
+def attach_decisions(results_dir: Path, result: dict[str, Any], records: list[dict[str, Any]]) -> None:
+    """The rollback decisions and escalations a check's failure caused, as a step of that check with the audit
+    records attached (they are not test cases of their own)."""
+    by_service: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for record in records:
+        by_service[str(record.get("service") or "the run")].append(record)
+    stop = int(result.get("stop") or 0)
+    for service, own in by_service.items():
+        source = f"{uuid.uuid4()}-attachment.json"
+        (results_dir / source).write_text(json.dumps(own, indent=2))
+        substeps = [{"name": f"{r.get('step')}: {r.get('outcome')}: {str(r.get('detail', ''))[:300]}",
+                     "status": STEP_STATUS.get(str(r.get("outcome")), "skipped"), "start": stop, "stop": stop}
+                    for r in own]
+        status = "failed" if any(s["status"] == "failed" for s in substeps) else (
+            "passed" if any(s["status"] == "passed" for s in substeps) else "skipped")
+        kinds = sorted({str(r.get("step")) for r in own})
+        title = "escalation" if kinds == ["escalation"] else "rollback decision"
+        result.setdefault("steps", []).append({
+            "name": f"{title} for {service}", "status": status, "start": stop, "stop": stop, "steps": substeps,
+            "attachments": [{"name": f"audit records ({service})", "source": source, "type": "application/json"}]})
+
+
 def finalise_results(results_dir: Path, *, environment: dict[str, str], executor: dict[str, Any],
-                     report_name: str = REPORT_NAME) -> int:
-    """Write categories, environment and executor; make every result follow the verdicts and carry stable ids.
+                     report_name: str = REPORT_NAME, records: list[dict[str, Any]] | None = None,
+                     rolls_back: Callable[[str], bool] = lambda service: True) -> int:
+    """Write categories, environment and executor; make every result follow the verdicts and carry stable ids,
+    its real start and stop, a severity that means something, and the decisions its failure caused.
     Returns the number of results."""
     results_dir.mkdir(parents=True, exist_ok=True)
     (results_dir / "categories.json").write_text(json.dumps(CATEGORIES, indent=2))
@@ -110,13 +172,23 @@ def finalise_results(results_dir: Path, *, environment: dict[str, str], executor
         result["testCaseId"] = md5(key)
         result["historyId"] = md5(key + "".join(f"|{p.get('name')}={p.get('value')}" for p in params))
         _follow_verdict(result)
+        _ran_when(result)
+        _severity(result, rolls_back)
         by_history[result["historyId"]].append(result)
     for attempts in by_history.values():
         attempts.sort(key=lambda r: r.get("stop") or 0)
         if len(attempts) > 1 and attempts[-1].get("status") == "passed" and any(
                 r.get("status") in ("failed", "broken") for r in attempts[:-1]):
             attempts[-1].setdefault("statusDetails", {})["flaky"] = True
+    by_check: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for record in records or []:
+        by_check[str(record.get("check") or "")].append(record)
+    for _path, result in sorted(loaded, key=lambda pr: pr[1].get("stop") or 0, reverse=True):
+        own = by_check.pop(_label(result, NODEID_LABEL) or "\0", None)  # the last attempt of a check carries them
+        if own:
+            attach_decisions(results_dir, result, own)
     for path, result in loaded:
+        _strip_own_labels(result)
         temporary = path.with_name(f".{path.name}.tmp")
         temporary.write_text(json.dumps(result))
         temporary.replace(path)

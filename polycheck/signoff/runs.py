@@ -8,11 +8,13 @@ running: an unfinished run younger than a day is kept).
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import time
 from datetime import datetime, UTC
 from pathlib import Path
+from typing import Any
 
 RUNS = "runs"
 LATEST = "latest"
@@ -55,10 +57,26 @@ def latest_run(reports_dir: Path) -> Path | None:
     return finished[-1] if finished else None
 
 
-def previous_finished(reports_dir: Path, current: Path) -> Path | None:
-    """The newest finished run before `current`."""
-    earlier = [f for f in run_folders(reports_dir) if f.name < current.name and is_finished(f)]
-    return earlier[-1] if earlier else None
+def signoff_data(folder: Path) -> dict[str, Any]:
+    try:
+        data = json.loads((folder / SIGNOFF_JSON).read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def previous_finished(reports_dir: Path, current: Path, same: dict[str, str] | None = None) -> Path | None:
+    """The newest finished run before `current`; with `same`, only a run whose signoff.json has those values (the
+    environment and the selection: a trend of `-m smoke --env prod` never mixes in a staging run or a probe's)."""
+    for folder in reversed(run_folders(reports_dir)):
+        if folder.name >= current.name or not is_finished(folder):
+            continue
+        if same is None:
+            return folder
+        data = signoff_data(folder)
+        if all(data.get(key) == value for key, value in same.items()):
+            return folder
+    return None
 
 
 def point_latest(reports_dir: Path, folder: Path) -> None:

@@ -1,8 +1,8 @@
 """The sign-off of one run: GO / NO-GO / INCONCLUSIVE, each runbook step's verdict, every check that did not pass
 with its reason and culprit, the rollbacks and escalations, and who ran it where, when, for how long.
 
-Written as `signoff.json` (for machines) and `signoff.md` (for the release manager); the terminal ends with
-the same lines as the top of `signoff.md`.
+Written as `signoff.json` (for machines), `signoff.md` and `signoff.html` (the sign-off page, for the release
+manager); the terminal ends with the same lines as the top of `signoff.md`.
 """
 
 from __future__ import annotations
@@ -100,6 +100,7 @@ class SignOff:
     environment: dict[str, str] = field(default_factory=dict)
     allure_results: str = ""  # where this run's Allure results are (its folder's, unless --alluredir said otherwise)
     not_run: list[NotRun] = field(default_factory=list)  # the covered steps that did not run
+    selection: str = ""  # what the run selected (-m, -k, paths): history and trend are per env and selection
 
     def step_verdict_of(self, key: str, counts: Counter[str]) -> str:
         """A step's verdict; NOT RUN when its checks did not run (allowed: "NOT RUN (allowed)")."""
@@ -197,6 +198,7 @@ class SignOff:
             "ci_url": self.executor.get("ci_url") or None,
             "executor": self.executor,
             "command": self.command,
+            "selection": self.selection,
             "counts": dict(sorted(self.counts.items())),
             "steps": [{"key": key, "title": title, "verdict": self.step_verdict_of(key, counts),
                        "counts": dict(sorted(counts.items()))} for key, title, counts in self.step_counts()],
@@ -257,9 +259,13 @@ class SignOff:
 
     def write(self, folder: Path) -> None:
         folder.mkdir(parents=True, exist_ok=True)
+        from polycheck.signoff.page import SIGNOFF_HTML, render
+
+        data = self.to_json()
         (folder / "signoff.md").write_text(self.to_markdown())
+        (folder / SIGNOFF_HTML).write_text(render(data))
         temporary = folder / ".signoff.json.tmp"
-        temporary.write_text(json.dumps(self.to_json(), indent=2) + "\n")
+        temporary.write_text(json.dumps(data, indent=2) + "\n")
         temporary.replace(folder / "signoff.json")  # last: a run with signoff.json is finished
 
 

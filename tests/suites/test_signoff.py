@@ -296,50 +296,139 @@ def decoded(page_html: str, name: str) -> Any:
     return json.loads(base64.b64decode(match.group(1)))
 
 
+def artefacts(tmp_path: Path) -> Path:
+    """Where the screenshots go: POLYCHECK_TEST_ARTEFACTS (CI keeps it), else the test's own temp folder."""
+    folder = Path(os.environ.get("POLYCHECK_TEST_ARTEFACTS") or tmp_path / "artefacts")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def chromium_or_skip() -> Any:
+    choice = choose_chromium(None)
+    if choice is None or choice.executable is None:
+        if in_ci():
+            pytest.fail("CI must have chromium to open the report")
+        pytest.skip("no chromium to open the report")
+    return choice
+
+
+class OnlyLocal:
+    """A Playwright route that lets file: pages load and refuses (and remembers) anything else."""
+
+    def __init__(self) -> None:
+        self.outside: list[str] = []
+
+    def __call__(self, route: Any) -> None:
+        url = route.request.url
+        if url.startswith(("file:", "data:", "blob:", "about:")):
+            route.continue_()
+        else:
+            self.outside.append(url)
+            route.abort()
+
+
+def test_the_signoff_page_shows_go_no_go_and_inconclusive_first_in_chromium(stack: StackControl, tmp_path: Path) -> None:
+    choice = chromium_or_skip()
+    args = ("-m", SMOKE, "suites/test_health.py", "-p", "no:randomly", "--rollback", "off")
+    pages: dict[str, Path] = {}
+    go = tmp_path / "go"
+    assert run_suites(*args, stack_file=stack.stack_file, reports_dir=go).returncode == 0
+    pages["GO"] = go / "latest" / "signoff.html"
+    stack.set_fault("search", "wrong_version", version="1.2.9")
+    no_go = tmp_path / "no-go"
+    assert run_suites(*args, stack_file=stack.stack_file, reports_dir=no_go).returncode == 1
+    pages["NO-GO"] = no_go / "latest" / "signoff.html"
+    text = (REPO / "envs" / "prod.toml").read_text()
+    for name in ("auth", "product", "inventory", "order", "payment", "notification", "search", "gateway"):
+        text = text.replace(f"http://{name}-service.polyshop.svc.cluster.local:8080", "http://127.0.0.1:9")
+    (tmp_path / "unreachable.toml").write_text(text)
+    inconclusive = tmp_path / "inconclusive"
+    run = run_suites("-m", SMOKE, "suites/test_health.py", "--env", "unreachable", f"--env-dir={tmp_path}", "--rollback", "off",
+                     f"--rollback-log={tmp_path / 'log'}", reports_dir=inconclusive)
+    assert run.returncode == 6, run.describe()
+    pages["INCONCLUSIVE"] = inconclusive / "latest" / "signoff.html"
+    from playwright.sync_api import sync_playwright
+
+    only_local = OnlyLocal()
+    shots = artefacts(tmp_path)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=choice.executable, args=list(choice.args), headless=True)
+        try:
+            page = browser.new_page(viewport={"width": 1300, "height": 900})
+            page.route("**/*", only_local)
+            shown: dict[str, str] = {}
+            for verdict, html in pages.items():
+                page.goto(html.as_uri())
+                shown[verdict] = page.inner_text("body")
+                page.screenshot(path=str(shots / f"signoff-{verdict.lower()}.png"), full_page=True)
+                assert page.inner_text("h1") == verdict, (verdict, shown[verdict][:500])
+                assert shown[verdict].index("Runbook steps") < shown[verdict].index("Signed off by"), shown[verdict][:2000]
+                assert "Step 4 smoke tests" in shown[verdict] and "Signed off by (release manager):" in shown[verdict]
+        finally:
+            browser.close()
+    assert shown["GO"].startswith("GO\n") and "The release may stay" in shown["GO"] and "None: no failed check blames a service." in shown["GO"], shown["GO"][:1500]
+    culprits = shown["NO-GO"].split("Culprits", 1)[1].split("Checks that did not pass", 1)[0]
+    assert "search" in culprits and not {"auth", "order", "payment"} & set(culprits.split()), culprits
+    assert "search runs version '1.2.9', but this release is '1.3.0'" in shown["NO-GO"], shown["NO-GO"][:3000]
+    data = signoff_of(inconclusive)
+    reason = data["problems"][0]["reason"]
+    # the reason in the header and once for its group of checks (the escalations quote it too), not once per check
+    assert f"reason: {reason}" in shown["INCONCLUSIVE"], shown["INCONCLUSIVE"][:3000]
+    assert shown["INCONCLUSIVE"].count(reason) == 2 + len(data["escalations"]), shown["INCONCLUSIVE"][:3000]
+    assert len(data["problems"]) >= 40 and f"{len(data['problems'])} checks" in shown["INCONCLUSIVE"]
+    assert not only_local.outside, f"the sign-off page tried to load: {only_local.outside}"
+    assert all((shots / f"signoff-{v.lower()}.png").stat().st_size > 10_000 for v in pages)
+
+
 def test_the_html_report_is_offline_and_shows_totals_environment_reason_and_history(
         stack: StackControl, tmp_path: Path, allure3: Path) -> None:
     reports = tmp_path / "reports"
     args = ("-m", SMOKE, "suites/test_health.py", "-p", "no:randomly", "--rollback", "off")
     assert run_suites(*args, stack_file=stack.stack_file, reports_dir=reports).returncode == 0
+    other = run_suites("-m", SMOKE, "suites/test_health.py", "-k", "auth", "-p", "no:randomly", "--rollback", "off",
+                       stack_file=stack.stack_file, reports_dir=reports)
+    assert other.returncode == 0, other.describe()  # another selection: not in the trend of the first one's
     stack.set_fault("search", "wrong_version", version="1.2.9")
-    second = run_suites(*args, stack_file=stack.stack_file, reports_dir=reports)
+    second = run_suites(*args, "--released=search", stack_file=stack.stack_file, reports_dir=reports)
     assert second.returncode == 1, second.describe()
     started = time.monotonic()
     built = subprocess.run([sys.executable, "-m", "polycheck", "report", f"--reports-dir={reports}"], cwd=REPO,
                            capture_output=True, text=True, timeout=600)
     assert built.returncode == 0, built.stdout + built.stderr
     assert time.monotonic() - started < 120, "the report took too long to build"
-    html = reports / "latest" / "report" / "index.html"
+    index = reports / "latest" / "report" / "index.html"
+    html = reports / "latest" / "report" / "allure.html"
     text = html.read_text()
     assert "googletagmanager" not in text and "gtag(" not in text
     results = [json.loads(p.read_text()) for p in (reports / "latest" / "allure-results").glob("*-result.json")]
     total, failed = len({r["historyId"] for r in results}), len({r["historyId"] for r in results if r["status"] == "failed"})
-    assert len(second.failed) == 1 and total >= 40, second.describe()  # (+ "rollback of search", off: skipped)
-    # the second report carries the first run in its history
+    assert len(second.failed) == 1 and total >= 40 and total == len(second.cases), second.describe()  # no rollback result
+    # blocker only where a failure could roll back a service of this release (--released=search)
+    severity = {r["name"]: next(label["value"] for label in r["labels"] if label["name"] == "severity") for r in results}
+    blockers = {name for name, value in severity.items() if value == "blocker"}
+    assert blockers and all("[search]" in name for name in blockers), blockers
+    assert any(value == "critical" and "[auth]" in name for name, value in severity.items()), severity
+    # the checks that ran ahead keep the time their body ran
+    instant = [r["name"] for r in results if (r.get("stop") or 0) - (r.get("start") or 0) <= 0]
+    assert len(instant) <= len(results) // 10, f"{len(instant)} of {len(results)} results last 0 ms: {instant[:10]}"
+    # the second report carries the first run in its history, not the run of another selection
     trend = decoded(text, "widgets/history-trend.json")
     assert len(trend) == 2 and trend[1]["data"]["passed"] == len(second.cases) and trend[0]["data"]["failed"] == failed, trend
-    choice = choose_chromium(None)
-    if choice is None or choice.executable is None:
-        if in_ci():
-            pytest.fail("CI must have chromium to open the report")
-        pytest.skip("no chromium to open the report")
+    categories = decoded(text, "data/categories.json")
+    assert "Release defect" in json.dumps(categories), categories
+    choice = chromium_or_skip()
     from playwright.sync_api import sync_playwright
 
-    outside: list[str] = []
-
-    def only_local(route: Any) -> None:
-        url = route.request.url
-        if url.startswith(("file:", "data:", "blob:", "about:")):
-            route.continue_()
-        else:
-            outside.append(url)
-            route.abort()
-
+    only_local = OnlyLocal()
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=choice.executable, args=list(choice.args), headless=True)
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
             page.route("**/*", only_local)
+            page.goto(index.as_uri())
+            assert page.inner_text("h1") == "NO-GO"
+            page.screenshot(path=str(artefacts(tmp_path) / "report-index-no-go.png"), full_page=False)
+            assert page.locator("iframe[src='allure.html']").count() == 1
             page.goto(html.as_uri())
             page.get_by_text("test cases").first.wait_for(timeout=20_000)
             overview = page.inner_text("body")
@@ -356,4 +445,4 @@ def test_the_html_report_is_offline_and_shows_totals_environment_reason_and_hist
             assert "search runs version '1.2.9', but this release is '1.3.0'" in reason, reason[:3000]
         finally:
             browser.close()
-    assert not outside, f"the report tried to load: {outside}"
+    assert not only_local.outside, f"the report tried to load: {only_local.outside}"
