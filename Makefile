@@ -56,6 +56,7 @@ $(ALLURE): package.json
 DIST ?= dist
 wheel: $(STAMP)
 	$(BIN)/python -m pip wheel --quiet --disable-pip-version-check --no-deps --wheel-dir $(DIST) .
+	rm -rf build  # setuptools' staging folder, left in the checkout
 
 report: $(STAMP) $(ALLURE)
 	$(BIN)/python -m polycheck report $(ARGS)

@@ -9,6 +9,8 @@ import pytest
 from polycheck.doubles.localstack import LocalStack
 from tests.support.stack_control import StackControl, repo_root
 
+pytest_plugins = ["tests.support.checkout_guard"]  # the self-tests write only to temporary folders
+
 
 @pytest.fixture(scope="session")
 def local_stack() -> Iterator[LocalStack]:
