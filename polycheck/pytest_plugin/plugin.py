@@ -26,7 +26,7 @@ from polycheck.doubles.promserver import LocalPrometheus, LocalPrometheusError
 from polycheck.checks.release import parse_released
 from polycheck.scope.run import Run, RunInputs
 from polycheck.signoff.runs import ALLURE_RESULTS, create_run_folder, prune
-from polycheck.pytest_plugin import allure_threads, markers, options, termination, verdicts
+from polycheck.pytest_plugin import allure_threads, cut_off, markers, options, termination, verdicts
 from polycheck.pytest_plugin.probe import ProbePlugin
 from polycheck.pytest_plugin.rollback import RollbackPlugin
 from polycheck.pytest_plugin.signoff import SignOffPlugin
@@ -78,7 +78,7 @@ def pytest_configure(config: pytest.Config) -> None:
     _report_paths(config, run)
     seed_board(resources.board, run.reaches)
     config.pluginmanager.register(verdicts, "polycheck-verdicts")
-    config.pluginmanager.register(verdicts.RunVerdict(verdicts.NotRunPolicy.of(run)), "polycheck-verdict")
+    config.pluginmanager.register(verdicts.RunVerdict(verdicts.NotRunPolicy.of(run), cut_off=run.cut_off), "polycheck-verdict")
     config.pluginmanager.register(RollbackPlugin(config), "polycheck-rollback")
     config.pluginmanager.register(SignOffPlugin(config), "polycheck-signoff")
     config.pluginmanager.register(ProbePlugin(config), "polycheck-probe")
@@ -237,7 +237,7 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     if run.released is not None:
         lines.append(f"polycheck: released services (--released): {', '.join(sorted(run.released))}")
     if run.cut_off:
-        lines.append(f"polycheck: INCONCLUSIVE: {run.cut_off}")
+        lines.append(cut_off.header_line(cfg.name))  # the reason itself: once, in the sign-off
     hanging = resources.board.snapshot()
     if hanging:
         lines.append(f"polycheck: hanging at the start of the run: {'; '.join(f'{k}: {v}' for k, v in hanging.items())}")

@@ -18,6 +18,7 @@ from polycheck.checks import release
 from polycheck.rollback.engine import RollbackEngine
 from polycheck.rollback.purpose import CANARY
 from polycheck.core.verdict import INCONCLUSIVE, Verdict
+from polycheck.pytest_plugin.cut_off import pointing_to_signoff
 from polycheck.pytest_plugin.state import is_xdist_worker, run_of
 from polycheck.pytest_plugin.verdicts import verdict_of
 
@@ -110,7 +111,8 @@ class RollbackPlugin:
     def flush(self, terminal: Any) -> None:
         while terminal is not None and self.notices:
             line, bad = self.notices.popleft()
-            terminal.write_line(f"polycheck: {line}", red=bad, yellow=not bad, bold=True)
+            terminal.write_line(f"polycheck: {pointing_to_signoff(line, run_of(self.config).cut_off)}", red=bad,
+                                yellow=not bad, bold=True)
 
     # -- hooks ---------------------------------------------------------------------------------------------
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
@@ -147,10 +149,12 @@ class RollbackPlugin:
         if engine is None or not engine.records:
             return
         terminalreporter.section("polycheck rollbacks and escalations")
+        cut_off = run_of(self.config).cut_off
         for record in engine.records:
             bad = record["outcome"] == "failed"
+            subject = record["service"] or ("the run" if record["step"] == "escalation" else "no service")  # (a gate's hold)
             terminalreporter.write_line(
-                f"{record['service']:13} {record['step']:12} {record['outcome']:8} {record['detail']}", red=bad
+                f"{subject:13} {record['step']:12} {record['outcome']:8} {pointing_to_signoff(record['detail'], cut_off)}", red=bad
             )
         terminalreporter.write_line(f"audit log: {engine.audit_path}")
 

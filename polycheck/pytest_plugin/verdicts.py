@@ -26,9 +26,11 @@ from polycheck.core.failures import CheckFailure, culprits_of, is_inconclusive
 from polycheck.core.redact import redact_secrets
 from polycheck.signoff.links import evidence_links
 from polycheck.core.steps import steps_of
+from polycheck.signoff.grouping import group_by_reason
 from polycheck.signoff.summary import CheckOutcome, NotRun, not_run_steps
 from polycheck.signoff.results import RAN_LABEL
 from polycheck.core.verdict import BLOCKED, FAILED, FLAKY, INCONCLUSIVE, PASSED, REASON_LIMIT, SKIPPED, Verdict, first_line, unique
+from polycheck.pytest_plugin.cut_off import pointing_to_signoff
 from polycheck.pytest_plugin.markers import escalation_of, may_roll_back
 from polycheck.pytest_plugin.state import board_of, run_of
 
@@ -281,8 +283,9 @@ class RunVerdict:
 
     RANK = {FAILED: 6, BLOCKED: 5, INCONCLUSIVE: 4, SKIPPED: 3, FLAKY: 2, PASSED: 1}
 
-    def __init__(self, policy: NotRunPolicy | None = None) -> None:
+    def __init__(self, policy: NotRunPolicy | None = None, *, cut_off: str | None = None) -> None:
         self.policy = policy or NotRunPolicy()
+        self.cut_off = cut_off  # why the run could judge nothing (Run.cut_off): said once, by the sign-off
         self.counts: Counter[str] = Counter()
         self.lines: list[tuple[str, str, str, str]] = []  # (outcome, nodeid, culprits, reason)
         self.checks: dict[str, CheckOutcome] = {}  # nodeid -> its worst outcome over its phases, for the sign-off
@@ -343,10 +346,11 @@ class RunVerdict:
         if not self.lines and not self.counts[PASSED]:
             return
         terminalreporter.section("polycheck verdict")
-        for outcome, nodeid, culprits, reason in self.lines:
-            blame = f" [culprit: {culprits}]" if culprits and outcome == FAILED else ""
-            terminalreporter.write_line(f"{outcome.upper():12} {nodeid}{blame}: {reason[:300]}", red=outcome == FAILED,
-                                        yellow=outcome != FAILED)
+        said = ((outcome, nodeid, culprits if outcome == FAILED else "", pointing_to_signoff(reason, self.cut_off))
+                for outcome, nodeid, culprits, reason in self.lines)
+        for group in group_by_reason(said):  # checks sharing a reason: one line with their count
+            for line in group.lines(check_chars=300):
+                terminalreporter.write_line(line, red=group.outcome == FAILED, yellow=group.outcome != FAILED)
         for missing in self.not_run():
             terminalreporter.write_line(missing.line(), yellow=True)
         summary = ", ".join(f"{n} {k}" for k, n in sorted(self.counts.items()) if n)

@@ -34,6 +34,12 @@ SECTION_9 = {
 }
 
 
+def escalation_subject(service: str, env: str) -> str:
+    """What an escalation is about, as the terminal names it: its service(s), else the whole run in its env (an
+    inconclusive run escalates once for the run, with no service: its audit records keep `service` empty)."""
+    return service or f"the run in env {env}"
+
+
 @dataclass
 class RollbackEngine:
     """Once per service per run: plan and apply the env's rollback actions; escalate; audit everything."""
@@ -271,10 +277,11 @@ class RollbackEngine:
         self.escalated.add(key)
         payload = self.payload("escalation", service, check, reason)
         payload.update({"why": why, "actions": actions or [], "culprit": service or None})
-        self.notify(f"ESCALATION ({service or 'run'}): {why}", True)
+        subject = escalation_subject(service, self.config.name)
+        self.notify(f"ESCALATION ({subject}): {why}", True)
         if not self.config.escalation.webhooks:
             self._audit(service, check, "escalation", "failed", f"no escalation.webhooks configured; not escalated: {why}")
-            self.notify(f"ESCALATION NOT SENT for {service}: no escalation.webhooks in {self.config.source}", True)
+            self.notify(f"ESCALATION NOT SENT for {subject}: no escalation.webhooks in {self.config.source}", True)
             return
         for index, secret in enumerate(self.config.escalation.webhooks):
             try:
@@ -290,7 +297,7 @@ class RollbackEngine:
                 outcome, detail = "failed", f"escalation webhook #{index + 1}: {exc}"
             self._audit(service, check, "escalation", outcome, f"{why} — {detail}")
             if outcome == "failed":
-                self.notify(f"ESCALATION FAILED for {service}: {detail}", True)
+                self.notify(f"ESCALATION FAILED for {subject}: {detail}", True)
 
     # -- records -----------------------------------------------------------------------------------
     def payload(self, event: str, service: str, check: str, reason: str) -> dict[str, Any]:

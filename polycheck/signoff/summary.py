@@ -16,6 +16,7 @@ from typing import Any
 
 from polycheck.core.redact import redact_secrets
 from polycheck.core.steps import STEPS
+from polycheck.signoff.grouping import capped_lines, group_by_reason
 
 EXIT_CODES = {"GO": 0, "NO-GO": 1, "INCONCLUSIVE": 6}
 NOT_GOOD = ("failed", "blocked", "inconclusive")
@@ -160,18 +161,18 @@ class SignOff:
         return text
 
     def summary_lines(self, *, max_checks: int = 10) -> list[str]:
-        """The few lines the terminal ends with (and signoff.md starts with)."""
+        """The few lines the terminal ends with (and signoff.md starts with): checks that share a reason are one line
+        with their count (`polycheck.signoff.grouping`), at most `max_checks` lines of them."""
         lines = [self.headline()]
         lines += [f"  {title:34} {self.step_verdict_of(key, counts):12} {describe_counts(counts)}"
                   for key, title, counts in self.step_counts() if sum(counts.values())]
         lines += [f"  {missing.line()}" for missing in self.not_run]
         lines += [f"  FLAKY        {check.nodeid}: {check.reason[:200]}" for check in self.flaky()[:max_checks]]
-        problems = self.problems()
-        for check in problems[:max_checks]:
-            blame = f" [culprit: {check.culprit}]" if check.culprit else ""
-            lines.append(f"  {check.outcome.upper():12} {check.nodeid}{blame}: {check.reason[:200]}")
-        if len(problems) > max_checks:
-            lines.append(f"  … and {len(problems) - max_checks} more (signoff.md)")
+        groups = group_by_reason((c.outcome, c.nodeid, c.culprit, c.reason) for c in self.problems())
+        shown, unnamed = capped_lines(groups, max_checks)
+        lines += [f"  {line}" for line in shown]
+        if unnamed:
+            lines.append(f"  … and {unnamed} more (signoff.md)")
         if self.note:
             lines.append(f"  note: {self.note}")
         lines.append(f"  {self.rollback_line()}")
