@@ -17,11 +17,15 @@ SNAPSHOT = pytest.StashKey[frozenset[str]]()
 
 def written(root: Path) -> frozenset[str]:
     """What the checkout holds besides its committed files: git's untracked and ignored entries (folders collapsed),
-    else the top-level entries and everything under reports/."""
+    (every file under reports/), else the top-level entries and everything under reports/."""
     try:
-        done = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--ignored"], capture_output=True,
-                              text=True, timeout=60, check=True)
-        entries = {line[3:].strip() for line in done.stdout.splitlines() if line[:2] in ("??", "!!")}
+        entries: set[str] = set()
+        # folders collapsed for the tree, every file for reports/ (a new run inside an existing reports/runs/ counts)
+        for extra in ([], ["--ignored=traditional", "--untracked-files=all", "--", "reports"]):
+            done = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--ignored", *extra], capture_output=True,
+                                  text=True, timeout=60, check=True)
+            entries |= {line[3:].strip() for line in done.stdout.splitlines() if line[:2] in ("??", "!!")
+                        and (extra or not line[3:].startswith("reports/"))}
     except (OSError, subprocess.SubprocessError):
         entries = {p.name for p in root.iterdir()} | {str(p.relative_to(root)) for p in (root / "reports").rglob("*")}
     return frozenset(e for e in entries if not any(part in e for part in ALLOWED))

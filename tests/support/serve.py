@@ -20,6 +20,8 @@ AUTH = {"Authorization": f"Bearer {TOKEN}"}
 def serve(tmp_path: Path, env: dict[str, str], *args: str, token: str | None = TOKEN) -> tuple[subprocess.Popen[bytes], str]:
     """Start `polycheck serve` on a free loopback port, with `token` in $POLYCHECK_SERVE_TOKEN; (process, URL) once it listens."""
     ready = tmp_path / "serve.url"
+    own = (f"--reports-dir={tmp_path / 'reports'}",)  # the analyses' runs stay in the test's folder, not the checkout's
+    args = (*args, *own) if "--" in args else (*args, "--", *own)
     environ = {**env, "POLYCHECK_SERVE_TOKEN": token} if token is not None else env
     proc = subprocess.Popen([sys.executable, "-m", "polycheck", "serve", "--host", "127.0.0.1", "--port", "0",
                              "--root", str(REPO), "--ready-file", str(ready), *args],

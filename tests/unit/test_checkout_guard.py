@@ -22,4 +22,8 @@ def test_a_run_folder_left_in_reports_is_seen_and_tool_caches_are_not(tmp_path: 
     (tmp_path / "reports" / "runs").mkdir()
     (tmp_path / "reports" / "runs" / "signoff.json").write_text("{}")
     (tmp_path / "leftovers-local.jsonl").write_text("")
-    assert written(tmp_path) - before == {"reports/runs/", "leftovers-local.jsonl"}
+    assert written(tmp_path) - before == {"reports/runs/signoff.json", "leftovers-local.jsonl"}
+    seen = written(tmp_path)
+    (tmp_path / "reports" / "runs" / "second").mkdir()
+    (tmp_path / "reports" / "runs" / "second" / "signoff.json").write_text("{}")
+    assert written(tmp_path) - seen == {"reports/runs/second/signoff.json"}, "a new run inside an existing runs/ folder"
