@@ -11,6 +11,9 @@ Printed as ratios from this one run:
   every request 200 ms slower   <= 2 x the healthy run
   one hanging service           <= healthy + read timeout + 5 s (order without post-deploy; search with it)
   marked check failed -> rollback request at the API   <= 1 s
+  run start -> rollback request at the API (the simulator's clock of receipt), a release broken three ways:
+    crash-looping image (rollout check) <= 2 s; payment declining every card (order flow) <= 2 s;
+    a 5xx ratio above 5 % (post-deploy) <= the Prometheus window + 5 s
 """
 
 from __future__ import annotations
@@ -153,6 +156,33 @@ def main() -> int:
         control.delete("/kube/faults")
         print(f"{'marked check failed -> rollback applied on the API server':62} median {statistics.median(delays) * 1000:6.1f} ms")
 
+        to_rollback: dict[str, list[float]] = {}
+        broken = [  # (name, how to break it, the released service, whose workload the rollback writes)
+            ("crash-looping image (rollout check)", lambda: control.put("/kube/faults/order/crashloop", json={}), "order"),
+            ("payment declining every card (order flow)", lambda: control.put("/faults/payment/decline_all", json={}), "payment"),
+            ("8 % of search's API answers 500 (post-deploy)",
+             lambda: control.put("/faults/search/errors", json={"ratio": 0.08, "paths": ["/api/"]}), "search"),
+        ]
+        for name, inject, service in broken:
+            for _ in range(args.repeat):
+                control.delete("/faults")
+                control.delete("/kube/faults")
+                enough_evidence()
+                inject()  # the deploy: the release is broken from now on
+                started = time.time()
+                timed([*SMOKE, f"--env-dir={work}", f"--released={service}", "--rollback=auto",
+                       f"--rollback-log={work / 'to-rollback.jsonl'}"], shared)
+                writes = [w for w in control.get("/kube/writes").json()
+                          if w["time"] >= started and f"/{service}-service" in w["path"]]
+                if not writes:
+                    raise SystemExit(f"{name}: no rollback request reached the Kubernetes API")
+                to_rollback.setdefault(name, []).append(writes[0]["time"] - started)
+            seconds = statistics.median(to_rollback[name])
+            rows.append({"scenario": f"run start -> rollback request: {name}", "median": seconds, "runs": args.repeat})
+            print(f"{'run start -> rollback request: ' + name:62} median {seconds:6.2f} s")
+        control.delete("/faults")
+        control.delete("/kube/faults")
+
         allure = REPO / "node_modules" / ".bin" / "allure"
         if allure.exists():  # `make report` installs it
             reports = work / "reports-for-html"
@@ -180,6 +210,9 @@ def main() -> int:
         rows.append(verdict("search hanging, with post-deploy - healthy (s), target read timeout + 5 s",
                             searching["median"] - healthy_pd["median"], READ_TIMEOUT + 5, "s"))
         rows.append(verdict("failed check -> rollback request at the API (s)", statistics.median(delays), 1.0, "s"))
+        window = float(env_text.split('window = "', 1)[1].split("s", 1)[0])
+        for (name, _inject, _service), target in zip(broken, (2.0, 2.0, window + 5.0), strict=True):
+            rows.append(verdict(f"run start -> rollback request, {name} (s)", statistics.median(to_rollback[name]), target, "s"))
     finally:
         customers.__exit__(None, None, None)
         if prometheus is not None:

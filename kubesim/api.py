@@ -13,6 +13,7 @@ import asyncio
 import base64
 import copy
 import json
+import time
 from collections import deque
 from typing import TYPE_CHECKING, Any
 from collections.abc import AsyncIterator
@@ -125,6 +126,7 @@ class KubeApi:
     def __init__(self, sim: KubeSimulator) -> None:
         self.sim = sim
         self.requests: deque[tuple[str, str, str]] = deque(maxlen=1000)  # (method, path?query, content-type)
+        self.writes: deque[tuple[float, str, str]] = deque(maxlen=1000)  # (epoch received, method, path): every change asked
         self.app = Starlette(routes=[Route("/{path:path}", self.dispatch,
                                            methods=["GET", "POST", "PUT", "PATCH", "DELETE"])])
 
@@ -135,6 +137,8 @@ class KubeApi:
         path = "/" + request.path_params["path"].rstrip("/")
         query = f"?{request.url.query}" if request.url.query else ""
         self.requests.append((request.method, path + query, request.headers.get("content-type", "")))
+        if request.method != "GET":
+            self.writes.append((time.time(), request.method, path))
         try:
             # kubectl (clientcmd) sends no credentials to a plain-HTTP server, so anonymous requests are served;
             # a request that does present a bearer token must present the right one

@@ -105,6 +105,12 @@ def control_app(stack: Stack) -> Starlette:
             sim.reset()
         return JSONResponse({"reset": sim is not None})
 
+    async def kube_writes(request: Request) -> JSONResponse:
+        """Every change the Kubernetes API was asked for, with the time it received it (for make bench)."""
+        sim = simulator()
+        writes = list(sim.api.writes) if sim is not None else []
+        return JSONResponse([{"time": t, "method": m, "path": p} for t, m, p in writes])
+
     async def kube_summary(request: Request) -> JSONResponse:
         sim = simulator()
         return JSONResponse(sim.summary() if sim is not None else {})
@@ -114,6 +120,7 @@ def control_app(stack: Stack) -> Starlette:
             Route("/kube/faults/{service}/{kind}", kube_fault, methods=["PUT", "POST"]),
             Route("/kube/faults", kube_reset, methods=["DELETE"]),
             Route("/kube", kube_summary, methods=["GET"]),
+            Route("/kube/writes", kube_writes, methods=["GET"]),
             Route("/leftovers", leftovers, methods=["GET"]),
             Route("/tokens/expired", expired_token, methods=["GET"]),
             Route("/", describe),

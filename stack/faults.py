@@ -54,6 +54,10 @@ FAULT_KINDS: dict[str, tuple[str, Callable[[dict[str, Any]], dict[str, Any]]]] =
         },
     ),
     "not_ready": ("/health/ready answers 503", lambda p: {}),
+    "huge_body": (
+        "/health answers a JSON body of 'megabytes' MB, streamed (no Content-Length) unless 'declared'",
+        lambda p: {"megabytes": _number(p, "megabytes", 50, 0.01, 1024), "declared": bool(p.get("declared", False))},
+    ),
     "drop_metric": ("a metric 'family' is missing from /metrics", lambda p: {"family": _text(p, "family")}),
     "wrong_service_label": (
         "/metrics labels its samples service='label' (default '<name>-service') instead of the short name",

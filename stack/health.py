@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
+
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from .context import ServiceContext
@@ -11,8 +13,34 @@ from .context import ServiceContext
 EXPOSITION_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
+CHUNK = 64 * 1024
+
+
+def _huge(ctx: ServiceContext, size: int, declared: bool) -> Response:
+    """A valid /health body padded to `size` bytes, sent in chunks (the fault huge_body)."""
+    head = json.dumps({"status": "ok", "service": ctx.name, "version": ctx.reported_version(), "checks": {}})[:-1].encode()
+    head += b', "padding": "'
+    tail = b'"}'
+    padding = max(0, size - len(head) - len(tail))
+
+    async def body():  # type: ignore[no-untyped-def]
+        yield head
+        left = padding
+        while left > 0:
+            step = min(CHUNK, left)
+            yield b"x" * step
+            left -= step
+        yield tail
+
+    headers = {"content-length": str(len(head) + padding + len(tail))} if declared else None
+    return StreamingResponse(body(), media_type="application/json", headers=headers)
+
+
 def health_routes(ctx: ServiceContext) -> list[Route]:
-    async def health(request: Request) -> JSONResponse:
+    async def health(request: Request) -> Response:
+        huge = ctx.faults.get(ctx.name, "huge_body")
+        if huge:
+            return _huge(ctx, int(huge["megabytes"] * 1024 * 1024), bool(huge["declared"]))
         checks = {dependency: "ok" for dependency in ctx.spec.dependencies}
         status, code = "ok", 200
         fault = ctx.faults.get(ctx.name, "health")

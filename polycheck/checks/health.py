@@ -158,7 +158,7 @@ def expect_gateway_passes_on(gateway: ServiceClient, service: str, probe: Gatewa
     if not url:
         return  # no address of its own to compare with
     with ServiceClient(service, url, timeout=gateway.timeout, trace=gateway.trace, log=gateway.log, board=gateway.board,
-                       connections=gateway.connections) as direct:
+                       connections=gateway.connections, limits=gateway.limits) as direct:
         straight, seen = direct.send(probe.method, probe.path, headers=headers)
     if straight is None:
         return  # the service's own outage is its own checks' to judge

@@ -17,6 +17,7 @@ from typing import Any
 
 import httpx
 
+from polycheck.clients.capped import DEFAULT_LIMITS, BodyTooLarge, send_capped
 from polycheck.core.attribution import ServiceBoard
 from polycheck.clients.http import shared_tls
 
@@ -54,12 +55,14 @@ def _unresolvable(exc: BaseException) -> bool:
     return False
 
 
-def probe(service: str, base_url: str, timeout: httpx.Timeout) -> Reach:
+def probe(service: str, base_url: str, timeout: httpx.Timeout, limit: int = DEFAULT_LIMITS.body_bytes) -> Reach:
     url = base_url.rstrip("/") + PROBE_PATH
     try:
         with httpx.Client(timeout=timeout, headers={"X-Synthetic": "true", "User-Agent": "polycheck-preflight"},
                           verify=shared_tls()) as client:
-            response = client.get(url)
+            response = send_capped(client, client.build_request("GET", url), limit, "http.max_body_bytes")
+    except BodyTooLarge as exc:  # it answered: reachable (its checks judge the body)
+        return Reach(service, url, "answered", str(exc))
     except httpx.ReadTimeout:
         return Reach(service, url, "hanging", f"accepted the connection but sent no answer within the read timeout of {timeout.read:g} s")
     except httpx.ConnectTimeout:

@@ -16,6 +16,7 @@ import httpx
 from polycheck.core.attribution import GATEWAY, UPSTREAM_FAILURES, Routes, ServiceBoard
 from polycheck.core.failures import check_failed
 from polycheck.core.redact import redact_data, redact_headers, redact_text
+from polycheck.clients.capped import DEFAULT_LIMITS, BodyLimits, BodyTooLarge, send_capped
 from polycheck.clients.tracing import CheckTrace
 
 BODY_PREVIEW = 400
@@ -182,6 +183,7 @@ class ServiceClient:
         direct_urls: dict[str, str] | None = None,
         board: ServiceBoard | None = None,
         connections: Connections | None = None,
+        limits: BodyLimits = DEFAULT_LIMITS,
     ) -> None:
         if not base_url:
             raise ValueError(f"no URL configured for service {service!r}")
@@ -194,6 +196,7 @@ class ServiceClient:
         self.direct_urls = direct_urls or {}  # the services' own URLs, to tell a gateway fault from a service's
         self.board = board or ServiceBoard()
         self.connections = connections
+        self.limits = limits  # the caps of the bodies it reads (polycheck.clients.capped)
         self.headers = dict(headers or {})
         self._own: httpx.Client | None = None
         if connections is not None:
@@ -278,7 +281,7 @@ class ServiceClient:
         if status in (500, 503) or (exchange.method != "GET" and not 400 <= status < 500):
             return routed, ""
         with ServiceClient(routed, self.direct_urls[routed], timeout=self.timeout, trace=self.trace, log=self.log,
-                           board=self.board, connections=self.connections) as direct:
+                           board=self.board, connections=self.connections, limits=self.limits) as direct:
             answer, seen = direct.send(exchange.method, sent.path, json_body=sent.json_body, params=sent.params,
                                        headers=sent.headers, fresh=True)
         said = seen.error if answer is None else f"HTTP {answer.status_code}"
@@ -308,7 +311,7 @@ class ServiceClient:
         me = {"Authorization": credential}
         if "auth" in self.direct_urls:
             with ServiceClient("auth", self.direct_urls["auth"], timeout=self.timeout, trace=self.trace, log=self.log,
-                               board=self.board, connections=self.connections) as auth:
+                               board=self.board, connections=self.connections, limits=self.limits) as auth:
                 answer, seen = auth.send("GET", "/api/auth/me", headers=me, fresh=True)
         elif self.service == "auth" or (self.routes is not None and self.routes.service_for("/api/auth/me") == "auth"):
             answer, seen = self.send("GET", "/api/auth/me", headers=me, fresh=True)
@@ -369,8 +372,14 @@ class ServiceClient:
             return None, exchange
         started = time.perf_counter()
         exchange.sent_at = time.time()
+        limit, setting = self.limits.for_path(path)
         try:
-            response = self._client.send(request)
+            response = send_capped(self._client, request, limit, setting)
+        except BodyTooLarge as exc:
+            exchange.elapsed = time.perf_counter() - started
+            exchange.error = str(exc)
+            self.log.add(exchange)
+            return None, exchange
         except httpx.HTTPError as exc:
             exchange.elapsed = time.perf_counter() - started
             exchange.error = _describe_error(exc, self.timeout)

@@ -79,6 +79,10 @@ class HttpSettings:
 
     connect_timeout_seconds: float = 2.0
     read_timeout_seconds: float = 5.0
+    # the most of one answer's body a check reads (beyond it the request fails at once, naming the size): bounded
+    # memory and time whatever a service answers; /metrics has its own, larger cap
+    max_body_bytes: int = 2 * 1024 * 1024
+    max_metrics_body_bytes: int = 16 * 1024 * 1024
 
 
 @dataclass(frozen=True)

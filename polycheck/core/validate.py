@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 from polycheck.core.durations import parse_duration
 
 MAX_SECONDS = 86400.0  # a timeout, deadline or budget longer than a day is a typo (ms for s, an extra 0…)
+MIN_BYTES, MAX_BYTES = 1024, 1024 ** 3  # every `*_bytes` setting (the caps of the bodies a check reads)
 LONG_SECONDS = {"token_min_ttl_seconds": 365 * 86400.0, "token_max_ttl_seconds": 365 * 86400.0}  # token lifetimes
 WINDOW_RANGE = (1.0, 7 * 86400.0)  # a Prometheus rate window: 1s to 7d
 MAX_THRESHOLD = 1e9  # a post-deploy limit (messages, seconds): anything above is no limit at all
@@ -102,6 +103,11 @@ def _numbers(value: Any, where: str) -> Iterator[tuple[str, str]]:
                 top = LONG_SECONDS.get(f.name, MAX_SECONDS)
                 if not (math.isfinite(item) and 0 < item <= top):
                     yield key, f"is a time in seconds, more than 0 and at most {top:g} ({_days(top)}), got {item!r}"
+                continue
+            if f.name.endswith("_bytes") and isinstance(item, int) and not isinstance(item, bool):
+                if not MIN_BYTES <= item <= MAX_BYTES:
+                    yield key, (f"is a size in bytes, from {MIN_BYTES} (1 KiB) to {MAX_BYTES} (1 GiB), got {item!r}: "
+                                "a smaller cap refuses every answer, a larger one no longer bounds the checker's memory")
                 continue
             yield from _numbers(item, key)
     elif isinstance(value, dict):

@@ -18,6 +18,7 @@ from polycheck.clients.http import Connections, ExchangeLog, ServiceClient, time
 from polycheck.core.leftovers import Journal
 from polycheck.checks.orders import Leases, OrderLedger
 from polycheck.clients.shop import Account, ShopApi
+from polycheck.clients.capped import BodyLimits
 from polycheck.clients.tracing import CheckTrace
 
 T = TypeVar("T")
@@ -27,12 +28,14 @@ def new_client(config: EnvConfig, service: str, trace: CheckTrace, log: Exchange
                base_url: str | None = None, connections: Connections | None = None) -> ServiceClient:
     """A client of one service (or of the gateway's public URL, attributing each path to the service it routes to)."""
     timeout = timeout_from(config.http.connect_timeout_seconds, config.http.read_timeout_seconds)
+    limits = BodyLimits(config.http.max_body_bytes, config.http.max_metrics_body_bytes)
     if service == GATEWAY:
         direct = {name: svc.url for name, svc in config.services.items() if svc.url and name != GATEWAY}
         return ServiceClient(GATEWAY, base_url or config.gateway.url, timeout=timeout, trace=trace, log=log, board=board,
-                             routes=Routes(config.gateway_routes()), direct_urls=direct, connections=connections)
+                             routes=Routes(config.gateway_routes()), direct_urls=direct, connections=connections,
+                             limits=limits)
     return ServiceClient(service, base_url or config.service(service).url, timeout=timeout, trace=trace, log=log,
-                         board=board, connections=connections)
+                         board=board, connections=connections, limits=limits)
 
 
 class CheckScope:

@@ -21,6 +21,7 @@ from collections.abc import Callable
 
 import httpx
 
+from polycheck.clients.capped import BodyTooLarge, send_capped
 from polycheck.checks.browser import choose_chromium
 from polycheck.core.config import EnvConfig
 from polycheck.clients.http import shared_tls
@@ -41,11 +42,12 @@ def service_versions(config: EnvConfig, timeout: httpx.Timeout, skip: AbstractSe
         try:
             with httpx.Client(timeout=timeout, headers={"X-Synthetic": "true", "User-Agent": "polycheck-report"},
                               verify=shared_tls()) as client:
-                response = client.get(url.rstrip("/") + "/health")
+                response = send_capped(client, client.build_request("GET", url.rstrip("/") + "/health"),
+                                       config.http.max_body_bytes, "http.max_body_bytes")
             body = response.json() if response.headers.get("content-type", "").startswith("application/json") else {}
             version = body.get("version") if isinstance(body, dict) else None
             return name, str(version) if version else f"(HTTP {response.status_code}, no version)"
-        except (httpx.HTTPError, ValueError) as exc:
+        except (httpx.HTTPError, ValueError, BodyTooLarge) as exc:
             return name, f"(not read: {type(exc).__name__})"
 
     with ThreadPoolExecutor(max_workers=max(1, len(config.service_names))) as pool:

@@ -43,7 +43,7 @@ class SuiteRun:
 
 
 def run_suites(*args: str, stack_file: Path | None = None, extra_env: dict[str, str] | None = None, timeout: float = 300,
-               reports_dir: Path | None = None) -> SuiteRun:
+               reports_dir: Path | None = None, python: list[str] | None = None) -> SuiteRun:
     """`python -m pytest ARGS` in the repo root. By default JUnit and Allure output go to a temp folder (and the run's
     own folder under a temp reports dir); with `reports_dir`, the run keeps its default layout there
     (reports_dir/runs/<run>/, reports_dir/latest) and its JUnit is read from there."""
@@ -57,7 +57,7 @@ def run_suites(*args: str, stack_file: Path | None = None, extra_env: dict[str, 
         outputs = [f"--junitxml={junit}", f"--alluredir={allure_dir}", f"--reports-dir={out / 'reports'}"]
     else:
         junit, allure_dir, outputs = reports_dir / "latest" / "junit.xml", reports_dir / "latest" / "allure-results", [f"--reports-dir={reports_dir}"]
-    command = [sys.executable, "-m", "pytest", *args, *outputs]
+    command = [*(python or [sys.executable]), "-m", "pytest", *args, *outputs]
     started = time.monotonic()
     proc = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
     run = SuiteRun(proc.returncode, proc.stdout + proc.stderr, time.monotonic() - started, allure_dir=allure_dir)
