@@ -147,7 +147,7 @@ def test_the_cronjobs_arguments_run_twice_from_another_folder(installed: Path, t
             skip = True
             continue
         args.append({"prod": "teamlocal"}.get(word, word.replace("/var/lib/polycheck/leftovers-prod.jsonl", str(ledger))))
-    assert f"--ledger={ledger}" in args and "-n" in args, args
+    assert f"--ledger={ledger}" in args and "--purpose=probe" in args, args
     first = team_run(installed, team, *args, stack=stack)
     assert first.returncode == 0, first.output[-3000:]
     assert ledger.is_file(), "the probe journals its synthetic data in the ledger"
