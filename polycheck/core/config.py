@@ -264,6 +264,8 @@ class ProbeConfig:
     push_timeout_seconds: float = 5.0
     job: str = "polycheck"  # the Pushgateway job (grouping key) of the probe's metrics
     ledger: str = "reports/leftovers-{env}.jsonl"  # the journal of synthetic data, relative to the rootdir
+    location: str = "default"  # where this probe runs from (a cluster, a region): a label of every metric; --location overrides
+    quorum: int = 2  # a check alerts when it fails in at least this many of the locations that reported (fewer: all of them)
 
 
 @dataclass(frozen=True)

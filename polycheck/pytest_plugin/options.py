@@ -125,6 +125,13 @@ def add_options(parser: pytest.Parser) -> None:
         "[probe] pushgateway_url, else nothing is pushed)",
     )
     group.addoption(
+        "--location",
+        dest="polycheck_location",
+        metavar="NAME",
+        help="where this probe runs from (a cluster, a region): the `location` label of every metric it pushes, so "
+        "alerts can ask how many locations agree (default: the env's [probe] location, else 'default')",
+    )
+    group.addoption(
         "--ledger",
         dest="polycheck_ledger",
         metavar="PATH",

@@ -121,6 +121,7 @@ def _inputs(config: pytest.Config, env: EnvConfig) -> RunInputs:
         since=_parse_since(config.getoption("polycheck_since")),
         stack=stack,
         push_metrics=config.getoption("polycheck_push_metrics") or "",
+        location=config.getoption("polycheck_location") or "",
         gates=_gate_inputs(config),
         ledger=config.getoption("polycheck_ledger") or "",
         purpose=options.purpose(config),

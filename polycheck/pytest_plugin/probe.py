@@ -79,9 +79,9 @@ class ProbePlugin:
             return
         run = run_of(self.config)
         verdict = VERDICT_OF_EXIT.get(int(session.exitstatus), f"exit {int(session.exitstatus)}")
-        probe = ProbeRun(env=run.config.name, verdict=verdict, seconds=time.monotonic() - self.started,
-                         checks=list(self.results.values()))
         settings = run.config.probe
+        probe = ProbeRun(env=run.config.name, verdict=verdict, seconds=time.monotonic() - self.started,
+                         checks=list(self.results.values()), location=run.probe_location, quorum=settings.quorum)
         try:
             groups = push(self.url, probe, job=settings.job, timeout=settings.push_timeout_seconds)
             self.outcome = f"pushed the probe metrics to {self.url} ({groups} groups, verdict {verdict})"

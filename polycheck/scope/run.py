@@ -42,6 +42,7 @@ class RunInputs:
     report_dir: str = ""  # this run's own result set, reports/runs/<time>-<run id> ("" for --collect-only)
     started: float = 0.0  # when the run began (epoch seconds)
     push_metrics: str = ""  # --push-metrics: the Pushgateway the run pushes its outcome to
+    location: str = ""  # --location: where the probe runs from (default: the env's probe.location)
     gates: dict[str, Any] = field(default_factory=dict)  # the predeploy options: gates.DeployRequest's fields
     ledger: str = ""  # --ledger: the journal of synthetic data (default: the env's probe.ledger)
     purpose: str = "deploy"  # --purpose: deploy | canary | probe | gate (polycheck.rollback.purpose)
@@ -159,6 +160,11 @@ class Run:
     def push_metrics_url(self) -> str:
         """--push-metrics, else the env's [probe] pushgateway_url; empty: the run pushes nothing."""
         return self.inputs.push_metrics or self.config.probe.pushgateway_url
+
+    @property
+    def probe_location(self) -> str:
+        """--location, else the env's [probe] location: the `location` label of every metric the run pushes."""
+        return self.inputs.location or self.config.probe.location
 
     @property
     def ledger_path(self) -> Path:

@@ -6,8 +6,12 @@ time, so "no success for N minutes" is one expression). Pushed with prometheus_c
 
 | group (grouping key) | metrics |
 | --- | --- |
-| `job, env, check` | `polyshop_check_success{check,service,env}` 1/0, `polyshop_check_flaky` 1 when it passed only on a rerun, `polyshop_check_duration_seconds`, and on success only `polyshop_check_last_success_timestamp_seconds` (a failing run keeps the last good time) |
-| `job, env` | `polyshop_probe_success{env}` 1 only for GO, `polyshop_probe_duration_seconds`, `polyshop_probe_checks{env,outcome}` (outcome `flaky` too), on GO only `polyshop_probe_last_success_timestamp_seconds` |
+| `job, env, location, check` | `polyshop_check_success{check,service,env,location}` 1/0, `polyshop_check_flaky` 1 when it passed only on a rerun, `polyshop_check_duration_seconds`, and on success only `polyshop_check_last_success_timestamp_seconds` (a failing run keeps the last good time) |
+| `job, env, location` | `polyshop_probe_success{env,location}` 1 only for GO, `polyshop_probe_duration_seconds`, `polyshop_probe_quorum` (the env's probe.quorum), `polyshop_probe_checks{env,location,outcome}` (outcome `flaky` too), on GO only `polyshop_probe_last_success_timestamp_seconds` |
+
+`location` (--location, else the env's probe.location, else "default") is where the probe ran from: several CronJobs,
+one per cluster or region, push to one Pushgateway without replacing each other's groups, and the alerts count how
+many locations agree.
 
 The Pushgateway adds `push_time_seconds` to every group: "the probe has not run for 15 minutes" reads it. No
 grouping key carries a pod or run id, so series do not pile up from run to run; no label carries error text.
@@ -59,13 +63,15 @@ class ProbeRun:
     seconds: float
     checks: list[CheckResult] = field(default_factory=list)
     finished_at: float = field(default_factory=time.time)
+    location: str = "default"  # where the probe ran from: a label of every metric, and of every group
+    quorum: int = 2  # the env's probe.quorum, pushed so the alert reads it
 
 
 def check_registry(run: ProbeRun, result: CheckResult) -> CollectorRegistry:
     """The metrics of one check's group."""
     registry = CollectorRegistry()
-    names = ["check", "service", "env"]
-    values = [result.check, result.service, run.env]
+    names = ["check", "service", "env", "location"]
+    values = [result.check, result.service, run.env, run.location]
     Gauge("polyshop_check_success", "1 when the check passed in the latest run, 0 when it failed or was blocked",
           names, registry=registry).labels(*values).set(1 if result.outcome == PASSED else 0)
     Gauge("polyshop_check_flaky", "1 when the check passed in the latest run only on a rerun, else 0",
@@ -81,27 +87,30 @@ def check_registry(run: ProbeRun, result: CheckResult) -> CollectorRegistry:
 def run_registry(run: ProbeRun) -> CollectorRegistry:
     """The metrics of the run's group."""
     registry = CollectorRegistry()
+    where = ["env", "location"]
     Gauge("polyshop_probe_success", "1 when the latest probe run's verdict was GO, else 0 (NO-GO, INCONCLUSIVE)",
-          ["env"], registry=registry).labels(run.env).set(1 if run.verdict == "GO" else 0)
+          where, registry=registry).labels(run.env, run.location).set(1 if run.verdict == "GO" else 0)
     Gauge("polyshop_probe_duration_seconds", "how long the latest probe run took",
-          ["env"], registry=registry).labels(run.env).set(run.seconds)
+          where, registry=registry).labels(run.env, run.location).set(run.seconds)
+    Gauge("polyshop_probe_quorum", "in how many of the reporting locations a check must fail to alert (probe.quorum)",
+          where, registry=registry).labels(run.env, run.location).set(run.quorum)
     counts = Gauge("polyshop_probe_checks", "checks of the latest probe run by outcome",
-                   ["env", "outcome"], registry=registry)
+                   [*where, "outcome"], registry=registry)
     for outcome in OUTCOMES:
-        counts.labels(run.env, outcome).set(sum(1 for c in run.checks if c.outcome == outcome))
-    counts.labels(run.env, "flaky").set(sum(1 for c in run.checks if c.flaky and c.outcome == PASSED))
+        counts.labels(run.env, run.location, outcome).set(sum(1 for c in run.checks if c.outcome == outcome))
+    counts.labels(run.env, run.location, "flaky").set(sum(1 for c in run.checks if c.flaky and c.outcome == PASSED))
     if run.verdict == "GO":
         Gauge("polyshop_probe_last_success_timestamp_seconds", "when a probe run last ended GO (Unix time)",
-              ["env"], registry=registry).labels(run.env).set(run.finished_at)
+              where, registry=registry).labels(run.env, run.location).set(run.finished_at)
     return registry
 
 
 def groups(run: ProbeRun, job: str = JOB) -> Iterable[tuple[dict[str, str], CollectorRegistry]]:
     """(grouping key, registry) of every push of the run: the run's group first, then each measured check's."""
-    yield {"env": run.env}, run_registry(run)
+    yield {"env": run.env, "location": run.location}, run_registry(run)
     for result in run.checks:
         if result.measured:
-            yield {"env": run.env, "check": result.check}, check_registry(run, result)
+            yield {"env": run.env, "location": run.location, "check": result.check}, check_registry(run, result)
 
 
 def push(url: str, run: ProbeRun, *, job: str = JOB, timeout: float = 5.0) -> int:

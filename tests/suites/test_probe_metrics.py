@@ -78,7 +78,8 @@ def test_alerts_fire_on_a_failing_probe_and_not_on_a_passing_one(
 ) -> None:
     gateway, prometheus = monitoring
     alerts = rules()
-    assert set(alerts) == {"PolyshopCheckFailing", "PolyshopCheckNoSuccess", "PolyshopProbeNotRun"}
+    assert set(alerts) == {"PolyshopCheckFailing", "PolyshopCheckNoSuccess", "PolyshopProbeNotRun",
+                           "PolyshopProbeLocationFailingEverything", "PolyshopCheckFlapping"}
     assert alerts["PolyshopCheckFailing"]["for"] == "10m"
 
     passing = run_suites(*HEALTH, "--push-metrics", gateway.url, stack_file=stack.stack_file)
@@ -115,7 +116,7 @@ def test_alerts_fire_on_a_failing_probe_and_not_on_a_passing_one(
     assert values(prometheus, alerts["PolyshopProbeNotRun"]["expr"], later) == {"local": pytest.approx(LATER, abs=120)}
     labels = {k for family in pushed(gateway) for s in family.samples for k in s.labels
               if s.name.startswith("polyshop_") or s.name in ("push_time_seconds", "push_failure_time_seconds")}
-    assert labels <= {"job", "env", "check", "service", "outcome", "instance"}, "no pod, run id or error text in labels"
+    assert labels <= {"job", "env", "location", "check", "service", "outcome", "instance"}, "no pod, run id or error text in labels"
 
 
 def test_a_probe_that_cannot_push_keeps_its_verdict_and_says_why(stack: StackControl) -> None:
@@ -149,6 +150,8 @@ def grouping_keys_and_last_success(gateway: LocalPushgateway) -> None:
     assert samples[("polyshop_probe_success", "")].value == 0
     assert ("polyshop_check_success", "test_x::test_b") not in samples
     assert samples[("polyshop_check_success", "test_x::test_a[order]")].labels["service"] == "order"
+    assert {s.labels.get("location") for s in samples.values()} == {"default"}, "every series names its location"
+    assert samples[("polyshop_probe_quorum", "")].value == 2
     with pytest.raises(PushError, match="could not push the probe metrics to http://127.0.0.1:9"):
         push("http://127.0.0.1:9", ok, timeout=2)
 
@@ -213,5 +216,75 @@ def test_the_rules_fire_after_their_durations_in_promtool(tmp_path: Path) -> Non
     tests = tmp_path / "rules_test.yml"
     tests.write_text(yaml.safe_dump({"rule_files": [str(rule_file)], "evaluation_interval": "1m",
                                      "tests": [failing, passing, never]}))
+    done = subprocess.run([promtool, "test", "rules", str(tests)], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def promtool_or_skip() -> str:
+    import shutil
+
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        pytest.skip("no promtool on PATH (Debian's prometheus package ships it)")
+    return promtool
+
+
+def _series(name: str, values: str, **labels: str) -> dict[str, str]:
+    text = ", ".join(f'{k}="{v}"' for k, v in {"job": "polycheck", "env": "prod", "instance": "", **labels}.items())
+    return {"series": f"{name}{{{text}}}", "values": values}
+
+
+def _runs(location: str, minutes: int = 30, until: int | None = None) -> dict[str, str]:
+    """A location's run group pushed every 5 minutes (push_time_seconds), up to minute `until`."""
+    last = minutes if until is None else until
+    return _series("push_time_seconds", " ".join(str(60 * (min(m, last) - min(m, last) % 5)) for m in range(minutes + 1)),
+                   location=location)
+
+
+def _check(location: str, values: str, check: str = "test_auth::test_login") -> dict[str, str]:
+    return _series("polyshop_check_success", values, location=location, check=check, service="auth")
+
+
+def test_probes_from_several_locations_alert_on_a_quorum_one_location_and_flapping_in_promtool(tmp_path: Path) -> None:
+    """promtool's rule unit tests: k of n locations (probe.quorum), a stale location not counted, one location
+    failing everything while another passes, and a check flapping."""
+    import subprocess
+
+    promtool = promtool_or_skip()
+    groups = rule_groups()
+    for rule in (r for group in groups for r in group["rules"]):
+        rule.pop("annotations", None)
+    rule_file = tmp_path / "rules.yml"
+    rule_file.write_text(yaml.safe_dump({"groups": groups}))
+    quorum = [_series("polyshop_probe_quorum", "2x30", location=where) for where in ("eu", "us", "ap")]
+    page = {"severity": "page", "job": "polycheck", "env": "prod", "check": "test_auth::test_login", "service": "auth"}
+    one_of_three = {"interval": "1m", "input_series": [
+        *quorum, _runs("eu"), _runs("us"), _runs("ap"), _check("eu", "0x30"), _check("us", "1x30"), _check("ap", "1x30")],
+        "alert_rule_test": [{"eval_time": f"{m}m", "alertname": "PolyshopCheckFailing", "exp_alerts": []} for m in (11, 20, 30)]}
+    two_of_three = {"interval": "1m", "input_series": [
+        *quorum, _runs("eu"), _runs("us"), _runs("ap"), _check("eu", "0x30"), _check("us", "0x30"), _check("ap", "1x30")],
+        "alert_rule_test": [{"eval_time": "9m", "alertname": "PolyshopCheckFailing", "exp_alerts": []},
+                            {"eval_time": "11m", "alertname": "PolyshopCheckFailing", "exp_alerts": [{"exp_labels": page}]}]}
+    # a location that stopped reporting 20 minutes ago does not count: the one still reporting decides alone
+    stale = {"interval": "1m", "input_series": [
+        *quorum[:2], _runs("eu"), _runs("us", until=5), _check("eu", "0x30"), _check("us", "0x30")],
+        "alert_rule_test": [{"eval_time": "30m", "alertname": "PolyshopCheckFailing", "exp_alerts": [{"exp_labels": page}]}]}
+    def counts(location: str, passed: int, failed: int) -> list[dict[str, str]]:
+        return [_series("polyshop_probe_checks", f"{passed}x30", location=location, outcome="passed"),
+                _series("polyshop_probe_checks", f"{failed}x30", location=location, outcome="failed")]
+    blind = {"interval": "1m", "input_series": [*counts("eu", 0, 40), *counts("us", 40, 0)], "alert_rule_test": [
+        {"eval_time": "9m", "alertname": "PolyshopProbeLocationFailingEverything", "exp_alerts": []},
+        {"eval_time": "11m", "alertname": "PolyshopProbeLocationFailingEverything", "exp_alerts": [{"exp_labels": {
+            "severity": "ticket", "env": "prod", "location": "eu"}}]}]}
+    everywhere = {"interval": "1m", "input_series": [*counts("eu", 0, 40), *counts("us", 0, 40)], "alert_rule_test": [
+        {"eval_time": "20m", "alertname": "PolyshopProbeLocationFailingEverything", "exp_alerts": []}]}
+    alternating = " ".join(("1" if (m // 5) % 2 == 0 else "0") for m in range(31))
+    flapping = {"interval": "1m", "input_series": [_check("eu", alternating), _check("us", "1x30")], "alert_rule_test": [
+        {"eval_time": "30m", "alertname": "PolyshopCheckFlapping", "exp_alerts": [{"exp_labels": {
+            "job": "polycheck", "env": "prod", "location": "eu", "check": "test_auth::test_login", "service": "auth",
+            "severity": "ticket"}}]}]}
+    tests = tmp_path / "rules_test.yml"
+    tests.write_text(yaml.safe_dump({"rule_files": [str(rule_file)], "evaluation_interval": "1m",
+                                     "tests": [one_of_three, two_of_three, stale, blind, everywhere, flapping]}))
     done = subprocess.run([promtool, "test", "rules", str(tests)], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stdout + done.stderr
