@@ -11,7 +11,8 @@ USAGE = (
     "       polycheck serve [--env NAME] [--port N] [--root DIR] [--marker EXPR] [--token-file PATH] [--workers N] [--queue N]\n"
     "                       [--max-body BYTES] [--read-timeout S] [-- PYTEST_ARGS]   (token: --token-file or $POLYCHECK_SERVE_TOKEN)\n"
     "       polycheck report [--reports-dir DIR] [--root DIR] [--run RUN_DIR] [--output DIR]\n"
-    "       polycheck cleanup [--env NAME] [--root DIR] [--dry-run] [--older-than 30m] [--ledger PATH] [--stack-file PATH]"
+    "       polycheck cleanup [--env NAME] [--root DIR] [--dry-run] [--older-than 30m] [--ledger PATH] [--stack-file PATH]\n"
+    "       polycheck decisions [--env NAME] [--audit-log PATH] [--root DIR] [--json]   were the rollbacks right?"
 )
 
 
@@ -54,6 +55,10 @@ def main(argv: list[str]) -> int:
         from polycheck.signoff.html import main as report
 
         return report(rest)
+    if command == "decisions":
+        from polycheck.rollback.review import main as decisions
+
+        return decisions(rest)
     if command == "cleanup":
         from polycheck.scope.cleanup import main as cleanup
 

@@ -398,7 +398,7 @@ CONTRACT_ROUTES: dict[str, tuple[str, ...]] = {
     "notification": ("/api/notifications/",),
     "search": ("/api/search",),
 }
-ROLLBACK_MODES = ("auto", "dry-run", "off")
+ROLLBACK_MODES = ("auto", "dry-run", "shadow", "off")
 UNKNOWN_SCOPES = ("escalate", "all")
 ON_DEPENDENCY = ("escalate", "rollback")
 WORKLOADS = ("deployment", "rollout")

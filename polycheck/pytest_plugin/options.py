@@ -47,9 +47,10 @@ def add_options(parser: pytest.Parser) -> None:
     group.addoption(
         "--rollback",
         dest="polycheck_rollback",
-        choices=("auto", "dry-run", "off"),
+        choices=("auto", "dry-run", "shadow", "off"),
         help="what a failing check marked for rollback does: act (auto), only log what it would do (dry-run), "
-        "or nothing (off); default: the env's rollback.mode",
+        "record that it would have rolled back, escalating as usual, so later runs measure the gate's precision "
+        "(shadow; see `polycheck decisions`), or nothing (off); default: the env's rollback.mode",
     )
     group.addoption(
         "--purpose",

@@ -24,6 +24,7 @@ import pytest
 from polycheck.clients.http import timeout_from
 from polycheck.core.redact import redact_secrets
 from polycheck.core.scrub import scrub_file, scrub_tree
+from polycheck.rollback.review import precision_line, read_records, review
 from polycheck.signoff.environment import EnvironmentProbe, checker_versions, environment_properties, service_images, service_versions
 from polycheck.signoff.executor import detect_executor
 from polycheck.signoff.results import HISTORY_FILE, carry_history, finalise_results
@@ -106,6 +107,7 @@ class SignOffPlugin:
             carry_history(previous / HISTORY_FILE, _allure_results_of(previous), folder / HISTORY_FILE,
                           timestamp_ms=int(previous.stat().st_mtime * 1000))
         self.signoff = self._signoff(session, environment, allure_dir)
+        self._review(self.signoff)
         records = self._records()
         if records:
             (folder / "rollback-log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
@@ -141,6 +143,25 @@ class SignOffPlugin:
 
             return run_of(self.config).purpose in (DEPLOY, CANARY)
         return bool(engine.would_roll_back(service))
+
+    def _audit_log(self) -> Path:
+        log = run_of(self.config).rollback_log
+        return log if log.is_absolute() else self.config.rootpath / log
+
+    def _review(self, signoff: SignOff) -> None:
+        """Review the earlier runs' rollback decisions by this run's outcomes (polycheck.rollback.review), and show
+        the tally of the checks that decided in this run. A run that judged nothing reviews nothing."""
+        if signoff.verdict == "INCONCLUSIVE" and not any(c.outcome in ("passed", "failed") for c in signoff.checks):
+            return
+        log = self._audit_log()
+        run = run_of(self.config)
+        try:
+            signoff.reviews = review(log, env=run.config.name, run_id=run.run_id,
+                                     outcomes={c.nodeid: c.outcome for c in signoff.checks})
+            deciding = [str(r.get("check")) for r in signoff.rollbacks if r.get("step") == "decision"]
+            signoff.precision = precision_line(read_records(log), run.config.name, deciding)
+        except OSError as exc:  # the audit log cannot be read or appended to: the sign-off still stands
+            signoff.note = (signoff.note + "; " if signoff.note else "") + f"decisions not reviewed: {exc}"
 
     def _records(self) -> list[dict[str, Any]]:
         from polycheck.pytest_plugin.rollback import ENGINE

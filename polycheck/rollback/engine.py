@@ -45,7 +45,7 @@ class RollbackEngine:
     """Once per service per run: plan and apply the env's rollback actions; escalate; audit everything."""
 
     config: EnvConfig
-    mode: str  # auto | dry-run | off
+    mode: str  # auto | dry-run | shadow | off
     run_id: str
     release: str
     audit_path: Path
@@ -199,9 +199,11 @@ class RollbackEngine:
             results.append({"action": action, "outcome": outcome, "detail": detail})
         if self.mode == "auto" and before is not None and any(r["outcome"] == "done" and r["action"] in UNDO_ACTIONS for r in results):
             self._remember(service, check, before[1])
-        verb = "DRY-RUN ROLLBACK" if self.mode == "dry-run" else ("ROLLBACK FAILED" if failed else "ROLLED BACK")
+        verb = {"dry-run": "DRY-RUN ROLLBACK", "shadow": "SHADOW: WOULD ROLL BACK"}.get(self.mode) or (
+            "ROLLBACK FAILED" if failed else "ROLLED BACK")
         self.notify(f"{verb} {service} (after {check}): " + "; ".join(f"{r['action']}: {r['detail']}" for r in results), failed)
-        why = "rollback FAILED: " if failed else ("rollback planned (dry-run)" if self.mode == "dry-run" else "rollback fired")
+        why = "rollback FAILED: " if failed else {"dry-run": "rollback planned (dry-run)",
+                                                   "shadow": "would have rolled back (shadow mode: nothing done)"}.get(self.mode, "rollback fired")
         why += " " + "; ".join(r["detail"] for r in results if r["outcome"] == "failed") if failed else ""
         self.escalate(service, check, reason, why + (f"; {section_9}" if section_9 else ""), actions=results, key="rollback")
 
@@ -251,7 +253,7 @@ class RollbackEngine:
             kind = REGISTRY.get(action)
             settings = self.config.rollback.settings[action] if action in self.config.rollback.settings else kind.settings()
             plan = kind.plan(target, settings)
-            if self.mode == "dry-run":
+            if self.mode in ("dry-run", "shadow"):  # shadow: a gate measured before it is trusted (rollback.review)
                 outcome, detail = "planned", f"would {plan.description}"
             else:
                 outcome, detail = "done", plan.apply()

@@ -129,7 +129,7 @@ def _strip_own_labels(result: dict[str, Any]) -> None:
     result["labels"] = [label for label in result.get("labels") or [] if not str(label.get("name", "")).startswith("polycheck.")]
 
 
-STEP_STATUS = {"done": "passed", "planned": "passed", "auto": "passed", "dry-run": "passed", "failed": "failed"}
+STEP_STATUS = {"done": "passed", "planned": "passed", "auto": "passed", "dry-run": "passed", "shadow": "passed", "failed": "failed"}
 
 
 def attach_decisions(results_dir: Path, result: dict[str, Any], records: list[dict[str, Any]]) -> None:

@@ -102,6 +102,8 @@ class SignOff:
     allure_results: str = ""  # where this run's Allure results are (its folder's, unless --alluredir said otherwise)
     not_run: list[NotRun] = field(default_factory=list)  # the covered steps that did not run
     selection: str = ""  # what the run selected (-m, -k, paths): history and trend are per env and selection
+    reviews: list[dict[str, Any]] = field(default_factory=list)  # earlier runs' rollback decisions this run confirmed or refuted
+    precision: list[str] = field(default_factory=list)  # the review tally of each check that decided in this run
 
     def step_verdict_of(self, key: str, counts: Counter[str]) -> str:
         """A step's verdict; NOT RUN when its checks did not run (allowed: "NOT RUN (allowed)")."""
@@ -178,6 +180,9 @@ class SignOff:
         lines.append(f"  {self.rollback_line()}")
         rules = list(dict.fromkeys(str(r["rule"]) for r in self.rollbacks + self.escalations if r.get("rule")))
         lines += [f"  decided by: {rule[:240]}" for rule in rules[:4]]
+        lines += [f"  reviewed: run {r.get('reviewed_run')}'s decision on {r.get('service')} {str(r.get('outcome', '')).upper()}: "
+                  f"{str(r.get('detail', ''))[:200]}" for r in self.reviews[:max_checks]]
+        lines += [f"  earlier decisions of {line[:240]}" for line in self.precision[:max_checks]]
         where = self.executor.get("ci_url") or (self.executor.get("buildName") if self.executor.get("type") != "local" else "")
         lines.append(f"  by {self.executor.get('who', '?')} on {self.executor.get('host', '?')}"
                      + (f", {where}" if where else "") + f"; sign-off: {self.run_folder}/signoff.md")
@@ -208,6 +213,8 @@ class SignOff:
             "problems": [{"check": c.nodeid, "outcome": c.outcome, "culprit": c.culprit or None, "reason": c.reason,
                           "links": [{"name": n, "url": u} for n, u in c.links]} for c in self.problems()],
             "rollbacks": self.rollbacks,
+            "reviews": self.reviews,
+            "precision": self.precision,
             "escalations": self.escalations,
             "note": self.note or None,
             "allure_results": self.allure_results or None,

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 from datetime import datetime, timedelta, UTC
 from pathlib import Path
 from typing import Any
@@ -86,6 +88,14 @@ def test_crashloop_rolls_order_back_once_and_a_second_run_passes(stack: StackCon
     assert (run.allure_dir / steps[0]["attachments"][0]["source"]).exists()
     again = run_suites("-m", "smoke", ROLLOUT, f"--rollback-log={log}", "--released=order", stack_file=stack.stack_file)
     assert again.returncode == 0, again.describe()
+    # the next run reviews the decision: the check that decided passes on the restored revision -> confirmed
+    reviews = [r for r in audit(log) if r["step"] == "review"]
+    assert [(r["check"], r["outcome"], r["reviewed_run"]) for r in reviews] == [
+        (decisions[0]["check"], "confirmed", decisions[0]["run_id"])], reviews
+    tally = subprocess.run([sys.executable, "-m", "polycheck", "decisions", "--env", "local", f"--audit-log={log}", "--json"],
+                           cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert json.loads(tally.stdout)["check"][decisions[0]["check"]] == {"decided": 1, "confirmed": 1, "refuted": 0,
+                                                                        "pending": 0}, tally.stdout + tally.stderr
 
 
 def test_dry_run_logs_exactly_what_it_would_do_and_changes_nothing(stack: StackControl, tmp_path: Path) -> None:
@@ -189,3 +199,29 @@ def test_unreachable_cluster_is_inconclusive_naming_the_context(stack: StackCont
         assert "unreachable" in case.message and "context polyshop-local" in case.message and str(dead) in case.message, (name, case.message)
         assert "Traceback" not in case.message
     assert run.seconds < 90, run.describe()
+
+
+def test_shadow_mode_records_what_it_would_roll_back_and_the_next_runs_review_it(stack: StackControl, tmp_path: Path) -> None:
+    """--rollback shadow: the decision is recorded, nothing is rolled back; a later run where the check passes without
+    a rollback refutes it (the failure was transient), one where it still fails confirms it."""
+    log = tmp_path / "rollback.jsonl"
+    args = ("-m", "smoke", "suites/test_health.py", "-k", "search", "--released=search", "--rollback", "shadow",
+            f"--rollback-log={log}")
+    stack.set_fault("search", "wrong_version", version="1.2.9")
+    first = run_suites(*args, stack_file=stack.stack_file)
+    assert first.returncode == 1, first.describe()
+    decisions = [r for r in audit(log) if r["step"] == "decision"]
+    assert [(d["service"], d["outcome"]) for d in decisions] == [("search", "shadow")], audit(log)
+    assert all(r["outcome"] in ("planned", "skipped") for r in audit(log) if r["step"] not in ("decision", "escalation")), audit(log)
+    assert "SHADOW: WOULD ROLL BACK search" in first.output
+    assert image_of(stack, "search-service").endswith(":1.3.0"), "shadow mode changes nothing"
+    still = run_suites(*args, stack_file=stack.stack_file)  # the fault lasts: the decision was warranted
+    assert still.returncode == 1, still.describe()
+    stack.clear()
+    passing = run_suites(*args, stack_file=stack.stack_file)  # the second run's decision: the check passes without one
+    assert passing.returncode == 0, passing.describe()
+    reviews = [r for r in audit(log) if r["step"] == "review"]
+    assert [(r["reviewed_run"], r["outcome"]) for r in reviews] == [
+        (decisions[0]["run_id"], "confirmed"), (reviews[1]["reviewed_run"], "refuted")], reviews
+    assert reviews[1]["reviewed_run"] != decisions[0]["run_id"] and "passes without a rollback" in reviews[1]["detail"]
+    assert "reviewed: run" in passing.output and "REFUTED" in passing.output, passing.output[-2000:]

@@ -75,7 +75,7 @@ def test_unknown_section_is_rejected(tmp_path: Path) -> None:
         ("[http]\nread_timeout_seconds = 'fast'\n", r"http.read_timeout_seconds: expected a number, got 'fast'"),
         ("[http]\nread_timeout_seconds = 0\n", r"http.read_timeout_seconds: must be greater than 0"),
         ("[environment.x]\n", r"environment: unknown key 'x'; valid keys: name, description"),
-        ("[rollback]\nmode = 'sometimes'\n", r"rollback.mode: must be one of auto, dry-run, off"),
+        ("[rollback]\nmode = 'sometimes'\n", r"rollback.mode: must be one of auto, dry-run, shadow, off"),
         ("[kubernetes]\nin_cluster = 'yes'\n", r"kubernetes.in_cluster: expected true or false"),
     ],
 )
