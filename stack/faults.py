@@ -30,8 +30,9 @@ FAULT_KINDS: dict[str, tuple[str, Callable[[dict[str, Any]], dict[str, Any]]]] =
     "down": ("the service refuses connections", lambda p: {}),
     "hang": ("the service accepts requests and never answers", lambda p: {"paths": _paths(p)}),
     "slow": (
-        "every answer is delayed by 'seconds'",
-        lambda p: {"seconds": _number(p, "seconds", 1.5, 0.0, 120.0), "paths": _paths(p)},
+        "every answer under 'paths' is delayed by 'seconds'; 'pods': all, or only the canary's",
+        lambda p: {"seconds": _number(p, "seconds", 1.5, 0.0, 120.0), "paths": _paths(p),
+                   "pods": _text(p, "pods", "all", ("all", "canary"))},
     ),
     "errors": (
         "a 'ratio' of requests under 'paths' answer 'status' (default 500); 'pods': all, or only the canary's",

@@ -95,13 +95,13 @@ class ServiceMiddleware:
         if faults.matching(name, "hang", path):
             await faults.wait_released(name)
         slow = faults.matching(name, "slow", path)
-        if slow:
+        pod = scope.get("polyshop.pod")
+        if slow and (slow.get("pods", "all") == "all" or (pod and pod.canary)):
             await asyncio.sleep(slow["seconds"])
         if faults.is_set(name, "proxy_error"):
             await _send_whole(send, 502, b"text/html", PROXY_ERROR_PAGE)
             return True
         errors = faults.matching(name, "errors", path)
-        pod = scope.get("polyshop.pod")
         if errors and errors["pods"] == "canary" and not (pod and pod.canary):
             errors = None
         if errors and faults.should_fail(name, errors["ratio"]):

@@ -45,7 +45,7 @@ class ServiceMetrics:
             duration=Histogram(
                 "http_request_duration_seconds",
                 "Time to answer an HTTP request.",
-                ("service", "route"),
+                ("service", "route") + ((POD_HASH_LABEL,) if spec.canary else ()),  # as pod discovery relabels every series
                 buckets=LATENCY_BUCKETS,
                 registry=registry,
             ),
@@ -78,7 +78,7 @@ class ServiceMetrics:
     def observe(self, route: str, method: str, status: int, seconds: float, pod_hash: str = "") -> None:
         labels = (self.spec.name, route, method, str(status)) + ((pod_hash or "unknown",) if self.spec.canary else ())
         self.requests.labels(*labels).inc()
-        self.duration.labels(self.spec.name, route).observe(seconds)
+        self.duration.labels(self.spec.name, route, *labels[4:]).observe(seconds)
 
     def exposition(self, drop_family: str | None = None) -> bytes:
         """The text exposition, optionally without one family (a fault)."""

@@ -42,6 +42,7 @@ def test_canary_error_rate_within_limit(
             prometheus, canary_service, pods, label=settings.pod_hash_label, window=settings.canary_window,
             threshold=settings.thresholds.get("canary_error_rate", CANARY_ERROR_RATE.threshold), margin=settings.canary_margin,
             min_requests=env_config.canary.min_requests, excluded=env_config.excluded_routes(canary_service),
+            confidence=env_config.canary.confidence, latency_effect=env_config.canary.latency_effect,
         )
     except PrometheusError as exc:
         inconclusive(f"{canary_service} canary gate: Prometheus could not answer: {exc}")

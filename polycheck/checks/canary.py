@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from polycheck.checks.canary_stats import Comparison, bucket_counts, rank_test, two_proportion
 from polycheck.clients.argo import CanaryState, canary_state
 from polycheck.core.failures import check_failed, inconclusive
 from polycheck.clients.prometheus import PrometheusClient
@@ -83,11 +84,11 @@ def request_count(service: str, label: str, pod_hash: str, window: str, minimum:
 def judge_canary(
     client: PrometheusClient, service: str, pods: CanaryPods, *, label: str, window: str,
     threshold: float = CANARY_ERROR_RATE.threshold, margin: float = 0.01, min_requests: float = 50,
-    excluded: Sequence[str] = DEFAULT_EXCLUDED_ROUTES,
+    excluded: Sequence[str] = DEFAULT_EXCLUDED_ROUTES, confidence: float = 0.95, latency_effect: float = 0.1,
 ) -> tuple[Verdict, Verdict]:
-    """(canary verdict against the limit, stable verdict for comparison); fails the check when the canary is worse,
-    is inconclusive when the canary (and so its judgement) rests on fewer than `min_requests` requests; the stable
-    version is compared with only when it has that many too."""
+    """(canary verdict against the limit, stable verdict for comparison); fails the check when the canary is above
+    the runbook's fixed limit or significantly worse than the stable version (compare_with_stable); inconclusive when
+    either side rests on fewer than `min_requests` requests (with the count)."""
     __tracebackhide__ = True
     canary = evaluate(client, f"{service} canary ({pods.canary}, {pods.weight_text()}) 5xx ratio",
                       error_ratio_query(service, label, pods.canary, window, excluded), threshold, ">", window=window,
@@ -101,12 +102,59 @@ def judge_canary(
                       error_ratio_query(service, label, pods.stable, window, excluded), 1.0, ">", absent_ok=True,
                       window=window, unit="ratio",
                       evidence=request_count(service, label, pods.stable, window, min_requests, excluded))
-    if canary.value is not None and stable.value is not None and stable.passed and stable.outcome == "ok":
-        if canary.value > stable.value + margin:
-            check_failed(
-                f"{service} canary {pods.canary} errs more than the stable version: 5xx ratio {canary.value:.2%} vs "
-                f"{stable.value:.2%} on {pods.stable} (allowed margin {margin:.0%}) over the last {window} ({RULE}) — "
-                f"queries: {canary.query} | {stable.query} — graph: {canary.link}\n  rollout: {pods.status_text()}",
-                culprit=service,
-            )
+    if stable.too_little_evidence:
+        inconclusive(f"{service} canary {pods.canary} cannot be compared with the stable version: {stable.message}\n"
+                     f"  rollout: {pods.status_text()}")
+    compare_with_stable(client, service, pods, label=label, window=window, margin=margin, confidence=confidence,
+                        latency_effect=latency_effect, excluded=excluded)
     return canary, stable
+
+
+def _total(client: PrometheusClient, promql: str) -> float:
+    return sum(sample.value for sample in client.query(promql, allow_empty=True))
+
+
+def _buckets(client: PrometheusClient, service: str, label: str, pod_hash: str, window: str,
+             excluded: Sequence[str]) -> list[tuple[float, float]]:
+    query = (f"sum by (le) (increase(http_request_duration_seconds_bucket{{{_selector(service, label, pod_hash, excluded)}}}"
+             f"[{window}]))")
+    return bucket_counts([(float(s.labels.get("le", "+Inf")), s.value) for s in client.query(query, allow_empty=True)])
+
+
+def compare_with_stable(client: PrometheusClient, service: str, pods: CanaryPods, *, label: str, window: str, margin: float,
+                        confidence: float, latency_effect: float, excluded: Sequence[str]) -> list[Comparison]:
+    """The canary against the stable version over the same window: the 5xx ratio (two-proportion z-test) and the
+    latency (Mann-Whitney U over the histogram buckets). Fails the check when either is significantly worse by more
+    than its effect size; returns both comparisons otherwise."""
+    __tracebackhide__ = True
+    alpha = 1 - confidence
+    counts = {}
+    for side, pod_hash in (("canary", pods.canary), ("stable", pods.stable)):
+        selector = _selector(service, label, pod_hash, excluded)
+        counts[side] = (_total(client, f'sum(increase(http_requests_total{{{selector},status=~"5.."}}[{window}]))'),
+                        _total(client, f"sum(increase(http_requests_total{{{selector}}}[{window}]))"))
+    done = []
+    where = f"over the last {window} ({RULE}; confidence {confidence:.0%})\n  rollout: {pods.status_text()}"
+    if counts["canary"][1] > 0 and counts["stable"][1] > 0:
+        errors = two_proportion(counts["canary"][0], counts["canary"][1], counts["stable"][0], counts["stable"][1])
+        if errors.worse(alpha, margin):
+            check_failed(
+                f"{service} canary {pods.canary} errs more than the stable version {pods.stable}: 5xx ratio "
+                f"{errors.canary:.2%} ({counts['canary'][0]:.0f} of {counts['canary'][1]:.0f} requests) vs {errors.stable:.2%} "
+                f"({counts['stable'][0]:.0f} of {counts['stable'][1]:.0f}); {errors.test}: z = {errors.statistic:.2f}, "
+                f"p = {errors.p_value:.2g}, difference {errors.effect:.2%} > effect size {margin:.0%} {where}",
+                culprit=service)
+        done.append(errors)
+    canary_buckets = _buckets(client, service, label, pods.canary, window, excluded)
+    stable_buckets = _buckets(client, service, label, pods.stable, window, excluded)
+    if sum(n for _, n in canary_buckets) > 0 and sum(n for _, n in stable_buckets) > 0:
+        latency = rank_test(canary_buckets, stable_buckets)
+        if latency.worse(alpha, 0.5 + latency_effect):
+            check_failed(
+                f"{service} canary {pods.canary} is slower than the stable version {pods.stable}: median "
+                f"{latency.canary * 1000:.1f} ms ({latency.canary_count:.0f} requests) vs {latency.stable * 1000:.1f} ms "
+                f"({latency.stable_count:.0f}); {latency.test}: z = {latency.statistic:.2f}, p = {latency.p_value:.2g}, "
+                f"P(canary slower) = {latency.effect:.2f} > {0.5 + latency_effect:.2f} {where}",
+                culprit=service)
+        done.append(latency)
+    return done

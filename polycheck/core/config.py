@@ -163,6 +163,10 @@ class CanaryConfig:
     """How much evidence the canary gate needs (runbook Section 2.3)."""
 
     min_requests: int = 50  # canary requests in canary_window (below 50, one 5xx alone is above the 2% limit)
+    # canary against stable (polycheck.checks.canary_stats): a difference fails only when significant at this
+    # confidence and larger than its effect size (5xx: prometheus.canary_margin, in ratio points)
+    confidence: float = 0.95
+    latency_effect: float = 0.1  # P(a canary request is slower than a stable one) must exceed 0.5 + this
 
 
 @dataclass(frozen=True)
@@ -606,6 +610,11 @@ def _validate(config: EnvConfig) -> EnvConfig:
                          ("canary.min_requests", config.canary.min_requests)):
         if value < 1:
             raise ctx.error(where, f"must be at least 1 (no evidence is never enough), got {value}")
+    if not 0.5 <= config.canary.confidence < 1:
+        raise ctx.error("canary.confidence", f"is a confidence level, from 0.5 to below 1 (e.g. 0.95), got {config.canary.confidence}")
+    if not 0 <= config.canary.latency_effect < 0.5:
+        raise ctx.error("canary.latency_effect", "is how far above 0.5 P(a canary request is slower) must be, from 0 to "
+                        f"below 0.5 (e.g. 0.1), got {config.canary.latency_effect}")
     routes = [("prometheus.exclude_routes", config.prometheus.exclude_routes)]
     routes += [(f"services.{name}.exclude_routes", svc.exclude_routes or []) for name, svc in config.services.items()]
     for where, patterns in routes:

@@ -236,3 +236,39 @@ def test_a_canary_judged_on_too_few_requests_is_inconclusive_and_not_aborted(
     assert re.search(r"5xx ratio .* over \d+ requests in the last 15s: fewer than canary.min_requests=100000 requests", message), message
     assert "nothing is aborted on it" in message, message
     assert not rollback_records(log, "argo-abort") and payment_rollout(stack)["status"].get("abort") is None
+
+
+def test_a_slower_canary_fails_its_step_by_the_rank_test(stack: StackControl, env_dir: Path, tmp_path: Path,
+                                                         prometheus: LocalPrometheus) -> None:
+    """A canary whose API answers some 25 ms later than the stable's (several times slower on this stack), with no
+    error at all: the fixed 5xx limit cannot see it; the Mann-Whitney U test over the histograms fails the 20% step."""
+    start_canary(stack, "replica-based", "1.3.1-slower")  # a tag of its own: a pod hash no other test has data for
+    promote(stack)
+    status = paused_at(stack, PAUSE_AFTER[20])
+    stack.set_fault("payment", "slow", seconds=0.025, pods="canary", paths=["/api/"])
+    canary_traffic(stack, prometheus, status["currentPodHash"])
+    result = run_gate(stack, env_dir, tmp_path / "log.jsonl", "--canary-step", "20")
+    assert result.failed == {CHECK}, result.describe()
+    message = result.cases[CHECK].message
+    assert "is slower than the stable version" in message and "Mann-Whitney U test over the histogram buckets" in message, message
+    found = re.search(r"median ([\d.]+) ms \((\d+) requests\) vs ([\d.]+) ms \((\d+)\).*p = ([\d.e-]+)", message)
+    assert found and float(found.group(1)) > 3 * float(found.group(3)) and float(found.group(5)) < 0.05, message
+
+
+def test_a_canary_erring_below_the_fixed_limit_against_a_zero_error_stable_fails_by_the_two_proportion_test(
+        stack: StackControl, env_dir: Path, tmp_path: Path, prometheus: LocalPrometheus) -> None:
+    """1.5 % of the canary's API answers 500, below the runbook's 2 % limit, the stable's none: significant and above
+    the 1-point effect size, so the step fails, naming both ratios, the test, its p-value and the counts."""
+    start_canary(stack, "replica-based", "1.3.1-erring-a-little")
+    promote(stack)
+    status = paused_at(stack, PAUSE_AFTER[20])
+    stack.set_fault("payment", "errors", ratio=0.015, pods="canary", paths=["/api/"])
+    canary_traffic(stack, prometheus, status["currentPodHash"], errors=True)
+    # the fixed limit out of the way (its sampled ratio may cross 2 % in a window): the comparison alone decides
+    text = (env_dir / "local.toml").read_text().replace("[prometheus]\n", "[prometheus]\nthresholds = { canary_error_rate = 0.5 }\n", 1)
+    (env_dir / "local.toml").write_text(text)
+    result = run_gate(stack, env_dir, tmp_path / "log.jsonl", "--canary-step", "20")
+    assert result.failed == {CHECK}, result.describe()
+    message = result.cases[CHECK].message
+    assert "errs more than the stable version" in message and "two-proportion z-test" in message, message
+    assert re.search(r"vs 0\.00% \(0 of \d+\)", message) and re.search(r"p = [\d.e-]+", message), message

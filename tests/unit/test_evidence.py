@@ -117,12 +117,14 @@ def test_a_canary_judged_on_too_few_requests_is_inconclusive_and_blames_nothing(
     assert "nothing is aborted on it" in message
 
 
-def test_a_canary_with_enough_requests_is_judged_and_the_stable_compared_only_with_enough_of_its_own() -> None:
+def test_a_canary_with_enough_requests_is_judged_and_a_stable_with_too_few_of_its_own_is_inconclusive() -> None:
     with pytest.raises(CheckFailure) as caught:
         judge(canary_answer("120", "400", canary_ratio="0.05"))
     assert culprits_of(caught.value) == ("payment",) and "over 120 requests" in str(caught.value)
-    canary, stable = judge(canary_answer("120", "10", canary_ratio="0.015", stable_ratio="0"))
-    assert canary.passed and stable.too_little_evidence, "a stable with 10 requests is no baseline: not compared"
+    with pytest.raises(CheckFailure) as few:  # a stable with 10 requests is no baseline: nothing to compare with
+        judge(canary_answer("120", "10", canary_ratio="0.015", stable_ratio="0"))
+    assert few.value.inconclusive and "cannot be compared with the stable version" in str(few.value)
+    assert "over 10 requests" in str(few.value) and "fewer than canary.min_requests=50" in str(few.value)
 
 
 def test_the_canary_count_leaves_scrapes_and_probes_out() -> None:
