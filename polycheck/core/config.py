@@ -93,6 +93,9 @@ class Thresholds:
     order_confirmation_seconds: float = 15.0
     notification_delivery_seconds: float = 30.0
     duplicate_watch_seconds: float = 1.0  # how long a check watches that a confirmation email is not sent twice
+    late_duplicate_seconds: float = 300.0  # a later run looks at an earlier order once this much has passed since
+    look_back_seconds: float = 1800.0  # how far back a run looks at earlier runs' orders and refunds (kept in the journal)
+    look_back_limit: int = 20  # at most this many earlier orders and payments, the newest first
     search_lag_seconds: float = 60.0
     token_min_ttl_seconds: int = 60
     token_max_ttl_seconds: int = 86400

@@ -105,13 +105,15 @@ class Journal:
             lines = handle.read().splitlines()
         return list(fold(lines).values())
 
-    def compact(self) -> int:
-        """Drop every cleaned entry's lines (in place, under the lock); how many entries were dropped."""
+    def compact(self, keep_cleaned_seconds: float = 0.0, now: float | None = None) -> int:
+        """Drop the lines of every cleaned entry older than `keep_cleaned_seconds` (in place, under the lock: the
+        younger ones stay for the later runs that look back at them); how many entries were dropped."""
         if not self.path.exists():
             return 0
+        now = time.time() if now is None else now
         with self._locked("r+") as handle:
             lines = handle.read().splitlines()
-            done = {key for key, entry in fold(lines).items() if entry.cleaned}
+            done = {key for key, entry in fold(lines).items() if entry.cleaned and now - entry.at >= keep_cleaned_seconds}
             kept = [line for line in lines if _key_of(line) not in done]
             handle.seek(0)
             handle.truncate()
@@ -164,7 +166,8 @@ def pending(journal: Journal, older_than: float, now: float | None = None) -> li
     return [e for e in journal.entries() if not e.cleaned and e.at <= cutoff]
 
 
-def sweep(journal: Journal, entries: list[Entry], sign_in: Callable[[Entry], Any], *, dry_run: bool = False) -> list[SweepLine]:
+def sweep(journal: Journal, entries: list[Entry], sign_in: Callable[[Entry], Any], *, dry_run: bool = False,
+          keep_cleaned_seconds: float = 0.0) -> list[SweepLine]:
     """Clean each entry (payments first); each outcome as a line. `sign_in(entry)` gives a ShopApi for its account."""
     lines: list[SweepLine] = []
     shops: dict[str, Any] = {}
@@ -187,7 +190,7 @@ def sweep(journal: Journal, entries: list[Entry], sign_in: Callable[[Entry], Any
         journal.cleaned(entry.key)
         lines.append(SweepLine(entry, "cleaned", detail))
     if not dry_run:
-        journal.compact()
+        journal.compact(keep_cleaned_seconds)  # the recent ones stay for the runs that look back at them
     return lines
 
 

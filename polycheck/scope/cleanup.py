@@ -91,7 +91,8 @@ def main(argv: list[str]) -> int:
         return shop.signed_in(shop.login(credentials(config, entry))["access_token"])
 
     try:
-        lines = sweep(journal, entries, sign_in, dry_run=args.dry_run)
+        lines = sweep(journal, entries, sign_in, dry_run=args.dry_run,
+                      keep_cleaned_seconds=config.thresholds.look_back_seconds)
     finally:
         for client in clients:
             client.close()

@@ -65,11 +65,12 @@ def build(ctx: ServiceContext) -> ServiceParts:
         data.sent_keys.add(dedup_key)
         return True
 
-    def send_again_later(to: str, order_id: str) -> None:
-        """The duplicate_confirmation bug: the confirmation goes out a second time, a little later."""
+    def send_again_later(to: str, order_id: str, delay: float | None = None) -> None:
+        """The duplicate_confirmation bug (a little later) and the late_duplicate one (`delay` seconds later): the
+        confirmation goes out a second time."""
 
         async def again() -> None:
-            await asyncio.sleep(rng.uniform(*DUPLICATE_DELAY_SECONDS))
+            await asyncio.sleep(rng.uniform(*DUPLICATE_DELAY_SECONDS) if delay is None else delay)
             deliver(f"msg_{secrets.token_hex(8)}", to, "order_confirmed", order_id, f"order_confirmed:{order_id}:again")
 
         task = asyncio.get_running_loop().create_task(again())
@@ -112,6 +113,9 @@ def build(ctx: ServiceContext) -> ServiceParts:
         sent = deliver(f"msg_{secrets.token_hex(8)}", to, "order_confirmed", order_id, f"order_confirmed:{order_id}")
         if sent and ctx.faults.is_set(ctx.name, "duplicate_confirmation"):
             send_again_later(to, order_id)
+        late = ctx.faults.get(ctx.name, "late_duplicate") if sent else None
+        if late is not None:
+            send_again_later(to, order_id, float(late["seconds"]))
 
     return ServiceParts(
         routes=[

@@ -65,6 +65,7 @@ def build(ctx: ServiceContext) -> ServiceParts:
     bus = bus_of(ctx)
     peers = PeerClient(ctx)
     provider = random.Random()
+    reverting: set[asyncio.Task[None]] = set()  # refunds the refund_reverts fault will undo
 
     def faulty(kind: str) -> bool:
         return ctx.faults.is_set(ctx.name, kind)
@@ -87,6 +88,15 @@ def build(ctx: ServiceContext) -> ServiceParts:
             return True  # the bug: the refund is answered, never recorded
         payment.status, payment.refunded_at = "refunded", time.time()
         publish(payment, "payment.refunded", trace)
+        reverts = ctx.faults.get(ctx.name, "refund_reverts")
+        if reverts is not None:  # the bug: the refund is undone later (a reconciliation job that re-captures)
+            async def revert() -> None:
+                await asyncio.sleep(float(reverts["seconds"]))
+                if payment.status == "refunded":
+                    payment.status = "succeeded"
+
+            reverting.add(task := asyncio.get_running_loop().create_task(revert()))
+            task.add_done_callback(reverting.discard)
         return True
 
     async def charge(request: Request, claims: dict[str, Any], fields: dict[str, Any]) -> Payment | JSONResponse:
