@@ -75,7 +75,11 @@ def test_a_run_killed_mid_flow_is_swept_clean(stack: StackControl, tmp_path: Pat
     assert swept.returncode == 0, swept.stdout + swept.stderr
     assert "refunded payment" in swept.stdout and "cancelled order" in swept.stdout, swept.stdout
     assert new_leftovers(stack, before) == NOTHING_LEFT
-    assert pending(journal, 0) == [] and journal_lines(ledger) == [], "the journal keeps nothing that is clean"
+    assert pending(journal, 0) == [], "nothing is left to sweep"
+    # what is clean stays only for the later runs' look back (thresholds.look_back_seconds), marked cleaned
+    kept = journal.entries()
+    assert kept and all(e.cleaned for e in kept), kept
+    assert journal.compact(keep_cleaned_seconds=0) == len(kept) and journal_lines(ledger) == [], "older ones are dropped"
 
 
 def new_leftovers_now(stack: StackControl, before: dict[str, list[str]]) -> dict[str, list[str]]:
