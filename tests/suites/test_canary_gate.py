@@ -255,21 +255,25 @@ def test_a_slower_canary_fails_its_step_by_the_rank_test(stack: StackControl, en
     assert found and float(found.group(1)) > 3 * float(found.group(3)) and float(found.group(5)) < 0.05, message
 
 
-def test_a_canary_erring_against_a_zero_error_stable_fails_by_the_two_proportion_test_alone(
-        stack: StackControl, env_dir: Path, tmp_path: Path, prometheus: LocalPrometheus) -> None:
-    """10 % of the canary's API answers 500, the stable's none, with the runbook's fixed limit set out of the way:
-    the comparison alone fails the step (significant, and far above the 1-point effect size), naming both ratios,
-    the test, its p-value and the counts."""
-    start_canary(stack, "replica-based", "1.3.1-erring-a-little")
+@pytest.mark.parametrize("ratio, limit", [(0.05, "in place"), (0.1, "aside")])
+def test_a_canary_erring_against_a_zero_error_stable_fails_its_20_percent_step(
+        ratio: float, limit: str, stack: StackControl, env_dir: Path, tmp_path: Path, prometheus: LocalPrometheus) -> None:
+    """5 % of the canary's API answers 500, the stable's none: the step fails (the fixed 2 % limit or the comparison,
+    whichever sees it first). 10 % with the fixed limit set aside: the comparison alone fails it (significant, and far
+    above the 1-point effect size), naming both ratios, the test, its p-value and the counts."""
+    start_canary(stack, "replica-based", f"1.3.1-erring-{int(ratio * 100)}")
     promote(stack)
     status = paused_at(stack, PAUSE_AFTER[20])
-    stack.set_fault("payment", "errors", ratio=0.1, pods="canary", paths=["/api/"])
+    stack.set_fault("payment", "errors", ratio=ratio, pods="canary", paths=["/api/"])
     canary_traffic(stack, prometheus, status["currentPodHash"], errors=True)
-    # the fixed limit out of the way: the comparison alone decides
-    text = (env_dir / "local.toml").read_text().replace("[prometheus]\n", "[prometheus]\nthresholds = { canary_error_rate = 0.5 }\n", 1)
-    (env_dir / "local.toml").write_text(text)
+    if limit == "aside":
+        text = (env_dir / "local.toml").read_text().replace("[prometheus]\n", "[prometheus]\nthresholds = { canary_error_rate = 0.5 }\n", 1)
+        (env_dir / "local.toml").write_text(text)
     result = run_gate(stack, env_dir, tmp_path / "log.jsonl", "--canary-step", "20")
     assert result.failed == {CHECK}, result.describe()
     message = result.cases[CHECK].message
+    if limit == "in place":
+        assert "is above 0.02" in message or "two-proportion z-test" in message, message
+        return
     assert "errs more than the stable version" in message and "two-proportion z-test" in message, message
     assert re.search(r"vs 0\.00% \(0 of \d+\)", message) and re.search(r"p = [\d.e-]+", message), message
