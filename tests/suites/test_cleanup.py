@@ -43,7 +43,7 @@ def test_a_run_killed_mid_flow_is_swept_clean(stack: StackControl, tmp_path: Pat
     env["POLYCHECK_STACK_FILE"] = str(stack.stack_file)
     probe = subprocess.Popen(
         [sys.executable, "-m", "pytest", "suites/test_order_flow.py", "-k", "test_order_is_confirmed_after_payment",
-         "--env", "local", "--ledger", str(ledger), "-q"],
+         "--env", "local", "--ledger", str(ledger), f"--reports-dir={tmp_path / 'reports'}", "-q"],
         cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         def paid() -> list[dict[str, Any]]:

@@ -26,6 +26,10 @@ def written(root: Path) -> frozenset[str]:
                                   text=True, timeout=60, check=True)
             entries |= {line[3:].strip() for line in done.stdout.splitlines() if line[:2] in ("??", "!!")
                         and (extra or not line[3:].startswith("reports/"))}
+        # git lists no empty folder: a run killed before it wrote anything leaves only reports/runs/<run>/allure-results/
+        reports = root / "reports"
+        if reports.is_dir():
+            entries |= {str(p.relative_to(root)) + "/" for p in reports.rglob("*") if p.is_dir() and not any(p.iterdir())}
     except (OSError, subprocess.SubprocessError):
         entries = {p.name for p in root.iterdir()} | {str(p.relative_to(root)) for p in (root / "reports").rglob("*")}
     return frozenset(e for e in entries if not any(part in e for part in ALLOWED))

@@ -27,3 +27,6 @@ def test_a_run_folder_left_in_reports_is_seen_and_tool_caches_are_not(tmp_path: 
     (tmp_path / "reports" / "runs" / "second").mkdir()
     (tmp_path / "reports" / "runs" / "second" / "signoff.json").write_text("{}")
     assert written(tmp_path) - seen == {"reports/runs/second/signoff.json"}, "a new run inside an existing runs/ folder"
+    (tmp_path / "reports" / "runs" / "killed" / "allure-results").mkdir(parents=True)
+    assert written(tmp_path) - seen == {"reports/runs/second/signoff.json", "reports/runs/killed/allure-results/"}, \
+        "the empty folder a killed run leaves"
