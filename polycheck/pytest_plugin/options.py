@@ -171,12 +171,13 @@ def add_options(parser: pytest.Parser) -> None:
     group.addoption(
         "--shipped-suites", dest="polycheck_shipped_suites", action="store_true", default=None,
         help="also collect the suites polycheck ships (health, login, order flow, ...) beside the tests of this "
-        "folder: a team's repository with checks of its own (default: ini polycheck_shipped_suites)",
+        "folder: a team's repository with checks of its own (default: ini polycheck_shipped_suites; neither set, "
+        "only when no test path is named nor configured, as from a folder of no project)",
     )
     for name, (help_text, default) in resolve.INI.items():
         parser.addini(name, help_text, default=default)
     parser.addini("polycheck_shipped_suites", "also collect the suites polycheck ships (see --shipped-suites)",
-                  type="bool", default=False)
+                  type="bool", default=None)
 
 
 def env_name(config: pytest.Config) -> str:
@@ -248,6 +249,13 @@ def allow_not_run(config: pytest.Config) -> tuple[str, ...]:
 
 
 def shipped_suites(config: pytest.Config) -> bool:
-    """--shipped-suites, else the ini polycheck_shipped_suites."""
+    """--shipped-suites, else the ini polycheck_shipped_suites; neither set: only when the run names no test path and
+    its folder configures none (pytest would collect the bare invocation folder), so `pytest -m synthetic` from any
+    folder collects the shipped suites rather than nothing (exit 5)."""
     given = config.getoption("polycheck_shipped_suites")
-    return bool(config.getini("polycheck_shipped_suites") if given is None else given)
+    if given is not None:
+        return bool(given)
+    ini = config.getini("polycheck_shipped_suites")
+    if ini is not None:
+        return bool(ini)
+    return config.args_source == pytest.Config.ArgsSource.INVOCATION_DIR

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -156,3 +157,22 @@ def test_the_cronjobs_arguments_run_twice_from_another_folder(installed: Path, t
     assert second.returncode == 0, second.output[-3000:]
     assert "unrecognized arguments" not in second.output
     assert len(second.ids("passed")) == len(first.ids("passed")) > 10, (first.describe(), second.describe())
+
+
+def test_a_folder_of_no_project_collects_the_shipped_suites_with_an_existing_ledger(installed: Path, tmp_path: Path) -> None:
+    """`pytest -m synthetic --env local --ledger FILE --co` from a folder with no pytest config and no test path (a pod's
+    working directory): the shipped suites are collected, also once the ledger exists (the CronJob's second run)."""
+    folder = tmp_path / "anywhere"
+    folder.mkdir()
+    ledger = tmp_path / "var" / "leftovers.jsonl"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "POLYCHECK_", "PYTHONPATH"))}
+    for attempt in ("no ledger yet", "the ledger exists"):
+        for form in ([f"--ledger={ledger}"], ["--ledger", str(ledger)]):
+            done = subprocess.run([str(installed / "bin" / "pytest"), "-m", "synthetic", "--env", "local", *form, "--co", "-q"],
+                                  cwd=folder, env=env, capture_output=True, text=True, timeout=120)
+            assert done.returncode == 0, f"{attempt}, {form}: exit {done.returncode}\n{done.stdout[-2000:]}{done.stderr[-2000:]}"
+            found = re.search(r"(\d+)/\d+ tests collected", done.stdout)
+            assert found and int(found.group(1)) > 20, f"{attempt}, {form}: {done.stdout[-1500:]}"
+            assert "test_order_flow.py::" in done.stdout and str(REPO) not in done.stdout, done.stdout[-1500:]
+        ledger.parent.mkdir(exist_ok=True)
+        ledger.write_text("")
