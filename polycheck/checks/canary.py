@@ -102,6 +102,8 @@ def judge_canary(
                       error_ratio_query(service, label, pods.stable, window, excluded), 1.0, ">", absent_ok=True,
                       window=window, unit="ratio",
                       evidence=request_count(service, label, pods.stable, window, min_requests, excluded))
+    if stable.too_little_evidence and pods.weight >= 100:
+        return canary, stable  # all traffic on the canary: no stable to compare with by design; the fixed limit decided
     if stable.too_little_evidence:
         inconclusive(f"{service} canary {pods.canary} cannot be compared with the stable version: {stable.message}\n"
                      f"  rollout: {pods.status_text()}")

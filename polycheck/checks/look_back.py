@@ -15,7 +15,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from typing import Any
 
-from polycheck.core.leftovers import ORDER, PAYMENT, Entry
+from polycheck.core.leftovers import Entry
 
 
 def earlier(entries: Iterable[Entry], *, kind: str, env: str, run_id: str, settle_seconds: float, horizon_seconds: float,
@@ -61,5 +61,3 @@ def refunds_undone(payments: list[Entry], read: Any) -> list[str]:
                             f"reads {payment.get('status')!r}")
     return problems
 
-
-KINDS = (ORDER, PAYMENT)

@@ -13,7 +13,7 @@ from polycheck.clients.http import ExchangeLog
 from polycheck.core.steps import epic_of, feature_of, story_of
 from polycheck.core.verdict import Verdict
 from polycheck.pytest_plugin.markers import may_roll_back
-from polycheck.pytest_plugin.verdicts import BLOCKED, INCONCLUSIVE, outcome_of, subjects_of
+from polycheck.pytest_plugin.verdicts import BLOCKED, INCONCLUSIVE, exchange_log_of, outcome_of, subjects_of
 from polycheck.signoff.results import JUDGES_LABEL, NODEID_LABEL
 
 try:
@@ -83,9 +83,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[Any]) -> 
     _link_evidence(item, report)
     if report.when != "call" or not report.failed:
         return
-    funcargs = getattr(item, "funcargs", {})
-    scope = funcargs.get("check_scope")
-    log = scope.log if scope is not None else funcargs.get("exchange_log")
+    log = exchange_log_of(item)
     if isinstance(log, ExchangeLog):
         for index, exchange in enumerate(log.exchanges, start=1):
             verdict = exchange.error or f"HTTP {exchange.status}"

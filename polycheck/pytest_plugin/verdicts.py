@@ -200,11 +200,16 @@ def _times(item: pytest.Item, call: pytest.CallInfo[Any]) -> tuple[float, float]
     return call.start, call.stop
 
 
-def _evidence_window(item: pytest.Item, start: float, stop: float) -> tuple[float, float]:
-    """From the first request the check's evidence came from (sent early, for some) to its body's end."""
+def exchange_log_of(item: pytest.Item) -> Any:
+    """The check's exchange log: its scope's, else its `exchange_log` fixture's (None when it used neither)."""
     funcargs = getattr(item, "funcargs", {})
     scope = funcargs.get("check_scope")
-    log = scope.log if scope is not None else funcargs.get("exchange_log")
+    return scope.log if scope is not None else funcargs.get("exchange_log")
+
+
+def _evidence_window(item: pytest.Item, start: float, stop: float) -> tuple[float, float]:
+    """From the first request the check's evidence came from (sent early, for some) to its body's end."""
+    log = exchange_log_of(item)
     sent = [e for e in getattr(log, "exchanges", []) if getattr(e, "sent_at", 0.0) > 0]
     if not sent:
         return start, stop

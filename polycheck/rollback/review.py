@@ -59,6 +59,7 @@ def pending(records: Iterable[dict[str, Any]], env: str, current_run: str) -> li
     """The decisions of earlier runs of `env` that no review has answered yet."""
     records = list(records)
     reviewed = {(r.get("reviewed_run"), r.get("check")) for r in records if r.get("step") == "review"}
+    applied = _applied(records)
     found: dict[tuple[str, str], Decision] = {}
     for r in records:
         if r.get("step") != "decision" or r.get("env") != env or r.get("run_id") == current_run:
@@ -66,9 +67,18 @@ def pending(records: Iterable[dict[str, Any]], env: str, current_run: str) -> li
         if r.get("outcome") not in ACTED + NOT_ACTED:
             continue
         key = (str(r.get("run_id")), str(r.get("check")))
+        if r.get("outcome") in ACTED and (r.get("run_id"), r.get("check")) not in applied:
+            continue
         if key not in reviewed and key not in found:
             found[key] = Decision(key[0], env, str(r.get("service")), key[1], str(r.get("outcome")), str(r.get("rule") or ""))
     return list(found.values())
+
+
+def _applied(records: list[dict[str, Any]]) -> set[tuple[Any, Any]]:
+    """(run, check) of every decision one of whose actions was applied. A rollback that acted is judged only then: a
+    failed undo restored nothing, so its check still failing would wrongly refute it."""
+    return {(r.get("run_id"), r.get("check")) for r in records
+            if r.get("step") not in ("decision", "hold", "escalation", "memory", "review") and r.get("outcome") == "done"}
 
 
 def judged(decision: Decision, outcome_now: str) -> str | None:
@@ -114,10 +124,13 @@ def tally(records: Iterable[dict[str, Any]], env: str, by: str) -> dict[str, dic
         if r.get("step") == "review":
             answered[(r.get("reviewed_run"), r.get("check"))] = str(r.get("outcome"))
     seen: set[tuple[Any, Any]] = set()
+    applied = _applied(records)
     for r in records:
         if r.get("step") != "decision" or r.get("outcome") not in ACTED + NOT_ACTED:
             continue
         key = (r.get("run_id"), r.get("check"))
+        if r.get("outcome") in ACTED and key not in applied:
+            continue  # nothing was restored: not a decision to judge
         if key in seen:
             continue
         seen.add(key)

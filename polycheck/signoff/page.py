@@ -13,6 +13,8 @@ from collections import defaultdict
 from html import escape
 from typing import Any
 
+from polycheck.signoff.grouping import ReasonGroup, group_by_reason
+
 SIGNOFF_HTML = "signoff.html"
 CLASS = {"GO": "go", "NO-GO": "nogo", "INCONCLUSIVE": "inconclusive"}
 MEANING = {
@@ -58,15 +60,13 @@ def _table(head: list[str], rows: list[list[str]], classes: list[str] | None = N
     return "\n".join(out) + "</table>"
 
 
-def problem_groups(problems: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The checks that did not pass, one group per (outcome, culprit, reason), largest first."""
-    groups: dict[tuple[str, str, str], list[str]] = defaultdict(list)
-    for problem in problems:
-        key = (str(problem.get("outcome")), str(problem.get("culprit") or ""), str(problem.get("reason") or ""))
-        groups[key].append(str(problem.get("check")))
+def problem_groups(problems: list[dict[str, Any]]) -> list[ReasonGroup]:
+    """The checks that did not pass, grouped as the terminal groups them (polycheck.signoff.grouping): failed first,
+    then blocked, then inconclusive, the largest group first."""
+    groups = group_by_reason((str(p.get("outcome")), str(p.get("check")), str(p.get("culprit") or ""),
+                              str(p.get("reason") or "")) for p in problems)
     rank = {"failed": 0, "blocked": 1, "inconclusive": 2}
-    ordered = sorted(groups.items(), key=lambda kv: (rank.get(kv[0][0], 3), -len(kv[1]), kv[0]))
-    return [{"outcome": o, "culprit": c, "reason": r, "checks": checks} for (o, c, r), checks in ordered]
+    return sorted(groups, key=lambda g: (rank.get(g.outcome, 3), -len(g.checks), g.culprit, g.reason))
 
 
 def culprits(problems: list[dict[str, Any]]) -> dict[str, int]:
@@ -92,7 +92,7 @@ def render(data: dict[str, Any], *, allure_href: str | None = None) -> str:
     if data.get("note"):
         parts.append(f"<p>note: {_e(data['note'])}</p>")
     if verdict == "INCONCLUSIVE" and problems:
-        parts.append(f"<p>reason: {_e(problem_groups(problems)[0]['reason'])}</p>")
+        parts.append(f"<p>reason: {_e(problem_groups(problems)[0].reason)}</p>")
     parts.append("</header><main>")
     parts.append(_steps(data))
     parts.append(_culprits(problems))
@@ -141,11 +141,11 @@ def _problems(problems: list[dict[str, Any]]) -> str:
     groups = problem_groups(problems)
     rows = []
     for group in groups[:MAX_GROUPS]:
-        checks = group["checks"]
+        checks = group.checks
         listed = "".join(f"<li><code>{_e(c)}</code></li>" for c in checks)
         cell = f"<code>{_e(checks[0])}</code>" if len(checks) == 1 else \
             f"<details><summary>{len(checks)} checks</summary><ul>{listed}</ul></details>"
-        rows.append([_e(group["outcome"]), cell, _e(group["culprit"] or "—"), _e(group["reason"])])
+        rows.append([_e(group.outcome), cell, _e(group.culprit or "—"), _e(group.reason)])
     more = f"<p>… and {len(groups) - MAX_GROUPS} more groups (signoff.json).</p>" if len(groups) > MAX_GROUPS else ""
     return (f"<h2>Checks that did not pass ({len(problems)})</h2>"
             + _table(["outcome", "checks", "culprit", "reason"], rows) + more)

@@ -125,6 +125,15 @@ def test_a_canary_with_enough_requests_is_judged_and_a_stable_with_too_few_of_it
         judge(canary_answer("120", "10", canary_ratio="0.015", stable_ratio="0"))
     assert few.value.inconclusive and "cannot be compared with the stable version" in str(few.value)
     assert "over 10 requests" in str(few.value) and "fewer than canary.min_requests=50" in str(few.value)
+    # at 100 % all traffic is the canary's: there is no stable to compare with, and the fixed limit alone decides
+    full = CanaryPods("stable1", "canary1", 100)
+    canary, stable = judge_canary(fake_prometheus(canary_answer("120", "0", canary_ratio="0.015")), "payment", full,
+                                  label="rollouts_pod_template_hash", window="1m", min_requests=50)
+    assert canary.passed and stable.too_little_evidence
+    with pytest.raises(CheckFailure) as erring:
+        judge_canary(fake_prometheus(canary_answer("120", "0", canary_ratio="0.05")), "payment", full,
+                     label="rollouts_pod_template_hash", window="1m", min_requests=50)
+    assert culprits_of(erring.value) == ("payment",) and not erring.value.inconclusive
 
 
 def test_the_canary_count_leaves_scrapes_and_probes_out() -> None:

@@ -90,7 +90,7 @@ def test_an_inconclusive_page_gives_its_reason_once_for_a_hundred_checks() -> No
     assert page.count(reason) == 2, "the reason: once in the header, once for its group of checks"
     assert "100 checks" in text.chunks
     groups = problem_groups(data_problems := _signoff("INCONCLUSIVE", checks)["problems"])
-    assert len(groups) == 1 and len(groups[0]["checks"]) == 100 and culprits(data_problems) == {}
+    assert len(groups) == 1 and len(groups[0].checks) == 100 and culprits(data_problems) == {}
 
 
 def test_the_run_writes_its_page_beside_signoff_json(tmp_path: Path) -> None:
