@@ -7,6 +7,10 @@ import pytest
 from polycheck.core.config import EnvConfig
 from polycheck.core.contract import MetricsContract
 from polycheck.checks.health import (
+    HEALTH,
+    LIVE,
+    METRICS,
+    READY,
     expect_gateway_route,
     expect_health_ok,
     expect_metric_families,
@@ -20,14 +24,14 @@ pytestmark = [pytest.mark.smoke, pytest.mark.synthetic, pytest.mark.concurrent]
 
 
 @pytest.mark.rollback
-@pytest.mark.requests("GET /health")
+@pytest.mark.requests(HEALTH)
 def test_health_reports_ok(service: str, service_client: ServiceClient, env_config: EnvConfig) -> None:
     """Runbook Step 4 `/health`: 200, status ok, its own name and a semantic version, within the latency budget."""
     expect_health_ok(service_client, service, within=env_config.thresholds.health_latency_seconds)
 
 
 @pytest.mark.rollback
-@pytest.mark.requests("GET /health")
+@pytest.mark.requests(HEALTH)
 def test_runs_the_release_version(
     service: str, service_client: ServiceClient, env_config: EnvConfig, cli_release_version: str | None
 ) -> None:
@@ -40,21 +44,21 @@ def test_runs_the_release_version(
 
 
 @pytest.mark.rollback
-@pytest.mark.requests("GET /health/live")
+@pytest.mark.requests(LIVE)
 def test_liveness_probe_answers(service_client: ServiceClient, env_config: EnvConfig) -> None:
     """Runbook Section 8 liveness probe: /health/live is 200."""
-    expect_probe_ok(service_client, "/health/live", "liveness", within=env_config.thresholds.health_latency_seconds)
+    expect_probe_ok(service_client, LIVE, "liveness", within=env_config.thresholds.health_latency_seconds)
 
 
 @pytest.mark.rollback
-@pytest.mark.requests("GET /health/ready")
+@pytest.mark.requests(READY)
 def test_readiness_probe_answers(service_client: ServiceClient, env_config: EnvConfig) -> None:
     """Runbook Section 8 readiness probe: /health/ready is 200, so the pod takes traffic."""
-    expect_probe_ok(service_client, "/health/ready", "readiness", within=env_config.thresholds.health_latency_seconds)
+    expect_probe_ok(service_client, READY, "readiness", within=env_config.thresholds.health_latency_seconds)
 
 
 @pytest.mark.rollback
-@pytest.mark.requests("GET /metrics")
+@pytest.mark.requests(METRICS)
 def test_metrics_expose_contract_families(
     service: str, service_client: ServiceClient, env_config: EnvConfig, metrics_contract: MetricsContract
 ) -> None:

@@ -8,6 +8,7 @@ from typing import Any
 import httpx
 
 from polycheck.checks.flow import Diagnose, blamed, diagnosed
+from polycheck.checks.health import LIVE
 from polycheck.core.failures import check_failed
 from polycheck.clients.http import Exchange, ServiceClient, client_of, exchange_of
 from polycheck.clients.tracing import parse_traceparent
@@ -16,7 +17,7 @@ from polycheck.clients.tracing import parse_traceparent
 def expect_propagation(client: ServiceClient, service: str) -> None:
     """The answer echoes X-Request-ID and continues the caller's trace (same trace id, the service's own span id)."""
     __tracebackhide__ = True
-    response = client.get("/health/live", expect=200)
+    response = client.get(LIVE.path, expect=200)
     exchange = exchange_of(response)
     sent = parse_traceparent(exchange.request_headers.get("traceparent"))
     echoed_id = response.headers.get("x-request-id")

@@ -8,7 +8,14 @@ from typing import Any
 from polycheck.core.config import GatewayProbe
 from polycheck.core.exposition import ExpositionError, parse_exposition
 from polycheck.core.failures import check_failed
+from polycheck.clients.fanout import Read
 from polycheck.clients.http import ServiceClient, exchange_of
+
+# The reads of runbook Step 4, each written once: the suites' markers name them, the helpers below send them.
+HEALTH = Read("/health")
+LIVE = Read("/health/live")
+READY = Read("/health/ready")
+METRICS = Read("/metrics")
 
 SEMVER = re.compile(r"^v?(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?$")
 
@@ -18,7 +25,7 @@ def expect_health_ok(client: ServiceClient, service: str, *, within: float) -> d
     dependency of its own impaired (degraded, or down naming it) fails, naming the dependency: a rollback would
     not mend it (`rollback.on_dependency`)."""
     __tracebackhide__ = True
-    response = client.get("/health", expect=(200, 503), within=within, budget_name="health latency budget")
+    response = client.get(HEALTH.path, expect=(200, 503), within=within, budget_name="health latency budget")
     exchange = exchange_of(response)
     where = f"{exchange.line}"
     if response.status_code == 503:
@@ -64,7 +71,7 @@ def _impaired(body: Any) -> str:
 def expect_release_version(client: ServiceClient, service: str, expected: str, *, source: str) -> None:
     """/health reports the release version this run expects."""
     __tracebackhide__ = True
-    response = client.get("/health")
+    response = client.get(HEALTH.path)
     body = client.json_of(response)
     exchange = exchange_of(response)
     running = body.get("version") if isinstance(body, dict) else None
@@ -80,10 +87,10 @@ def expect_release_version(client: ServiceClient, service: str, expected: str, *
         )
 
 
-def expect_probe_ok(client: ServiceClient, path: str, probe: str, *, within: float) -> None:
-    """A Kubernetes probe endpoint answers 200."""
+def expect_probe_ok(client: ServiceClient, read: Read, probe: str, *, within: float) -> None:
+    """A Kubernetes probe endpoint (`LIVE`, `READY`) answers 200."""
     __tracebackhide__ = True
-    response, exchange = client.send("GET", path)
+    response, exchange = client.send(read.method, read.path)
     if response is None:
         check_failed(f"{exchange.line}: {probe} probe: {exchange.error}\n  ({exchange.ids})")
     if response.status_code != 200:
@@ -102,7 +109,7 @@ def expect_probe_ok(client: ServiceClient, path: str, probe: str, *, within: flo
 def expect_metric_families(client: ServiceClient, service: str, families: list[str], *, within: float) -> None:
     """/metrics parses as a Prometheus exposition, carries the contract's families, labelled with this service."""
     __tracebackhide__ = True
-    response = client.get("/metrics", expect=200, within=within, budget_name="health latency budget")
+    response = client.get(METRICS.path, expect=200, within=within, budget_name="health latency budget")
     exchange = exchange_of(response)
     try:
         exposition = parse_exposition(response.text)

@@ -15,6 +15,18 @@ GATEWAY_PROBE = "GATEWAY_PROBE"  # in @pytest.mark.requests: the routed service'
 
 
 @dataclass(frozen=True)
+class Read:
+    """A read-only GET a check makes to its own service, declared once: the check's marker names it
+    (`@pytest.mark.requests(HEALTH)`) and its helper sends `path`, so the run can send it early."""
+
+    path: str
+    method: str = "GET"
+
+    def __str__(self) -> str:
+        return f"{self.method} {self.path}"
+
+
+@dataclass(frozen=True)
 class PlannedRequest:
     """A read-only GET one check will make: to `service`'s client (the gateway's for a routed path)."""
 

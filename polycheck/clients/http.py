@@ -160,6 +160,11 @@ class Connections:
         with self._lock:
             self.prefetched[(exchange.trace_id, exchange.method, exchange.url)] = (response, exchange)
 
+    def untaken(self) -> list[Exchange]:
+        """The fan-out's answers that came back and no check asked for."""
+        with self._lock:
+            return [exchange for _, exchange in self.prefetched.values()]
+
     def close(self) -> None:
         with self._lock:
             for client in self._clients.values():

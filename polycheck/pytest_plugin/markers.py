@@ -18,7 +18,7 @@ MARKERS = (
     "predeploy: checks before a deploy (runbook Section 5)",
     "canary: gates an Argo Rollouts canary step (runbook Section 2.3)",
     "rollback(*services): a failure of this check rolls back its culprit, if this release changed it; the services named (and the parametrised one) are those the check judges",
-    "requests(*specs): the read-only requests a check makes ('GET /path' to its service, or GATEWAY_PROBE), fanned out concurrently once per run",
+    "requests(*reads): the read-only requests a check makes (a Read such as HEALTH, 'GET /path' to its service, or GATEWAY_PROBE), fanned out concurrently once per run",
     "concurrent: the check shares no state with any other: it runs ahead, at once with the others, as soon as the run starts (--concurrency)",
     "escalate(reason): a failure of this check escalates at once (runbook Section 9) with this reason",
 )

@@ -36,7 +36,7 @@ WORKER_RUN = "polycheck_run"
 
 pytest_plugins = [
     "polycheck.pytest_plugin.reporting", "polycheck.pytest_plugin.params", "polycheck.pytest_plugin.concurrent",
-    "polycheck.pytest_plugin.misread_options",
+    "polycheck.pytest_plugin.misread_options", "polycheck.pytest_plugin.prefetch",
 ]
 # The fixtures (fixtures/ in the checkout, polycheck.fixtures once installed), registered at configure time: after
 # every plugin's entry point, so that ours override theirs (browser_type_launch_args over pytest-playwright's,

@@ -89,6 +89,7 @@ def test_healthy_stack_passes_every_check(stack: StackControl) -> None:
     assert run.returncode == 0, run.describe()
     assert run.ids("passed") == all_checks(), run.describe()
     assert len(all_checks()) == 8 * 5 + 7
+    assert "never sent it" not in run.output, run.output  # every read a marker declares is the one its check sends
 
 
 def test_healthy_stack_passes_under_xdist(stack: StackControl) -> None:
@@ -114,6 +115,41 @@ def test_fault_fails_exactly_its_checks(stack: StackControl, case: FaultCase, tm
         assert case.service in message, f"{name}: the message does not name {case.service}: {message!r}"
         assert re.search(r"trace-id [0-9a-f]{32}, request-id [0-9a-f]{32}", message), f"{name}: no trace id: {message!r}"
         assert "Traceback" not in message
+
+
+TEAM_READS = """
+import pytest
+from polycheck.checks.health import LIVE, READY, expect_probe_ok
+
+pytestmark = [pytest.mark.smoke, pytest.mark.concurrent]
+
+
+@pytest.mark.requests(READY)
+def test_declares_ready_but_sends_live(service_client):
+    expect_probe_ok(service_client, LIVE, "liveness", within=2.0)
+
+
+@pytest.mark.requests(LIVE)
+def test_declares_and_sends_live(service_client):
+    expect_probe_ok(service_client, LIVE, "liveness", within=2.0)
+
+
+@pytest.mark.requests("GET /health/ready")
+def test_skips_before_its_read(service_client):
+    pytest.skip("nothing to compare with")
+"""
+
+
+def test_a_declared_read_its_check_never_sends_is_named(stack: StackControl, tmp_path: Path) -> None:
+    """A marker that names a read the check does not make (they drifted apart) is said at the end of the run,
+    naming the check and the path; a check that sends what it declares, or skips before its read, is not named."""
+    checks = tmp_path / "test_team_reads.py"
+    checks.write_text(TEAM_READS)
+    run = run_suites("-m", "smoke", str(checks), "-k", "order", stack_file=stack.stack_file)
+    assert run.returncode == 0, run.describe()
+    named = [line for line in run.output.splitlines() if "never sent it" in line]
+    assert len(named) == 1, run.output
+    assert "test_declares_ready_but_sends_live[order] declares GET /health/ready" in named[0], named
 
 
 def test_a_hanging_service_fails_within_the_timeout(stack: StackControl) -> None:
