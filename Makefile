@@ -7,7 +7,7 @@ ARGS ?=
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.polycheck-installed
 
-.PHONY: smoke test test-stress lint bench stack report wheel clean
+.PHONY: smoke test test-stress test-beside lint bench stack report wheel clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -32,6 +32,10 @@ test: $(STAMP) $(CHECKOV) lint
 
 test-stress: $(STAMP)
 	$(BIN)/pytest -c tests/pytest.ini tests -m stress $(ARGS)
+
+# make test three times in a row on a fresh clone of HEAD while another fresh clone runs make test beside it
+test-beside: $(STAMP)
+	$(BIN)/python benchmarks/beside.py $(ARGS)
 
 # lint: import-linter's layers and contracts, ruff (pyflakes, bugbear, pyupgrade) and mypy on polycheck/
 lint: $(STAMP)
