@@ -27,6 +27,7 @@ import sys
 import tempfile
 import time
 import xml.etree.ElementTree as ET
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from collections.abc import Callable
@@ -170,7 +171,8 @@ def main() -> int:
                 enough_evidence()
                 inject()  # the deploy: the release is broken from now on
                 started = time.time()
-                timed([*SMOKE, f"--env-dir={work}", f"--released={service}", "--rollback=auto",
+                deployed = datetime.fromtimestamp(int(started), UTC).isoformat().replace("+00:00", "Z")
+                timed([*SMOKE, f"--env-dir={work}", f"--released={service}", "--rollback=auto", f"--since={deployed}",
                        f"--rollback-log={work / 'to-rollback.jsonl'}"], shared)
                 writes = [w for w in control.get("/kube/writes").json()
                           if w["time"] >= started and f"/{service}-service" in w["path"]]

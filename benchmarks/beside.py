@@ -8,6 +8,7 @@ flake). Exits non-zero when any of the N runs fails (or collected nothing); the 
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import shutil
 import subprocess
@@ -48,8 +49,10 @@ def fresh_clone(into: Path) -> Path:
 def make_test(clone: Path, name: str, index: int, logs: Path) -> Outcome:
     log = logs / f"{name}-{index}.log"
     started = time.monotonic()
+    # a fresh make: not the variables of the make that started this (`make test-beside ARGS=...` would pass ARGS on)
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES")}
     with log.open("w") as out:
-        proc = subprocess.run(["make", "test"], cwd=clone, stdout=out, stderr=subprocess.STDOUT)
+        proc = subprocess.run(["make", "test", "ARGS="], cwd=clone, stdout=out, stderr=subprocess.STDOUT, env=env)
     text = log.read_text(errors="replace")
     found = SUMMARY.findall(text)
     return Outcome(name, index, proc.returncode, time.monotonic() - started, found[-1] if found else "no test summary", log)

@@ -7,6 +7,7 @@ wait; every other service is judged as soon as it has data, so one broken servic
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from dataclasses import dataclass, field
@@ -14,9 +15,10 @@ from collections.abc import Callable
 
 from polycheck.core.attribution import ServiceBoard
 from polycheck.core.config import PrometheusConfig
+from polycheck.core.durations import parse_duration
 from polycheck.core.failures import check_failed, inconclusive
 from polycheck.core.polling import PollTimeout, poll
-from polycheck.clients.prometheus import PrometheusClient, PrometheusError
+from polycheck.clients.prometheus import PrometheusClient, PrometheusError, format_duration
 from polycheck.clients.promql import REQUEST_RATE, Check, render
 
 # A service's scrape targets, by job (the Deployment's name or the short one, with or without a namespace).
@@ -62,12 +64,17 @@ class DataReadiness:
     # API requests in the window (the largest evidence minimum), routes left out by `excluded`
     enough_requests: float = 0.0
     excluded: Callable[[str], tuple[str, ...]] = lambda service: ()
+    # a service deployed more recently than the window: wait, within `timeout`, for this many API requests since
+    # the deploy, whoever makes the traffic (the largest evidence minimum)
+    recent_requests: float = 0.0
     _ready: set[str] = field(default_factory=set)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def require(self, service: str, deployment: str) -> None:
+    def require(self, service: str, deployment: str, deployed_at: float | None = None) -> None:
         """Return once the service has a request rate; fail at once when it is known to hang, when Prometheus cannot
-        scrape it, or when it is scraped but no series carries its name."""
+        scrape it, or when it is scraped but no series carries its name. Deployed more recently than the window,
+        it also waits (within `timeout`) for `recent_requests` API requests since the deploy: the traffic checks
+        judge only that span (`judged_window`), and too few there would make them inconclusive."""
         __tracebackhide__ = True
         hanging = self.board.hanging(service) if self.board is not None else None
         if hanging is not None:
@@ -79,18 +86,20 @@ class DataReadiness:
         rate = render(REQUEST_RATE, service=service, window=self.window)
         up = render(self.up_query, service=service, deployment=deployment)
         series = render(SERIES_QUERY, service=service)
-        requests = render(API_REQUESTS_QUERY, service=service, window=self.window, exclude_routes=self.excluded(service))
+        recent = judged_window(self.window, deployed_at) != self.window
+        enough = max(self.enough_requests, self.recent_requests if recent else 0.0)
 
         def look() -> Seen:
             has_rate = bool(self.client.query(rate, allow_empty=True))
             ups = [s.value for s in self.client.query(up, allow_empty=True)]
             counted = self.client.query(series, allow_empty=True)
             made = None
-            if self.enough_requests > 0:
+            if enough > 0:  # counted over what the traffic checks will judge: since the deploy, when recent
+                requests = render(API_REQUESTS_QUERY, service=service, window=judged_window(self.window, deployed_at),
+                                  exclude_routes=self.excluded(service))
                 answer = self.client.query(requests, allow_empty=True)
                 made = answer[0].value if answer else 0.0
-            return Seen(has_rate, min(ups) if ups else None, int(counted[0].value) if counted else 0, made,
-                        self.enough_requests)
+            return Seen(has_rate, min(ups) if ups else None, int(counted[0].value) if counted else 0, made, enough)
 
         try:
             seen = poll(look, lambda seen: seen.settled, timeout=self.timeout, what=f"a request rate of {service} in "
@@ -108,6 +117,18 @@ class DataReadiness:
                          f"`service` label is the short name), so nothing of {service} can be judged", culprit=service)
         with self._lock:
             self._ready.add(service)
+
+
+def judged_window(window: str, deployed_at: float | None, now: float | None = None) -> str:
+    """The range a traffic check (5xx ratio, p99: those with an evidence minimum) judges: the window, or, when the
+    service was deployed more recently than that, only the time since the deploy (whole seconds, at least 1 s):
+    the window's older part is the previous release's traffic, which would dilute a broken release into a GO."""
+    if deployed_at is None:
+        return window
+    elapsed = (time.time() if now is None else now) - deployed_at
+    if elapsed >= parse_duration(window):
+        return window
+    return format_duration(max(1, math.ceil(elapsed)))
 
 
 def evidence_minimum(check: Check, settings: PrometheusConfig) -> float | None:

@@ -4,6 +4,7 @@ its check; a stack nobody uses is INCONCLUSIVE, never a rollback; scrapes and pr
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 import re
 from pathlib import Path
 from typing import Any
@@ -228,3 +229,28 @@ def test_prometheus_down_is_inconclusive_not_a_failure(stack: StackControl, tmp_
     records = audit(log)
     assert not [r for r in records if r["step"] == "decision"], records
     assert len({r["check"] for r in records if r["step"] == "escalation"}) == 1, records
+
+
+def test_a_release_broken_right_before_the_run_is_judged_on_its_own_traffic(
+    stack: StackControl, env_dir: Path, tmp_path: Path, prometheus: LocalPrometheus
+) -> None:
+    """Right after a deploy the window still holds the previous release's healthy traffic, which would dilute the
+    new release's 5xx ratio into a GO: the traffic checks judge only the time since the deploy (`--since`, else the
+    ReplicaSet's creation), waiting for enough requests there, so search's 30 % of 500s fail error_rate[search]."""
+    settle(prometheus)
+    services = stack.stack.info.services
+    search_traffic = Traffic({"search": services["search"] + "/api/search/status"}, per_second=12)
+    with shoppers(services), search_traffic:
+        until_api_requests(prometheus, services, lambda n: n >= ENOUGH, "a full window of the healthy release's traffic")
+        deployed = datetime.now(UTC).replace(microsecond=0)
+        stack.set_fault("search", "errors", ratio=0.3, paths=["/api/"])  # the deploy: broken from now on
+        log = tmp_path / "log.jsonl"
+        result = run_suites("-m", "postdeploy", SUITE, "-k", "search", f"--env-dir={env_dir}", f"--rollback-log={log}",
+                            f"--since={deployed.isoformat().replace('+00:00', 'Z')}", "--released=search",
+                            stack_file=stack.stack_file)
+    check = "test_metric_within_runbook_limit[error_rate[search]]"
+    assert check in result.failed, result.describe()
+    message = result.cases[check].message
+    judged = re.search(r"search 5xx ratio \S+ \(\S+\) over \d+ requests in the last (\d+)s is above 0\.05", message)
+    assert judged and int(judged.group(1)) < 15, message  # since the deploy, not the whole 15 s window
+    assert {r["service"] for r in audit(log) if r["step"] == "decision"} == {"search"}, audit(log)

@@ -3,6 +3,7 @@ requests is inconclusive and aborts nothing (README "Evidence rules")."""
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 
@@ -10,7 +11,7 @@ import httpx
 import pytest
 
 from polycheck.checks.canary import CanaryPods, judge_canary, request_count
-from polycheck.checks.postdeploy import DataReadiness
+from polycheck.checks.postdeploy import DataReadiness, judged_window
 from polycheck.clients.prometheus import PrometheusClient
 from polycheck.core.attribution import ServiceBoard
 from polycheck.core.failures import CheckFailure, culprits_of, is_inconclusive
@@ -141,3 +142,32 @@ def test_the_canary_count_leaves_scrapes_and_probes_out() -> None:
     assert evidence.query == ('sum(increase(http_requests_total{service="payment",rollouts_pod_template_hash="canary1",'
                               'route!~"/metrics|/health.*"}[1m]))')
     assert evidence.setting == "canary.min_requests"
+
+
+def test_the_traffic_checks_judge_only_the_time_since_a_deploy_more_recent_than_the_window() -> None:
+    assert judged_window("15s", None) == "15s"  # the deploy time unknown: the window
+    assert judged_window("15s", 1000.0, now=1100.0) == "15s"  # deployed before the window began
+    assert judged_window("5m", 1000.0, now=1042.3) == "43s"  # whole seconds, rounded up
+    assert judged_window("15s", 1000.0, now=1000.2) == "1s"  # never an empty range
+
+
+def test_a_recent_deploy_waits_for_enough_requests_since_it_counted_over_that_span() -> None:
+    """Deployed 4 s ago with a 15 s window: the wait counts API requests over the last 4-5 s (not 15 s), until the
+    minimum is there; an old deploy does not wait for requests at all (nobody's traffic is promised)."""
+    asked: list[str] = []
+    counts = iter(["3", "40", "120"])
+
+    def answer(query: str) -> list[tuple[dict[str, str], str]]:
+        if query.startswith("sum(increase(http_requests_total"):
+            return [({}, next(counts))]
+        return scraped("1", "12", True)(query)
+
+    ready = DataReadiness(fake_prometheus(answer, asked), "15s", 10.0, recent_requests=100)
+    ready.require("search", "search-service", deployed_at=time.time() - 4)
+    counted = [q for q in asked if q.startswith("sum(increase(http_requests_total")]
+    assert len(counted) == 3, asked  # waited until 120 >= 100
+    assert all(re.search(r"\[[4-9]s\]", q) for q in counted), counted
+    asked.clear()
+    old = DataReadiness(fake_prometheus(answer, asked), "15s", 10.0, recent_requests=100)
+    old.require("search", "search-service", deployed_at=time.time() - 60)
+    assert not [q for q in asked if q.startswith("sum(increase(http_requests_total")], asked
