@@ -26,7 +26,7 @@ from polycheck.doubles.promserver import LocalPrometheus, LocalPrometheusError
 from polycheck.checks.release import parse_released
 from polycheck.scope.run import Run, RunInputs
 from polycheck.signoff.runs import ALLURE_RESULTS, create_run_folder, prune
-from polycheck.pytest_plugin import allure_threads, cut_off, markers, options, termination, verdicts
+from polycheck.pytest_plugin import allure_threads, cut_off, logging_threads, markers, options, termination, verdicts
 from polycheck.pytest_plugin.probe import ProbePlugin
 from polycheck.pytest_plugin.rollback import RollbackPlugin
 from polycheck.pytest_plugin.signoff import SignOffPlugin
@@ -73,6 +73,7 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(f"polycheck: {exc}") from None
     config.stash[RUN] = run
     allure_threads.install()  # checks that run ahead use Allure from their own threads
+    logging_threads.install()  # ... and create loggers there while pytest's log capture walks them
     termination.install(config)
     config.pluginmanager.register(termination, "polycheck-termination")
     _report_paths(config, run)
