@@ -102,7 +102,10 @@ def main() -> int:
     args = parser.parse_args()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("POLYCHECK_", "PYTEST_"))}
     rows: list[dict[str, Any]] = []
-    print(f"machine: {os.cpu_count()} cores; each scenario {args.repeat} runs against a running stack and a warm Prometheus\n")
+    print(f"machine: {os.cpu_count()} cores; each scenario {args.repeat} runs against a running stack and a warm Prometheus")
+    # with PYTHONDONTWRITEBYTECODE set (make unsets it), each run parses and rewrites the checks' modules again
+    writes = "not written (PYTHONDONTWRITEBYTECODE is set)" if os.environ.get("PYTHONDONTWRITEBYTECODE") else "written and reused"
+    print(f"bytecode and pytest's rewritten asserts: {writes}\n")
     stack = LocalStack.start(cwd=REPO)
     prometheus = LocalPrometheus.start(stack.info.services, scrape_interval="1s") if LocalPrometheus.available() is None else None
     customers = shoppers(stack.info.services).__enter__()

@@ -4,6 +4,8 @@ container is hardened, and the image is pinned, lean and hadolint clean."""
 from __future__ import annotations
 
 import copy
+import json
+import os
 import re
 import subprocess
 import sys
@@ -243,6 +245,36 @@ def test_hadolint_finds_what_the_image_avoids(tmp_path: Path) -> None:
     text = re.sub(r"^USER .*$", "USER root", text, flags=re.M)
     linted = hadolint(text, tmp_path)
     assert linted.returncode != 0 and {"DL3015", "DL3008", "DL3002"} <= set(re.findall(r"DL\d{4}", linted.stdout)), linted.stdout
+
+
+def rewritten_by_the_probe(folder: Path, cache: Path) -> tuple[int, int]:
+    """The image's probe (ENTRYPOINT and CMD) collecting, with no bytecode written (as in the pods): how many modules
+    pytest rewrote, and how many it found rewritten in its cache (its public --debug trace)."""
+    entrypoint = json.loads(re.findall(r"^ENTRYPOINT (.+)$", DOCKERFILE.read_text(), re.M)[0])
+    cmd = json.loads(re.findall(r"^CMD (.+)$", DOCKERFILE.read_text(), re.M)[0])
+    trace = folder / "pytestdebug.log"
+    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1", "PYTHONPYCACHEPREFIX": str(cache)}
+    done = subprocess.run([str(Path(sys.executable).with_name(entrypoint[0])), *entrypoint[1:], *cmd, "--co", "-q",
+                           f"--debug={trace}"], cwd=folder, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    text = trace.read_text()
+    return len(re.findall(r"^\s*rewriting PosixPath", text, re.M)), text.count("found cached rewritten pyc")
+
+
+def test_the_image_build_writes_the_rewrite_cache_the_probe_reads(tmp_path: Path) -> None:
+    """Cold, the probe parses and rewrites the checks at every run (the pods write no bytecode); after the
+    Dockerfile's own warm-up command, run the same way, it rewrites none."""
+    (warm,) = re.findall(r"^RUN PYTHONDONTWRITEBYTECODE='' (polycheck run .+?) > /dev/null$", DOCKERFILE.read_text(), re.M)
+    cache, folder = tmp_path / "pycache", tmp_path / "probe"
+    folder.mkdir()
+    rewritten, cached = rewritten_by_the_probe(folder, cache)
+    assert rewritten > 0 and cached == 0, (rewritten, cached)
+    argv = warm.split()
+    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "", "PYTHONPYCACHEPREFIX": str(cache)}
+    done = subprocess.run([str(Path(sys.executable).with_name(argv[0])), *argv[1:]], cwd=folder, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    assert rewritten_by_the_probe(folder, cache) == (0, rewritten)
 
 
 def test_every_image_is_the_same_release_of_polycheck() -> None:
