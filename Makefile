@@ -7,8 +7,8 @@ ARGS ?=
 BIN := $(VENV)/bin
 # The project's runs write bytecode whatever the shell says: with PYTHONDONTWRITEBYTECODE set, every pytest process
 # parses and compiles again each module whose asserts pytest rewrites (the checks, the plugins), and every stack
-# process its own modules (measured: make test 935 s of CPU with it set, 847 s with the caches warm; a suite file
-# of fault runs 75-77 s against 46-52 s). The caches go to __pycache__, which git ignores.
+# process its own modules (measured: tests/suites/test_health_suite.py 75-77 s of CPU with it set, 46-52 s with
+# the caches; README, Performance). The caches go to __pycache__, which git ignores.
 unexport PYTHONDONTWRITEBYTECODE
 STAMP := $(VENV)/.polycheck-installed
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 
@@ -36,10 +37,17 @@ class LoggerRegistry(dict[str, Any]):
         return iter(list(super().__iter__()))
 
 
+def logging_lock(module: Any = logging) -> AbstractContextManager[Any]:
+    """logging's own lock, held while the registry is swapped so that no logger is created meanwhile: a private
+    name of the standard library (in every Python from 3.8 to 3.13). Without it, nothing is held: the swap still
+    happens at configure, before any thread of the run starts."""
+    return getattr(module, "_lock", None) or nullcontext()
+
+
 def install(manager: logging.Manager | None = None) -> LoggerRegistry:
     """Give logging's manager (the root logger's by default) the copying registry, keeping every logger; once."""
     manager = manager or logging.root.manager
-    with logging._lock:  # type: ignore[attr-defined]  # logging's own lock: no logger is created meanwhile
+    with logging_lock():
         if not isinstance(manager.loggerDict, LoggerRegistry):
             manager.loggerDict = LoggerRegistry(manager.loggerDict)
         return manager.loggerDict

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -18,12 +17,12 @@ from polycheck.core.leftovers import Journal, pending
 from polycheck.core.polling import poll
 from tests.support.shop import PASSWORD, Shop
 from tests.support.stack_control import StackControl
-from tests.support.suite_runner import REPO
+from tests.support.suite_runner import REPO, suite_env
 from tests.suites.test_flow_suites import NOTHING_LEFT, new_leftovers, read_leftovers
 
 
 def cleanup(stack: StackControl, ledger: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "POLYCHECK_"))}
+    env = suite_env()
     return subprocess.run([sys.executable, "-m", "polycheck", "cleanup", "--env", "local", "--ledger", str(ledger),
                            "--stack-file", str(stack.stack_file), *args],
                           cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
@@ -39,7 +38,7 @@ PAID = ("unrefunded_payments", "open_orders")
 def test_a_run_killed_mid_flow_is_swept_clean(stack: StackControl, tmp_path: Path) -> None:
     ledger = tmp_path / "leftovers.jsonl"
     before = read_leftovers(stack)
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "POLYCHECK_"))}
+    env = suite_env()
     env["POLYCHECK_STACK_FILE"] = str(stack.stack_file)
     probe = subprocess.Popen(
         [sys.executable, "-m", "pytest", "suites/test_order_flow.py", "-k", "test_order_is_confirmed_after_payment",
@@ -161,7 +160,7 @@ def test_sigterm_mid_flow_runs_the_finalisers_and_signs_off_terminated(stack: St
     sign-off says INCONCLUSIVE (terminated), and nothing is left for a sweep."""
     ledger, reports = tmp_path / "leftovers.jsonl", tmp_path / "reports"
     before = read_leftovers(stack)
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "POLYCHECK_"))}
+    env = suite_env()
     env["POLYCHECK_STACK_FILE"] = str(stack.stack_file)
     probe = subprocess.Popen(
         [sys.executable, "-m", "pytest", "suites/test_order_flow.py", "-k", "test_order_is_confirmed_after_payment",

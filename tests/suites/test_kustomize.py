@@ -23,7 +23,7 @@ import kubernetes_validate
 from polycheck.checks.browser import in_ci
 from polycheck.core.polling import poll
 from tests.support.stack_control import StackControl
-from tests.support.suite_runner import REPO, parse_junit
+from tests.support.suite_runner import REPO, parse_junit, suite_env
 
 KUBECTL = shutil.which("kubectl")
 pytestmark = pytest.mark.skipif(KUBECTL is None, reason="kubectl is not installed (it renders the overlays: kubectl kustomize)")
@@ -298,7 +298,7 @@ def test_the_probe_runs_on_a_read_only_root_filesystem(stack: StackControl, tmp_
     stack_file = Path("/dev/shm") / f"polycheck-stack-{os.getpid()}-{tmp_path.name}.json"  # seen with and without the bind
     shutil.copy(stack.stack_file, stack_file)
     (REPO / "reports").mkdir(exist_ok=True)  # the mount point, as the image's WORKDIR has it
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "POLYCHECK_"))}
+    env = suite_env()
     keep = Path("/dev/shm") / f"polycheck-ro-{os.getpid()}-{tmp_path.name}"  # mount points outside /tmp
     (keep / "repo").mkdir(parents=True)
     (keep / "reports").mkdir()

@@ -42,13 +42,19 @@ class SuiteRun:
         return "\n".join(lines) + "\n--- output tail ---\n" + "\n".join(self.output.splitlines()[-25:])
 
 
+def suite_env() -> dict[str, str]:
+    """The environment a run of the product starts with: this process's, without the PYTEST_ and POLYCHECK_
+    variables of the run around it (xdist's worker id, addopts, a stack file, an env name)."""
+    return {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "POLYCHECK_"))}
+
+
 def run_suites(*args: str, stack_file: Path | None = None, extra_env: dict[str, str] | None = None, timeout: float = 300,
                reports_dir: Path | None = None, python: list[str] | None = None) -> SuiteRun:
     """`python -m pytest ARGS` in the repo root. By default JUnit and Allure output go to a temp folder (and the run's
     own folder under a temp reports dir); with `reports_dir`, the run keeps its default layout there
     (reports_dir/runs/<run>/, reports_dir/latest) and its JUnit is read from there."""
     out = Path(tempfile.mkdtemp(prefix="suite-run-"))
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "POLYCHECK_"))}
+    env = suite_env()
     if stack_file is not None:
         env["POLYCHECK_STACK_FILE"] = str(stack_file)
     env.update(extra_env or {})

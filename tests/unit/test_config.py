@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -10,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from polycheck.core.config import ConfigError, MissingSecretError, Secret, available_envs, load_env
+from tests.support.suite_runner import suite_env
 
 ENVS = Path(__file__).resolve().parents[2] / "envs"
 
@@ -223,7 +223,7 @@ def test_a_synthetic_password_of_twelve_or_an_unset_variable_loads(tmp_path: Pat
 
 
 def _pytest_run(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    environ = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "POLYCHECK_"))}
+    environ = suite_env()
     return subprocess.run([sys.executable, "-m", "pytest", "suites/test_health.py", "-p", "no:cacheprovider",
                            f"--rollback-log={tmp_path / 'rollback.jsonl'}", f"--reports-dir={tmp_path / 'reports'}", *args],
                           cwd=ENVS.parent, env=environ, capture_output=True, text=True, timeout=120)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 import re
 import subprocess
 import sys
@@ -20,6 +19,7 @@ import yaml
 
 from polycheck.core.config import KubernetesConfig, load_env
 from polycheck.clients.kube import running_in_cluster_without_kubeconfig
+from tests.support.suite_runner import suite_env
 
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy" / "base"  # the Kustomize base; its overlays are in deploy/overlays/
@@ -253,7 +253,7 @@ def rewritten_by_the_probe(folder: Path, cache: Path) -> tuple[int, int]:
     entrypoint = json.loads(re.findall(r"^ENTRYPOINT (.+)$", DOCKERFILE.read_text(), re.M)[0])
     cmd = json.loads(re.findall(r"^CMD (.+)$", DOCKERFILE.read_text(), re.M)[0])
     trace = folder / "pytestdebug.log"
-    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1", "PYTHONPYCACHEPREFIX": str(cache)}
+    env = {**suite_env(), "PYTHONDONTWRITEBYTECODE": "1", "PYTHONPYCACHEPREFIX": str(cache)}
     done = subprocess.run([str(Path(sys.executable).with_name(entrypoint[0])), *entrypoint[1:], *cmd, "--co", "-q",
                            f"--debug={trace}"], cwd=folder, env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
@@ -270,7 +270,7 @@ def test_the_image_build_writes_the_rewrite_cache_the_probe_reads(tmp_path: Path
     rewritten, cached = rewritten_by_the_probe(folder, cache)
     assert rewritten > 0 and cached == 0, (rewritten, cached)
     argv = warm.split()
-    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "", "PYTHONPYCACHEPREFIX": str(cache)}
+    env = {**suite_env(), "PYTHONDONTWRITEBYTECODE": "", "PYTHONPYCACHEPREFIX": str(cache)}
     done = subprocess.run([str(Path(sys.executable).with_name(argv[0])), *argv[1:]], cwd=folder, env=env,
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]

@@ -7,15 +7,13 @@ import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-import os
-import subprocess
-import sys
+from types import SimpleNamespace
 
 import pytest
 from _pytest.logging import LogCaptureHandler, catching_logs
 
 from polycheck.pytest_plugin import logging_threads
-from tests.support.suite_runner import REPO
+from tests.support.suite_runner import run_suites
 
 
 class CreatesAnotherLogger(logging.Logger):
@@ -83,6 +81,12 @@ def test_install_keeps_every_logger_and_is_done_once() -> None:
     assert sorted(manager.loggerDict) == ["polycheck", "polycheck.test", "polycheck.test.before"]
 
 
+def test_the_swap_holds_loggings_own_lock_and_nothing_where_logging_has_none() -> None:
+    assert logging_threads.logging_lock() is logging._lock  # type: ignore[attr-defined]
+    with logging_threads.logging_lock(SimpleNamespace()) as held:  # a logging without that private name
+        assert held is None
+
+
 REPORTS_REGISTRY = """
 import logging
 
@@ -94,8 +98,7 @@ def pytest_collection_finish(session):
 def test_the_checker_runs_with_the_copying_registry(tmp_path: Path) -> None:
     """The polycheck plugin installs it before any check runs (collection ends before the first set-up)."""
     (tmp_path / "reports_registry.py").write_text(REPORTS_REGISTRY)
-    run = subprocess.run([sys.executable, "-m", "pytest", "-p", "reports_registry", "--co", "-q", "-m", "smoke",
-                          "-p", "no:cacheprovider", f"--reports-dir={tmp_path / 'reports'}"],
-                         capture_output=True, text=True, timeout=120, cwd=REPO,
-                         env={**os.environ, "PYTHONPATH": str(tmp_path)})
-    assert "registry: LoggerRegistry" in run.stdout, run.stdout + run.stderr
+    run = run_suites("-p", "reports_registry", "--co", "-q", "-m", "smoke", extra_env={"PYTHONPATH": str(tmp_path)},
+                     timeout=120)
+    assert run.returncode == 0, run.output
+    assert "registry: LoggerRegistry" in run.output, run.output

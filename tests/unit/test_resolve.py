@@ -18,13 +18,14 @@ from polycheck.checks.preflight import Reach
 from polycheck.doubles.promserver import LocalPrometheus
 from polycheck.scope.run import Run, RunInputs
 from polycheck.serve import parse
+from tests.support.suite_runner import suite_env
 
 REPO = Path(__file__).resolve().parents[2]
 ENVS, CONTRACTS = REPO / "envs", REPO / "contracts"
 
 
 def clean_environ(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "POLYCHECK_"))}
+    env = suite_env()
     return {**env, **extra}
 
 
