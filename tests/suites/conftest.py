@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 
 from polycheck.doubles.promserver import LocalPrometheus, wait_for_data
-from tests.support.suite_runner import REPO
+from tests.support.selftest_env import local_env_text
 
 
 @pytest.fixture(scope="module")
@@ -27,6 +27,6 @@ def prometheus(local_stack: Any) -> Iterator[LocalPrometheus]:
 @pytest.fixture
 def env_dir(tmp_path: Path, prometheus: LocalPrometheus) -> Path:
     """envs/local.toml pointed at the module's Prometheus, so its history spans the fault."""
-    text = (REPO / "envs" / "local.toml").read_text().replace('[prometheus]\n', f'[prometheus]\nurl = "{prometheus.url}"\n')
+    text = local_env_text().replace('[prometheus]\n', f'[prometheus]\nurl = "{prometheus.url}"\n')
     (tmp_path / "local.toml").write_text(text)
     return tmp_path

@@ -16,7 +16,8 @@ import yaml
 from polycheck.doubles.promserver import LocalPrometheus
 from tests.support.prometheus_wait import until_query
 from tests.support.stack_control import StackControl
-from tests.support.suite_runner import REPO, run_suites
+from tests.support.suite_runner import run_suites
+from tests.support.selftest_env import local_env_text
 
 SUITE = "suites/test_alerts.py"
 CHECK = "test_no_polyshop_alert_is_firing"
@@ -41,7 +42,7 @@ def alerting_prometheus(local_stack: Any, tmp_path_factory: pytest.TempPathFacto
 
 @pytest.fixture
 def alert_env(tmp_path: Path, alerting_prometheus: LocalPrometheus) -> Path:
-    text = (REPO / "envs" / "local.toml").read_text().replace(
+    text = local_env_text().replace(
         "[prometheus]\n", f'[prometheus]\nurl = "{alerting_prometheus.url}"\ngrafana_url = "http://grafana.local.test/d/polyshop"\n')
     (tmp_path / "local.toml").write_text(text)
     return tmp_path

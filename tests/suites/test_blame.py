@@ -14,6 +14,7 @@ import pytest
 from tests.support.receiver import receiver  # noqa: F401 - a fixture
 from tests.support.stack_control import StackControl
 from tests.support.suite_runner import REPO, SuiteRun, run_suites
+from tests.support.selftest_env import local_env_text
 
 SMOKE = "smoke and not postdeploy and not rollout"
 EXIT_NO_GO, EXIT_INCONCLUSIVE = 1, 6
@@ -188,7 +189,7 @@ def test_section_9_escalates_at_once_with_culprit_and_evidence(
 ) -> None:
     """Runbook Section 9: the on-call and the SRE lead get the culprit, the reason and the evidence."""
     url = receiver[0]["url"]
-    text = (REPO / "envs" / "local.toml").read_text().replace(
+    text = local_env_text().replace(
         'on_failure_of = ["payment", "order"]', f'on_failure_of = ["payment", "order"]\nwebhooks = ["{url}/oncall", "{url}/sre-lead"]')
     (tmp_path / "local.toml").write_text(text)
     stack.set_fault(service, kind)
@@ -219,7 +220,7 @@ def test_an_impaired_dependency_escalates_naming_it_instead_of_a_rollback(stack:
 
 def test_the_env_file_may_roll_back_for_an_impaired_dependency(stack: StackControl, tmp_path: Path) -> None:
     """rollback.services.order.on_dependency = "rollback": the same failure rolls order back (only order)."""
-    text = (REPO / "envs" / "local.toml").read_text().replace(
+    text = local_env_text().replace(
         "[rollback.services.payment]", '[rollback.services.order]\non_dependency = "rollback"\n\n[rollback.services.payment]')
     (tmp_path / "local.toml").write_text(text)
     stack.set_fault("order", "health", status="degraded", dependency="kafka")

@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from polycheck.core.polling import poll
+from tests.support.selftest_env import CONFIRMATION_BUDGET, DELIVERY_BUDGET
 from tests.support.stack_control import StackControl
 from tests.support.suite_runner import SuiteRun, run_suites
 
@@ -75,19 +76,19 @@ FAULTS = [
     }),
     FlowFault("order", "stuck_paid", CONFIRMING, {CONFIRMATION_EMAIL}, {
         CONFIRMED: rf"step 'order {ORDER_ID} moves to confirmed after payment pay_[0-9a-z]+': order {ORDER_ID} confirmed "
-                   rf"after payment pay_[0-9a-z]+: not reached within 5 s .*last observed: order {ORDER_ID} status 'paid'.*"
+                   rf"after payment pay_[0-9a-z]+: not reached within {CONFIRMATION_BUDGET:g} s .*last observed: order {ORDER_ID} status 'paid'.*"
                    r"blamed on order: .*order did not move on",
         CONFIRMATION_EMAIL: r"blocked by order",
     }),
     FlowFault("inventory", "no_confirm", CONFIRMING, {CONFIRMATION_EMAIL}, {
-        CONFIRMED: rf"order {ORDER_ID} confirmed .*not reached within 5 s .*last observed: order {ORDER_ID} status 'paid', payment pay_\w+, "
+        CONFIRMED: rf"order {ORDER_ID} confirmed .*not reached within {CONFIRMATION_BUDGET:g} s .*last observed: order {ORDER_ID} status 'paid', payment pay_\w+, "
                    r"reservation res_\w+.*blamed on order or inventory: order ord_\w+ is 'paid' and its reservation res_\w+ 'held'"
                    r".*culprit: order or inventory",
         CONFIRMATION_EMAIL: r"blocked by order or inventory",
     }, decided=frozenset()),  # order paid, reservation held: which of them lost the confirmation does not show
     FlowFault("inventory", "leak_on_cancel", {CANCELLED, CANCEL_CONFIRMED}, set(), {
         CANCELLED: rf"step 'the stock of SKU-\d+ is back after cancelling order {ORDER_ID}': SKU-\d+ back to available=\d+ reserved=\d+: "
-                   r"not reached within 5 s .*last observed: available=\d+ reserved=\d+.*culprit: order or inventory",
+                   rf"not reached within {CONFIRMATION_BUDGET:g} s .*last observed: available=\d+ reserved=\d+.*culprit: order or inventory",
     }, decided=frozenset()),  # order cancelled, reservation held: order did not ask, or inventory did not release
     FlowFault("order", "ignore_idempotency", {IDEMPOTENCY}, set(), {
         IDEMPOTENCY: rf"the repeated Idempotency-Key [0-9a-f-]+ created a second order {ORDER_ID} beside {ORDER_ID}.*culprit: order",
@@ -99,8 +100,8 @@ FAULTS = [
         INDEX_FRESH: r"the search index trails the catalogue by \d+\.\d s .*over the 2 s threshold",
     }),
     FlowFault("notification", "drop", {TEST_EMAIL, CONFIRMATION_EMAIL}, set(), {
-        TEST_EMAIL: r"step 'message \w+ reaches the outbox of probe-.*': smoke_test message \w+ in the outbox of .*not reached within 5 s.*last observed: 0 messages",
-        CONFIRMATION_EMAIL: rf"order_confirmed message for order {ORDER_ID} .*not reached within 5 s.*last observed: messages for the order: \[\].*culprit: notification",
+        TEST_EMAIL: rf"step 'message \w+ reaches the outbox of probe-.*': smoke_test message \w+ in the outbox of .*not reached within {DELIVERY_BUDGET:g} s.*last observed: 0 messages",
+        CONFIRMATION_EMAIL: rf"order_confirmed message for order {ORDER_ID} .*not reached within {DELIVERY_BUDGET:g} s.*last observed: messages for the order: \[\].*culprit: notification",
     }),
     FlowFault("gateway", "broken_storefront", {BROWSER_LOGIN}, set(), {
         BROWSER_LOGIN: r"step 'the products page lists at least one product'.*culprit: gateway",

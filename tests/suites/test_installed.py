@@ -23,6 +23,7 @@ import yaml
 
 from tests.support.stack_control import StackControl
 from tests.support.suite_runner import REPO, SuiteRun, parse_junit
+from tests.support.selftest_env import local_env_text
 
 def readme_block(first_line: str) -> str:
     """A Python block of the README's "Writing your own check", by its first line (the file it is)."""
@@ -56,7 +57,7 @@ def team(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A team's repository: its own pytest config, env files under config/envs, conftest.py and check."""
     folder = tmp_path_factory.mktemp("team-repo")
     (folder / "config" / "envs").mkdir(parents=True)
-    (folder / "config" / "envs" / "teamlocal.toml").write_text((REPO / "envs" / "local.toml").read_text())
+    (folder / "config" / "envs" / "teamlocal.toml").write_text(local_env_text())
     (folder / "checks").mkdir()
     (folder / "checks" / "test_team.py").write_text(TEAM_CHECK)
     (folder / "conftest.py").write_text(TEAM_CONFTEST)

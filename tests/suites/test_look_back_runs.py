@@ -10,7 +10,8 @@ import httpx
 
 from polycheck.core.polling import poll
 from tests.support.stack_control import StackControl
-from tests.support.suite_runner import REPO, SuiteRun, run_suites
+from tests.support.suite_runner import SuiteRun, run_suites
+from tests.support.selftest_env import local_env_text
 
 FIRST = ("-m", "synthetic", "suites/test_notification.py", "-k", "confirmed_order", "-p", "no:randomly", "--rollback", "off")
 SECOND = ("-m", "synthetic", "suites/test_look_back.py", "-p", "no:randomly", "--rollback", "off")
@@ -20,7 +21,7 @@ REFUNDS = "test_earlier_refunds_are_still_refunded"
 
 def env_dir(tmp_path: Path) -> Path:
     """envs/local.toml judging orders one second old (the probe's default waits 5 minutes for a late duplicate)."""
-    text = (REPO / "envs" / "local.toml").read_text().replace("[thresholds]\n", "[thresholds]\nlate_duplicate_seconds = 1.0\n", 1)
+    text = local_env_text().replace("[thresholds]\n", "[thresholds]\nlate_duplicate_seconds = 1.0\n", 1)
     (tmp_path / "local.toml").write_text(text)
     return tmp_path
 

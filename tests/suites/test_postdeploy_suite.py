@@ -14,9 +14,10 @@ import pytest
 from polycheck.clients.prometheus import PrometheusClient
 from polycheck.doubles.promserver import LocalPrometheus
 from tests.support.stack_control import StackControl
-from tests.support.suite_runner import REPO, run_suites
+from tests.support.suite_runner import run_suites
 from tests.support.prometheus_wait import until_api_requests, until_query
 from tests.support.traffic import Traffic, probes, shoppers
+from tests.support.selftest_env import local_env_text
 
 SUITE = "suites/test_post_deploy.py"
 
@@ -217,7 +218,7 @@ def test_metric_fault_is_caught_by_its_check_only(
 
 def test_prometheus_down_is_inconclusive_not_a_failure(stack: StackControl, tmp_path: Path) -> None:
     """A Prometheus that cannot be queried says nothing about the release: INCONCLUSIVE (exit 6), quickly, no rollback."""
-    text = (REPO / "envs" / "local.toml").read_text().replace('[prometheus]\n', '[prometheus]\nurl = "http://127.0.0.1:9"\n')
+    text = local_env_text().replace('[prometheus]\n', '[prometheus]\nurl = "http://127.0.0.1:9"\n')
     (tmp_path / "local.toml").write_text(text)
     log = tmp_path / "log"
     result = run_suites("-m", "postdeploy", SUITE, f"--env-dir={tmp_path}", f"--rollback-log={log}", stack_file=stack.stack_file)

@@ -16,6 +16,7 @@ from kubernetes import config as k8s_config
 from tests.support.stack_control import StackControl
 from tests.support.receiver import receiver  # noqa: F401 - a fixture
 from tests.support.suite_runner import REPO, run_suites
+from tests.support.selftest_env import local_env_text
 
 ROLLOUT = "suites/test_rollout.py"
 ORDER_ROLLOUT_CHECKS = {
@@ -45,7 +46,7 @@ def rollout_status(stack: StackControl, name: str) -> dict[str, Any]:
 
 def env_with(tmp_path: Path, replacements: dict[str, str]) -> Path:
     """A copy of envs/local.toml with some lines changed, in its own env dir."""
-    text = (REPO / "envs" / "local.toml").read_text()
+    text = local_env_text()
     for old, new in replacements.items():
         assert old in text, f"{old!r} not in envs/local.toml"
         text = text.replace(old, new)

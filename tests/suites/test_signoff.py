@@ -28,6 +28,7 @@ from tests.support.prometheus_wait import until_query
 from tests.support.receiver import receiver  # noqa: F401 - a fixture
 from tests.support.stack_control import StackControl
 from tests.support.suite_runner import REPO, run_suites
+from tests.support.selftest_env import local_env_text
 
 SMOKE = "smoke and not postdeploy"
 TOKEN_SHAPE = re.compile(rb"eyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{20,}")  # a token of the local auth service
@@ -202,7 +203,7 @@ def secret_env(tmp_path: Path, prometheus: LocalPrometheus, receiver: list[dict[
         "POLYSHOP_ROLLBACK_WEBHOOK": f"{url}/hooks/T0{secrets.token_hex(6)}/B0{secrets.token_hex(6)}",
         "POLYSHOP_ONCALL_WEBHOOK": f"{url}/oncall/{secrets.token_hex(12)}?key={secrets.token_hex(6)}",
     }
-    text = (REPO / "envs" / "local.toml").read_text()
+    text = local_env_text()
     for old, new in {
         "[prometheus]\n": f'[prometheus]\nurl = "{prometheus.url}"\n',
         'actions = ["kubernetes-undo"]': 'actions = ["kubernetes-undo", "webhook"]\nwebhook_url = "${POLYSHOP_ROLLBACK_WEBHOOK}"',

@@ -11,6 +11,8 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tests.support import selftest_env
+
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -63,6 +65,8 @@ def run_suites(*args: str, stack_file: Path | None = None, extra_env: dict[str, 
         outputs = [f"--junitxml={junit}", f"--alluredir={allure_dir}", f"--reports-dir={out / 'reports'}"]
     else:
         junit, allure_dir, outputs = reports_dir / "latest" / "junit.xml", reports_dir / "latest" / "allure-results", [f"--reports-dir={reports_dir}"]
+    if not selftest_env.names_env_dir(args):  # the self-tests' budgets (tests/support/selftest_env.py)
+        outputs.append(f"--env-dir={selftest_env.env_dir()}")
     command = [*(python or [sys.executable]), "-m", "pytest", *args, *outputs]
     started = time.monotonic()
     proc = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
