@@ -17,7 +17,8 @@ from polycheck.core.leftovers import Journal, pending
 from polycheck.core.polling import poll
 from tests.support.shop import PASSWORD, Shop
 from tests.support.stack_control import StackControl
-from tests.support.suite_runner import REPO, suite_env
+from tests.support import selftest_env
+from tests.support.suite_runner import REPO, as_checker, suite_env
 from tests.suites.test_flow_suites import NOTHING_LEFT, new_leftovers, read_leftovers
 
 
@@ -40,9 +41,9 @@ def test_a_run_killed_mid_flow_is_swept_clean(stack: StackControl, tmp_path: Pat
     before = read_leftovers(stack)
     env = suite_env()
     env["POLYCHECK_STACK_FILE"] = str(stack.stack_file)
-    probe = subprocess.Popen(
+    probe = subprocess.Popen(as_checker(
         [sys.executable, "-m", "pytest", "suites/test_order_flow.py", "-k", "test_order_is_confirmed_after_payment",
-         "--env", "local", "--ledger", str(ledger), f"--reports-dir={tmp_path / 'reports'}", "-q"],
+         "--env", "local", "--ledger", str(ledger), f"--reports-dir={tmp_path / 'reports'}", "-q", f"--env-dir={selftest_env.env_dir()}"]),
         cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         def paid() -> list[dict[str, Any]]:
@@ -162,9 +163,9 @@ def test_sigterm_mid_flow_runs_the_finalisers_and_signs_off_terminated(stack: St
     before = read_leftovers(stack)
     env = suite_env()
     env["POLYCHECK_STACK_FILE"] = str(stack.stack_file)
-    probe = subprocess.Popen(
+    probe = subprocess.Popen(as_checker(
         [sys.executable, "-m", "pytest", "suites/test_order_flow.py", "-k", "test_order_is_confirmed_after_payment",
-         "--env", "local", f"--ledger={ledger}", f"--reports-dir={reports}", "-q", "-p", "no:randomly"],
+         "--env", "local", f"--ledger={ledger}", f"--reports-dir={reports}", "-q", "-p", "no:randomly", f"--env-dir={selftest_env.env_dir()}"]),
         cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         def paid() -> list[dict[str, Any]]:

@@ -22,7 +22,7 @@ import pytest
 import yaml
 
 from tests.support.stack_control import StackControl
-from tests.support.suite_runner import REPO, SuiteRun, parse_junit
+from tests.support.suite_runner import REPO, SuiteRun, as_checker, parse_junit
 from tests.support.selftest_env import local_env_text
 
 def readme_block(first_line: str) -> str:
@@ -77,8 +77,8 @@ def team_run(venv: Path, folder: Path, *args: str, stack: StackControl) -> Suite
     junit = out / f"junit-{uuid.uuid4().hex}.xml"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "POLYCHECK_", "PYTHONPATH"))}
     env["PATH"] = f"{venv / 'bin'}{os.pathsep}{env.get('PATH', '')}"
-    command = [str(venv / "bin" / "polycheck"), "run", *args, "--stack-file", str(stack.stack_file),
-               f"--junitxml={junit}", f"--reports-dir={out / 'reports'}"]
+    command = as_checker([str(venv / "bin" / "polycheck"), "run", *args, "--stack-file", str(stack.stack_file),
+                          f"--junitxml={junit}", f"--reports-dir={out / 'reports'}"])
     proc = subprocess.run(command, cwd=folder, env=env, capture_output=True, text=True, timeout=300)
     run = SuiteRun(proc.returncode, proc.stdout + proc.stderr, 0.0)
     if junit.exists():

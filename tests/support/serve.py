@@ -12,7 +12,7 @@ import pytest
 from polycheck.core.polling import poll
 from tests.support import selftest_env
 from tests.support.stack_control import StackControl
-from tests.support.suite_runner import REPO
+from tests.support.suite_runner import REPO, as_checker
 
 TOKEN = "self-test-serve-token-0123456789"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -26,8 +26,8 @@ def serve(tmp_path: Path, env: dict[str, str], *args: str, token: str | None = T
         own = (*own, f"--env-dir={selftest_env.env_dir()}")
     args = (*args, *own) if "--" in args else (*args, "--", *own)
     environ = {**env, "POLYCHECK_SERVE_TOKEN": token} if token is not None else env
-    proc = subprocess.Popen([sys.executable, "-m", "polycheck", "serve", "--host", "127.0.0.1", "--port", "0",
-                             "--root", str(REPO), "--ready-file", str(ready), *args],
+    proc = subprocess.Popen(as_checker([sys.executable, "-m", "polycheck", "serve", "--host", "127.0.0.1", "--port", "0",
+                                        "--root", str(REPO), "--ready-file", str(ready), *args]),
                             cwd=REPO, env=environ, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = poll(lambda: ready.read_text() if ready.exists() else "", bool, timeout=20, what="polycheck serve listening")
     return proc, url

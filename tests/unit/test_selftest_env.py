@@ -3,14 +3,17 @@ the product loads, and faults sized so they still fail them."""
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 
 import pytest
 
 from polycheck.core.config import load_env
 from stack.gateway import UPSTREAM_TIMEOUT
 from tests.support import selftest_env
-from tests.support.suite_runner import REPO
+from tests.support.suite_runner import REPO, as_checker
 
 
 def test_the_selftest_local_env_loads_with_its_budgets_and_nothing_else_changed() -> None:
@@ -50,3 +53,14 @@ def test_a_budget_missing_from_its_table_is_an_error(text: str, error: str) -> N
 
 def test_a_budget_keeps_its_comment() -> None:
     assert selftest_env.with_budgets("[t]\na = 1.0   # why\nb = 2\n", {("t", "a"): 3.0}) == "[t]\na = 3.0   # why\nb = 2\n"
+
+
+def test_a_checker_run_yields_the_cpu_to_the_shop() -> None:
+    """The product's runs that self-tests start run at a lower CPU priority than this process (and the shop it
+    started): `nice` execs the command, so the pid a test signals is the run's own."""
+    probe = subprocess.Popen(as_checker([sys.executable, "-c", "import os; print(os.getpid(), os.nice(0))"]),
+                             stdout=subprocess.PIPE, text=True)
+    out, _ = probe.communicate(timeout=30)
+    pid, niceness = map(int, out.split())
+    assert pid == probe.pid
+    assert niceness == min(os.nice(0) + 10, 19), (niceness, os.nice(0))
