@@ -126,9 +126,16 @@ class KubeApi:
     def __init__(self, sim: KubeSimulator) -> None:
         self.sim = sim
         self.requests: deque[tuple[str, str, str]] = deque(maxlen=1000)  # (method, path?query, content-type)
+        self.received = 0  # every request so far (the deque keeps the last 1000): see requests_since
         self.writes: deque[tuple[float, str, str]] = deque(maxlen=1000)  # (epoch received, method, path): every change asked
         self.app = Starlette(routes=[Route("/{path:path}", self.dispatch,
                                            methods=["GET", "POST", "PUT", "PATCH", "DELETE"])])
+
+    def requests_since(self, received: int) -> list[tuple[str, str, str]]:
+        """The requests that came after the first `received` ones (`self.received` read earlier), as far as the
+        last 1000 reach."""
+        newer = min(self.received - received, len(self.requests))
+        return list(self.requests)[len(self.requests) - newer:] if newer > 0 else []
 
     # -- entry ---------------------------------------------------------------------------------
 
@@ -137,6 +144,7 @@ class KubeApi:
         path = "/" + request.path_params["path"].rstrip("/")
         query = f"?{request.url.query}" if request.url.query else ""
         self.requests.append((request.method, path + query, request.headers.get("content-type", "")))
+        self.received += 1
         if request.method != "GET":
             self.writes.append((time.time(), request.method, path))
         try:

@@ -11,6 +11,7 @@ import os
 import shutil
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -44,7 +45,29 @@ def kubectl(kube: SimulatorThread, tmp_path_factory: pytest.TempPathFactory) -> 
 
 
 def patches_sent(kube: SimulatorThread, since: int) -> list[tuple[str, str, str]]:
-    return [r for r in list(kube.sim.api.requests)[since:] if r[0] == "PATCH"]
+    return [r for r in kube.sim.api.requests_since(since) if r[0] == "PATCH"]
+
+
+def status_of_a_held_rollout(kube: SimulatorThread, kubectl: Kubectl, deployment: str, change: Callable[[], object],
+                             env: dict[str, str] | None = None) -> tuple[str, list[str]]:
+    """`kubectl rollout status` of the rollout `change` starts, held (paused) until kubectl is watching it: the new
+    pods are Ready 0.3 s after they are made, so a kubectl that starts later (a busy machine) would find the rollout
+    done and never wait. (Its output, the paths it asked while it ran.)"""
+    kubectl("rollout", "pause", f"deploy/{deployment}")
+    change()
+    before = kube.sim.api.received
+    waiting = subprocess.Popen([*kubectl.base, "rollout", "status", f"deploy/{deployment}", "--timeout=20s"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL,
+                               env={**os.environ, **(env or {})})
+    try:
+        poll(lambda: [r for r in kube.sim.api.requests_since(before) if "watch=true" in r[1] and "/deployments" in r[1]],
+             bool, timeout=20, what=f"kubectl rollout status watching deploy/{deployment}")
+        kubectl("rollout", "resume", f"deploy/{deployment}")
+        status, errors = waiting.communicate(timeout=30)
+    finally:
+        waiting.kill()
+    assert waiting.returncode == 0, status + errors
+    return status, [r[1] for r in kube.sim.api.requests_since(before)]
 
 
 def test_kubectl_talks_to_the_simulator(kubectl: Kubectl) -> None:
@@ -68,14 +91,14 @@ def test_set_image_rollout_status_history_and_undo(kube: SimulatorThread, kubect
     """Runbook Step 3 and Section 4 Option A, end to end."""
     assert "successfully rolled out" in kubectl("rollout", "status", "deploy/order-service", "--timeout=20s").stdout
     image = "registry.polyshop.example/order-service:1.3.1"
-    assert "image updated" in kubectl("set", "image", "deploy/order-service", f"order-service={image}").stdout
-    status = kubectl("rollout", "status", "deploy/order-service", "--timeout=20s").stdout
+    status, _ = status_of_a_held_rollout(kube, kubectl, "order-service", lambda: kubectl(
+        "set", "image", "deploy/order-service", f"order-service={image}"))
     assert "Waiting for deployment \"order-service\" rollout to finish" in status
     assert status.rstrip().endswith('deployment "order-service" successfully rolled out')
     history = kubectl("rollout", "history", "deploy/order-service").stdout.split()
     assert history[history.index("CHANGE-CAUSE") + 1:] == ["1", "<none>", "2", "<none>", "3", "<none>"]
 
-    before = len(kube.sim.api.requests)
+    before = kube.sim.api.received
     assert "rolled back" in kubectl("rollout", "undo", "deploy/order-service").stdout
     assert [r[2] for r in patches_sent(kube, before)] == ["application/json-patch+json"]
     assert "successfully rolled out" in kubectl("rollout", "status", "deploy/order-service", "--timeout=20s").stdout
@@ -113,12 +136,10 @@ def test_image_pull_failure_shows_in_get_pods(kube: SimulatorThread, kubectl: Ku
 
 def test_watch_list_client_gets_initial_events_and_a_bookmark(kube: SimulatorThread, kubectl: Kubectl) -> None:
     """Recent kubectl (client-go WatchListClient) watches with sendInitialEvents and waits for the bookmark."""
-    kube.sim.set_image("gateway", "1.3.1")
-    before = len(kube.sim.api.requests)
-    done = kubectl("rollout", "status", "deploy/gateway-service", "--timeout=20s",
-                   env={"KUBE_FEATURE_WatchListClient": "true"})
-    assert "successfully rolled out" in done.stdout
-    watches = [r[1] for r in list(kube.sim.api.requests)[before:] if "watch=true" in r[1]]
+    status, asked = status_of_a_held_rollout(kube, kubectl, "gateway-service", lambda: kube.sim.set_image("gateway", "1.3.1"),
+                                             env={"KUBE_FEATURE_WatchListClient": "true"})
+    assert "successfully rolled out" in status
+    watches = [path for path in asked if "watch=true" in path]
     assert watches and "sendInitialEvents=true" in watches[0]
 
 
@@ -137,8 +158,11 @@ def test_argo_rollout_canary_abort_through_kubectl_patches(kubectl: Kubectl) -> 
     assert refused.returncode == 1
     assert "strategic-merge-patch+json is not supported by argoproj.io/v1alpha1, Kind=Rollout" in refused.stderr
     image = "registry.polyshop.example/payment-service:1.3.1"
+    # the seeded first pause lasts 5m, 1.5 s at the simulator's time scale: on a busy machine it could end before
+    # the reads below; as `pause: {}` it holds until promoted, as the test then does
     kubectl("patch", "rollout", "payment-service", "--type=json",
-            "-p", json.dumps([{"op": "replace", "path": "/spec/template/spec/containers/0/image", "value": image}]))
+            "-p", json.dumps([{"op": "replace", "path": "/spec/template/spec/containers/0/image", "value": image},
+                              {"op": "replace", "path": "/spec/strategy/canary/steps/1", "value": {"pause": {}}}]))
     poll(lambda: kubectl.jsonpath("get", "ro", "payment-service", path="{.status.phase}"), lambda p: p == "Paused",
          timeout=10, what="canary paused at a step")
     # a basic (replica-based) canary: Argo sets status.canary.weights only with traffic routing
