@@ -128,10 +128,43 @@ class BadRequest(Exception):
         self.status, self.error, self.detail = status, error, detail
 
 
+class LastLine:
+    """A request's input that remembers the last line it gave (b"" at the end of input)."""
+
+    def __init__(self, raw: Any) -> None:
+        self.raw, self.last = raw, b"\n"
+
+    def readline(self, limit: int = -1) -> bytes:
+        self.last = self.raw.readline(limit)
+        return self.last
+
+    def read(self, size: int = -1) -> bytes:
+        return self.raw.read(size)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.raw, name)
+
+
 def handler_for(analysis: Analysis, limits: Limits) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         server: BoundedServer
         timeout = limits.read_timeout  # each read of the socket; the server's reaper bounds the whole request
+
+        def setup(self) -> None:
+            super().setup()
+            self.rfile = LastLine(self.rfile)  # type: ignore[assignment]
+
+        def parse_request(self) -> bool:
+            """http.server's parse, refusing headers that ended with the connection rather than a blank line: the
+            reaper shuts a late request's reading down, and http.client takes that end of input for the end of the
+            headers (seen under load: an unfinished GET /healthz answered 200). Such a request gets no answer, as
+            one whose read timed out."""
+            if not super().parse_request():
+                return False
+            if isinstance(self.rfile, LastLine) and self.rfile.last == b"":
+                self.close_connection = True
+                return False
+            return True
 
         def do_GET(self) -> None:  # noqa: N802 - http.server's name
             url = urlsplit(self.path)

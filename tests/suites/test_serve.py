@@ -219,6 +219,21 @@ def test_a_request_that_does_not_arrive_within_the_read_timeout_is_cut_off(idle_
         assert _answer(sock, 5) == "" and time.monotonic() - started < 3
 
 
+def test_headers_cut_off_by_the_end_of_input_get_no_answer(idle_server: tuple[subprocess.Popen[bytes], str]) -> None:
+    """The end of a request's input is not the end of its headers: the reaper shuts a late request's reading down,
+    and under load it did so before the worker read an unfinished GET /healthz, which was then answered 200. Here
+    the client ends its input itself, the same end of input the worker saw."""
+    _, url = idle_server
+    with socket.create_connection((urlsplit(url).hostname, urlsplit(url).port), timeout=5) as sock:
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        sock.shutdown(socket.SHUT_WR)
+        assert _answer(sock, 5) == ""
+    with socket.create_connection((urlsplit(url).hostname, urlsplit(url).port), timeout=5) as sock:
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")  # finished, then the input ends: answered
+        sock.shutdown(socket.SHUT_WR)
+        assert _answer(sock, 5).startswith("HTTP/1.0 200"), "a whole request whose client stopped sending is served"
+
+
 def _answer(sock: socket.socket, timeout: float) -> str:
     sock.settimeout(timeout)
     try:
