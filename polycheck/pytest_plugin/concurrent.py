@@ -24,6 +24,7 @@ from collections.abc import Callable, Generator
 
 import pytest
 
+from polycheck.core.steps import STEP_KEYS
 from polycheck.scope.checkscope import CheckScope
 from polycheck.pytest_plugin import pytest_private as private
 from polycheck.pytest_plugin.state import board_of, is_xdist_worker, run_of
@@ -203,6 +204,17 @@ def _run(target: pytest.Function, ahead: Ahead, values: dict[str, Any],
         ahead.done.set()
 
 
+def start_order(item: pytest.Item) -> tuple[bool, int]:
+    """Where a check joins the queue of checks running ahead (a stable sort keeps collection order within a rank):
+    first the ones that create orders, the run's longest; then by the first runbook step the check belongs to, in
+    the order a release goes through them (polycheck.core.steps: the rollout's Kubernetes reads before the smoke
+    tests' requests), so a crash-looping release is judged, and rolled back, on its first evidence instead of after
+    a hundred health and contract checks queued before it."""
+    marks = {mark.name for mark in item.iter_markers()}
+    step = next((index for index, key in enumerate(STEP_KEYS) if key in marks), len(STEP_KEYS))
+    return "orders" not in getattr(item, "fixturenames", ()), step
+
+
 class RunAhead:
     """Registered per run (not on xdist workers): starts the concurrent checks at the first check's set-up."""
 
@@ -214,8 +226,9 @@ class RunAhead:
         self.not_ahead: dict[str, str] = {}  # node id -> why it runs in its turn
 
     def start(self, request: pytest.FixtureRequest) -> None:
-        """Run ahead every check that can, each as soon as its own session fixtures are resolved (the ones that
-        create orders first: they wait on asynchronous moves and on free SKUs, so they are the longest)."""
+        """Run ahead every check that can, each as soon as its own session fixtures are resolved: the ones that
+        create orders first (they wait on asynchronous moves and on free SKUs, so they are the longest), then the
+        others in the runbook's order of steps (`start_order`)."""
         self.started = True
 
         run = run_of(self.config)
@@ -224,7 +237,7 @@ class RunAhead:
         config = run.config
         current = getattr(request, "_pyfuncitem", None)  # the check whose set-up this is: it runs in its turn
         targets = [t for t in request.session.items if t is not current and t.get_closest_marker(MARK) is not None]
-        targets.sort(key=lambda t: "orders" not in getattr(t, "fixturenames", ()))
+        targets.sort(key=start_order)
         for target in targets:
             if not isinstance(target, pytest.Function):
                 continue  # (plan_ahead refuses anything else)

@@ -23,7 +23,7 @@ import kubernetes_validate
 from polycheck.checks.browser import in_ci
 from polycheck.core.polling import poll
 from tests.support.stack_control import StackControl
-from tests.support.suite_runner import REPO, parse_junit, suite_env
+from tests.support.suite_runner import REPO, as_checker, parse_junit, suite_env
 
 KUBECTL = shutil.which("kubectl")
 pytestmark = pytest.mark.skipif(KUBECTL is None, reason="kubectl is not installed (it renders the overlays: kubectl kustomize)")
@@ -305,7 +305,7 @@ def test_the_probe_runs_on_a_read_only_root_filesystem(stack: StackControl, tmp_
     env.update(WRITABLE_REPORTS=str(writable), REPORTS=str(REPO / "reports"), REPO=str(REPO), PYTHON=sys.executable, HOME="/tmp",
                KEEP=str(keep),
                POLYCHECK_STACK_FILE=str(stack_file))
-    command = [unshare, "-m", "sh", "-c", READ_ONLY_ROOT, "sh", *args, "-p", "no:randomly"]
+    command = as_checker([unshare, "-m", "sh", "-c", READ_ONLY_ROOT, "sh", *args, "-p", "no:randomly"])
     try:
         probe = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)
         without = subprocess.run(command, capture_output=True, text=True, timeout=300, env={**env, "WRITABLE_REPORTS": ""})
