@@ -13,6 +13,7 @@ import asyncio
 import base64
 import copy
 import json
+import threading
 import time
 from collections import deque
 from typing import TYPE_CHECKING, Any
@@ -126,16 +127,23 @@ class KubeApi:
     def __init__(self, sim: KubeSimulator) -> None:
         self.sim = sim
         self.requests: deque[tuple[str, str, str]] = deque(maxlen=1000)  # (method, path?query, content-type)
-        self.received = 0  # every request so far (the deque keeps the last 1000): see requests_since
+        self._received = 0  # every request so far (the deque keeps the last 1000): see mark and requests_since
+        self._counting = threading.Lock()  # a request is kept and counted at once, as a test thread reads both
         self.writes: deque[tuple[float, str, str]] = deque(maxlen=1000)  # (epoch received, method, path): every change asked
         self.app = Starlette(routes=[Route("/{path:path}", self.dispatch,
                                            methods=["GET", "POST", "PUT", "PATCH", "DELETE"])])
 
-    def requests_since(self, received: int) -> list[tuple[str, str, str]]:
-        """The requests that came after the first `received` ones (`self.received` read earlier), as far as the
-        last 1000 reach."""
-        newer = min(self.received - received, len(self.requests))
-        return list(self.requests)[len(self.requests) - newer:] if newer > 0 else []
+    def mark(self) -> int:
+        """How many requests came so far: give it to requests_since later."""
+        with self._counting:
+            return self._received
+
+    def requests_since(self, mark: int) -> list[tuple[str, str, str]]:
+        """The requests that came after `mark` (from `mark()`), as far as the last 1000 reach."""
+        with self._counting:
+            kept = list(self.requests)
+            newer = min(self._received - mark, len(kept))
+        return kept[len(kept) - newer:] if newer > 0 else []
 
     # -- entry ---------------------------------------------------------------------------------
 
@@ -143,8 +151,9 @@ class KubeApi:
         self.sim._bind_loop()
         path = "/" + request.path_params["path"].rstrip("/")
         query = f"?{request.url.query}" if request.url.query else ""
-        self.requests.append((request.method, path + query, request.headers.get("content-type", "")))
-        self.received += 1
+        with self._counting:
+            self.requests.append((request.method, path + query, request.headers.get("content-type", "")))
+            self._received += 1
         if request.method != "GET":
             self.writes.append((time.time(), request.method, path))
         try:

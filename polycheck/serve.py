@@ -138,9 +138,6 @@ class LastLine:
         self.last = self.raw.readline(limit)
         return self.last
 
-    def read(self, size: int = -1) -> bytes:
-        return self.raw.read(size)
-
     def __getattr__(self, name: str) -> Any:
         return getattr(self.raw, name)
 
@@ -152,7 +149,8 @@ def handler_for(analysis: Analysis, limits: Limits) -> type[BaseHTTPRequestHandl
 
         def setup(self) -> None:
             super().setup()
-            self.rfile = LastLine(self.rfile)  # type: ignore[assignment]
+            self.input = LastLine(self.rfile)
+            self.rfile = self.input  # type: ignore[assignment]  # http.server reads it as a binary file
 
         def parse_request(self) -> bool:
             """http.server's parse, refusing headers that ended with the connection rather than a blank line: the
@@ -161,7 +159,7 @@ def handler_for(analysis: Analysis, limits: Limits) -> type[BaseHTTPRequestHandl
             one whose read timed out."""
             if not super().parse_request():
                 return False
-            if isinstance(self.rfile, LastLine) and self.rfile.last == b"":
+            if self.input.last == b"":
                 self.close_connection = True
                 return False
             return True

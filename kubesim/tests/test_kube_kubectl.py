@@ -55,7 +55,7 @@ def status_of_a_held_rollout(kube: SimulatorThread, kubectl: Kubectl, deployment
     done and never wait. (Its output, the paths it asked while it ran.)"""
     kubectl("rollout", "pause", f"deploy/{deployment}")
     change()
-    before = kube.sim.api.received
+    before = kube.sim.api.mark()
     waiting = subprocess.Popen([*kubectl.base, "rollout", "status", f"deploy/{deployment}", "--timeout=20s"],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL,
                                env={**os.environ, **(env or {})})
@@ -98,7 +98,7 @@ def test_set_image_rollout_status_history_and_undo(kube: SimulatorThread, kubect
     history = kubectl("rollout", "history", "deploy/order-service").stdout.split()
     assert history[history.index("CHANGE-CAUSE") + 1:] == ["1", "<none>", "2", "<none>", "3", "<none>"]
 
-    before = kube.sim.api.received
+    before = kube.sim.api.mark()
     assert "rolled back" in kubectl("rollout", "undo", "deploy/order-service").stdout
     assert [r[2] for r in patches_sent(kube, before)] == ["application/json-patch+json"]
     assert "successfully rolled out" in kubectl("rollout", "status", "deploy/order-service", "--timeout=20s").stdout

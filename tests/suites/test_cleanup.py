@@ -42,8 +42,8 @@ def test_a_run_killed_mid_flow_is_swept_clean(stack: StackControl, tmp_path: Pat
     env = suite_env()
     env["POLYCHECK_STACK_FILE"] = str(stack.stack_file)
     probe = subprocess.Popen(as_checker(
-        [sys.executable, "-m", "pytest", "suites/test_order_flow.py", "-k", "test_order_is_confirmed_after_payment",
-         "--env", "local", "--ledger", str(ledger), f"--reports-dir={tmp_path / 'reports'}", "-q", f"--env-dir={selftest_env.env_dir()}"]),
+        [sys.executable, "-m", "pytest", *selftest_env.with_env_dir(["suites/test_order_flow.py", "-k", "test_order_is_confirmed_after_payment",
+         "--env", "local", "--ledger", str(ledger), f"--reports-dir={tmp_path / 'reports'}", "-q"])]),
         cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         def paid() -> list[dict[str, Any]]:
@@ -164,8 +164,8 @@ def test_sigterm_mid_flow_runs_the_finalisers_and_signs_off_terminated(stack: St
     env = suite_env()
     env["POLYCHECK_STACK_FILE"] = str(stack.stack_file)
     probe = subprocess.Popen(as_checker(
-        [sys.executable, "-m", "pytest", "suites/test_order_flow.py", "-k", "test_order_is_confirmed_after_payment",
-         "--env", "local", f"--ledger={ledger}", f"--reports-dir={reports}", "-q", "-p", "no:randomly", f"--env-dir={selftest_env.env_dir()}"]),
+        [sys.executable, "-m", "pytest", *selftest_env.with_env_dir(["suites/test_order_flow.py", "-k", "test_order_is_confirmed_after_payment",
+         "--env", "local", f"--ledger={ledger}", f"--reports-dir={reports}", "-q", "-p", "no:randomly"])]),
         cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         def paid() -> list[dict[str, Any]]:

@@ -9,14 +9,16 @@ tests on the 2 cores. Measured there (2026-12-03, on c1d11a2), healthy checks fa
 than 5 s. So the self-tests' runs get the budgets below, and their slow and hanging faults are sized from these values
 (a slow answer takes longer than the health budget, whatever the load, so it still fails).
 
-`run_suites` passes `--env-dir` of these files to every run that names no env dir of its own; a test writing its own
+`with_env_dir` gives a run's arguments `--env-dir` of these files unless they name an env dir of their own; a test writing its own
 env file starts from `local_env_text()`.
 """
 
 from __future__ import annotations
 
+import atexit
 import functools
 import re
+import shutil
 import tempfile
 import tomllib
 from pathlib import Path
@@ -77,10 +79,13 @@ def local_env_text() -> str:
 def env_dir() -> Path:
     """A folder of this process with every shipped env file, local.toml with the self-tests' budgets."""
     folder = Path(tempfile.mkdtemp(prefix="selftest-envs-"))
+    atexit.register(shutil.rmtree, folder, True)  # the process's runs are over when it exits
     for path in SHIPPED.glob("*.toml"):
         (folder / path.name).write_text(local_env_text() if path.name == "local.toml" else path.read_text())
     return folder
 
 
-def names_env_dir(args: tuple[str, ...] | list[str]) -> bool:
-    return any(arg == "--env-dir" or arg.startswith("--env-dir=") for arg in args)
+def with_env_dir(args: tuple[str, ...] | list[str]) -> list[str]:
+    """A product run's pytest arguments, given the self-tests' env files unless they name an env dir of their own."""
+    named = any(arg == "--env-dir" or arg.startswith("--env-dir=") for arg in args)
+    return list(args) if named else [*args, f"--env-dir={env_dir()}"]

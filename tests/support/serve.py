@@ -22,9 +22,8 @@ def serve(tmp_path: Path, env: dict[str, str], *args: str, token: str | None = T
     """Start `polycheck serve` on a free loopback port, with `token` in $POLYCHECK_SERVE_TOKEN; (process, URL) once it listens."""
     ready = tmp_path / "serve.url"
     own = (f"--reports-dir={tmp_path / 'reports'}",)  # the analyses' runs stay in the test's folder, not the checkout's
-    if not selftest_env.names_env_dir(args):  # the self-tests' budgets, as run_suites gives them
-        own = (*own, f"--env-dir={selftest_env.env_dir()}")
     args = (*args, *own) if "--" in args else (*args, "--", *own)
+    args = tuple(selftest_env.with_env_dir(args))  # the self-tests' budgets, as run_suites gives them
     environ = {**env, "POLYCHECK_SERVE_TOKEN": token} if token is not None else env
     proc = subprocess.Popen(as_checker([sys.executable, "-m", "polycheck", "serve", "--host", "127.0.0.1", "--port", "0",
                                         "--root", str(REPO), "--ready-file", str(ready), *args]),

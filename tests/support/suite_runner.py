@@ -79,9 +79,7 @@ def run_suites(*args: str, stack_file: Path | None = None, extra_env: dict[str, 
         outputs = [f"--junitxml={junit}", f"--alluredir={allure_dir}", f"--reports-dir={out / 'reports'}"]
     else:
         junit, allure_dir, outputs = reports_dir / "latest" / "junit.xml", reports_dir / "latest" / "allure-results", [f"--reports-dir={reports_dir}"]
-    if not selftest_env.names_env_dir(args):  # the self-tests' budgets (tests/support/selftest_env.py)
-        outputs.append(f"--env-dir={selftest_env.env_dir()}")
-    command = as_checker([*(python or [sys.executable]), "-m", "pytest", *args, *outputs])
+    command = as_checker([*(python or [sys.executable]), "-m", "pytest", *selftest_env.with_env_dir([*args, *outputs])])
     started = time.monotonic()
     proc = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
     run = SuiteRun(proc.returncode, proc.stdout + proc.stderr, time.monotonic() - started, allure_dir=allure_dir)

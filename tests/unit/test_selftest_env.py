@@ -64,3 +64,10 @@ def test_a_checker_run_yields_the_cpu_to_the_shop() -> None:
     pid, niceness = map(int, out.split())
     assert pid == probe.pid
     assert niceness == min(os.nice(0) + 10, 19), (niceness, os.nice(0))
+
+
+def test_a_run_gets_the_selftest_env_dir_unless_it_names_its_own() -> None:
+    ours = f"--env-dir={selftest_env.env_dir()}"
+    assert selftest_env.with_env_dir(["-m", "smoke"]) == ["-m", "smoke", ours]
+    assert selftest_env.with_env_dir(("--env-dir=/x", "-q")) == ["--env-dir=/x", "-q"]
+    assert selftest_env.with_env_dir(["--env-dir", "/x"]) == ["--env-dir", "/x"]
