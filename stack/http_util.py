@@ -19,8 +19,11 @@ SYNTHETIC_DOMAIN = "@synthetic.polyshop.test"
 # An idle keep-alive connection is closed by the server after this long; the services' own clients drop theirs
 # sooner (PEER_LIMITS), so a client never reuses a connection the server is closing at that very moment (with
 # uvicorn's 5 s and httpx's 5 s, that race answered some requests "Server disconnected" under concurrent load).
+# As many kept alive as may be open: httpcore's pool (1.0.9, encode/httpcore#1110) closes an idle connection it has
+# just assigned to another request whenever the pool holds more than max_keepalive_connections, and the request
+# then waits out its whole timeout (through the gateway: a 504 upstream_timeout for a healthy upstream).
 SERVER_KEEP_ALIVE_SECONDS = 30
-PEER_LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=20, keepalive_expiry=10.0)
+PEER_LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=100, keepalive_expiry=10.0)
 
 
 def error(status_code: int, code: str, /, **details: Any) -> JSONResponse:

@@ -17,6 +17,7 @@ from polycheck.core.attribution import GATEWAY, UPSTREAM_FAILURES, Routes, Servi
 from polycheck.core.failures import check_failed
 from polycheck.core.redact import redact_data, redact_headers, redact_text
 from polycheck.clients.capped import DEFAULT_LIMITS, BodyLimits, BodyTooLarge, send_capped
+from polycheck.clients.lending import ONE_CONNECTION, ClientLender
 from polycheck.clients.tracing import CheckTrace
 
 BODY_PREVIEW = 400
@@ -124,22 +125,21 @@ KEEPALIVE_EXPIRY_SECONDS = 1.5
 
 
 class Connections:
-    """One connection pool per base URL for the whole run, shared by every check (one SSL context, keep-alive)."""
+    """The run's keep-alive connections per base URL, shared by every check (one TLS context), each used by one
+    request at a time (polycheck.clients.lending: httpcore's shared pool can close one under a request)."""
 
     def __init__(self) -> None:
-        self._clients: dict[tuple[str, str], httpx.Client] = {}
+        self._lenders: dict[tuple[str, str], ClientLender] = {}
         self._lock = threading.Lock()
         self.prefetched: dict[tuple[str, str, str], tuple[httpx.Response | None, Exchange]] = {}
         self._pending: dict[str, list[Future[None]]] = {}  # trace id -> its fan-out requests still on their way
 
-    def client(self, base_url: str, timeout: httpx.Timeout) -> httpx.Client:
+    def lender(self, base_url: str, timeout: httpx.Timeout) -> ClientLender:
         key = (base_url, repr(timeout))
         with self._lock:
-            if key not in self._clients:
-                self._clients[key] = httpx.Client(
-                    base_url=base_url, timeout=timeout, headers=SYNTHETIC_HEADERS, verify=shared_tls(),
-                    limits=httpx.Limits(max_connections=32, max_keepalive_connections=16, keepalive_expiry=KEEPALIVE_EXPIRY_SECONDS))
-            return self._clients[key]
+            if key not in self._lenders:
+                self._lenders[key] = lender_for(base_url, timeout)
+            return self._lenders[key]
 
     def take(self, trace_id: str, method: str, url: str) -> tuple[httpx.Response | None, Exchange] | None:
         """The answer to a request this check's trace made in the run's fan-out, once (waiting for it if it is
@@ -167,9 +167,17 @@ class Connections:
 
     def close(self) -> None:
         with self._lock:
-            for client in self._clients.values():
-                client.close()
-            self._clients.clear()
+            lenders, self._lenders = list(self._lenders.values()), {}
+        for lender in lenders:
+            lender.close()
+
+
+def lender_for(base_url: str, timeout: httpx.Timeout, transport: httpx.BaseTransport | None = None) -> ClientLender:
+    """The lender of a base URL's clients: synthetic headers, the shared TLS context, one keep-alive connection
+    each, dropped after KEEPALIVE_EXPIRY_SECONDS idle (`transport` replaces the network, for tests)."""
+    return ClientLender(lambda: httpx.Client(
+        base_url=base_url, timeout=timeout, headers=SYNTHETIC_HEADERS, verify=shared_tls(), transport=transport,
+        limits=httpx.Limits(**ONE_CONNECTION, keepalive_expiry=KEEPALIVE_EXPIRY_SECONDS)))
 
 
 class ServiceClient:
@@ -189,6 +197,7 @@ class ServiceClient:
         board: ServiceBoard | None = None,
         connections: Connections | None = None,
         limits: BodyLimits = DEFAULT_LIMITS,
+        transport: httpx.BaseTransport | None = None,
     ) -> None:
         if not base_url:
             raise ValueError(f"no URL configured for service {service!r}")
@@ -203,12 +212,11 @@ class ServiceClient:
         self.connections = connections
         self.limits = limits  # the caps of the bodies it reads (polycheck.clients.capped)
         self.headers = dict(headers or {})
-        self._own: httpx.Client | None = None
-        if connections is not None:
-            self._client = connections.client(self.base_url, timeout)
+        self._own: ClientLender | None = None
+        if connections is not None and transport is None:
+            self._lender = connections.lender(self.base_url, timeout)
         else:
-            self._own = self._client = httpx.Client(base_url=self.base_url, timeout=timeout, headers=SYNTHETIC_HEADERS,
-                                                    verify=shared_tls())
+            self._own = self._lender = lender_for(self.base_url, timeout, transport)
 
     def close(self) -> None:
         if self._own is not None:
@@ -348,7 +356,7 @@ class ServiceClient:
         """Send one request and record it; never fails the check (for callers that judge the answer themselves).
         A GET this check's trace already sent in the run's fan-out is answered from there, unless `fresh`."""
         if self.connections is not None and method == "GET" and json_body is None and not fresh:
-            url = str(self._client.build_request(method, path, params=params).url)
+            url = str(self._lender.build_request(method, path, params=params).url)
             kept = self.connections.take(self.trace.trace_id, method, url)
             if kept is not None:  # sent for this check in the run's concurrent fan-out
                 self.log.add(kept[1])
@@ -356,7 +364,7 @@ class ServiceClient:
         traceparent, request_id = self.trace.new_span()
         answered_by = (self.routes.service_for(path) or GATEWAY) if self.routes is not None else self.service
         sent_headers = {**self.headers, **(headers or {}), "traceparent": traceparent, "X-Request-ID": request_id}
-        request = self._client.build_request(method, path, json=json_body, params=params, headers=sent_headers)
+        request = self._lender.build_request(method, path, json=json_body, params=params, headers=sent_headers)
         exchange = Exchange(
             service=self.service,
             method=method,
@@ -379,7 +387,8 @@ class ServiceClient:
         exchange.sent_at = time.time()
         limit, setting = self.limits.for_path(path)
         try:
-            response = send_capped(self._client, request, limit, setting)
+            with self._lender.lease() as client:
+                response = send_capped(client, request, limit, setting)
         except BodyTooLarge as exc:
             exchange.elapsed = time.perf_counter() - started
             exchange.error = str(exc)
@@ -415,7 +424,8 @@ class ServiceClient:
             return None  # no address of its own to ask: the timeout stands for the service
         probe = f"{url.rstrip('/')}/health/live"
         try:
-            answer = self._client.get(probe, headers={**self.headers, **SYNTHETIC_HEADERS}, timeout=self.timeout)
+            with self._lender.lease() as client:
+                answer = client.get(probe, headers={**self.headers, **SYNTHETIC_HEADERS}, timeout=self.timeout)
         except httpx.ReadTimeout:
             return None
         except httpx.HTTPError as exc:

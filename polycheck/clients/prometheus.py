@@ -21,6 +21,7 @@ import httpx
 from polycheck.core.durations import parse_duration
 from polycheck.core.failures import CannotMeasure
 from polycheck.clients.http import shared_tls
+from polycheck.clients.lending import ONE_CONNECTION, ClientLender
 from polycheck.core.redact import redact_text
 
 if TYPE_CHECKING:
@@ -182,13 +183,10 @@ class PrometheusClient:
         self.timeout_seconds = float(timeout_seconds)
         self.grafana_url = grafana_url.rstrip("/")
         self.grafana_datasource = grafana_datasource
-        self._client = httpx.Client(
-            base_url=self.base_url,
-            timeout=httpx.Timeout(self.timeout_seconds),
-            headers={"User-Agent": "polycheck", "Accept": "application/json", **(headers or {})},
-            transport=transport,
-            verify=shared_tls(),
-        )
+        sent_headers = {"User-Agent": "polycheck", "Accept": "application/json", **(headers or {})}
+        self._lender = ClientLender(lambda: httpx.Client(  # queries run from several checks at once: one each
+            base_url=self.base_url, timeout=httpx.Timeout(self.timeout_seconds), headers=sent_headers,
+            transport=transport, verify=shared_tls(), limits=httpx.Limits(**ONE_CONNECTION)))
 
     @classmethod
     def from_config(cls, config: PrometheusConfig, **kwargs: Any) -> PrometheusClient:
@@ -196,7 +194,7 @@ class PrometheusClient:
         return cls(config.url, config.query_timeout_seconds, config.grafana_url, **kwargs)
 
     def close(self) -> None:
-        self._client.close()
+        self._lender.close()
 
     def __enter__(self) -> PrometheusClient:
         return self
@@ -316,7 +314,8 @@ class PrometheusClient:
     def _call(self, path: str, params: dict[str, Any], promql: str) -> dict[str, Any]:
         url = f"{_safe_url(self.base_url)}{path}"
         try:
-            response = self._client.get(path, params=params)
+            with self._lender.lease() as client:
+                response = client.get(path, params=params)
         except httpx.TimeoutException as exc:
             raise PrometheusUnavailable(
                 f"Prometheus at {url} did not answer within {self.timeout_seconds:g} s "

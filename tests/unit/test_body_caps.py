@@ -70,8 +70,7 @@ def test_the_service_client_fails_the_request_naming_the_size_and_metrics_have_t
 
     log = ExchangeLog()
     client = ServiceClient("payment", "http://svc", timeout=httpx.Timeout(2.0), trace=CheckTrace(), log=log,
-                           limits=BodyLimits(body_bytes=MIB, metrics_bytes=4 * MIB))
-    client._client = httpx.Client(transport=httpx.MockTransport(answer), base_url="http://svc")
+                           limits=BodyLimits(body_bytes=MIB, metrics_bytes=4 * MIB), transport=httpx.MockTransport(answer))
     response, exchange = client.send("GET", "/health")
     assert response is None and exchange.error and "over the cap of 1.0 MiB (http.max_body_bytes)" in exchange.error
     metrics, seen = client.send("GET", "/metrics")

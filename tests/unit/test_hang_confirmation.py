@@ -19,8 +19,8 @@ def client(service: str, handle: Callable[[httpx.Request], httpx.Response], boar
     base = GATEWAY_URL if service == GATEWAY else ORDER
     made = ServiceClient(service, base, timeout=timeout_from(0.5, 0.5), trace=CheckTrace(), log=ExchangeLog(), board=board,
                          routes=Routes(CONTRACT_ROUTES) if service == GATEWAY else None,
-                         direct_urls={"order": ORDER} if service == GATEWAY else None)
-    made._client = httpx.Client(base_url=base, transport=httpx.MockTransport(handle))
+                         direct_urls={"order": ORDER} if service == GATEWAY else None,
+                         transport=httpx.MockTransport(handle))
     return made
 
 
