@@ -22,6 +22,7 @@ import kubernetes_validate
 
 from polycheck.checks.browser import in_ci
 from polycheck.core.polling import poll
+from tests.support import selftest_env
 from tests.support.stack_control import StackControl
 from tests.support.suite_runner import REPO, as_checker, parse_junit, suite_env
 
@@ -302,6 +303,8 @@ def test_the_probe_runs_on_a_read_only_root_filesystem(stack: StackControl, tmp_
     keep = Path("/dev/shm") / f"polycheck-ro-{os.getpid()}-{tmp_path.name}"  # mount points outside /tmp
     (keep / "repo").mkdir(parents=True)
     (keep / "reports").mkdir()
+    envs = shutil.copytree(selftest_env.env_dir(), keep / "envs")  # the self-tests' budgets (their /tmp is hidden)
+    args.append(f"--env-dir={envs}")
     env.update(WRITABLE_REPORTS=str(writable), REPORTS=str(REPO / "reports"), REPO=str(REPO), PYTHON=sys.executable, HOME="/tmp",
                KEEP=str(keep),
                POLYCHECK_STACK_FILE=str(stack_file))
@@ -311,6 +314,7 @@ def test_the_probe_runs_on_a_read_only_root_filesystem(stack: StackControl, tmp_
         without = subprocess.run(command, capture_output=True, text=True, timeout=300, env={**env, "WRITABLE_REPORTS": ""})
     finally:
         stack_file.unlink()
+        shutil.rmtree(envs)
         for folder in (keep / "repo", keep / "reports", keep):
             folder.rmdir()
     assert probe.returncode == 0, probe.stdout[-3000:] + probe.stderr[-3000:]
