@@ -195,6 +195,10 @@ class RollbackConfig:
     unknown_scope: str = "escalate"
     # the blast-radius limit: a run rolls back at most this many services; beyond it, none more and one escalation
     max_services: int = 1
+    # How long a rollback the evidence allows waits for other services' failures (Alertmanager's group_wait): when
+    # more than max_services services failed in the run by then, none is rolled back and one escalation names them.
+    # The run's end decides at once. 0 acts on the first failure at once (the limit then holds only later ones).
+    group_wait_seconds: float = 0.5
     # a failing service that reports a dependency of its own impaired: "escalate" (naming it) or "rollback" anyway
     on_dependency: str = "escalate"
     # Each listed action's own `[rollback]` keys (e.g. webhook_url, command), typed by its `settings` class
@@ -584,6 +588,8 @@ def _validate(config: EnvConfig) -> EnvConfig:
         raise ctx.error("rollback.mode", f"must be one of {', '.join(ROLLBACK_MODES)}, got {config.rollback.mode!r}")
     if config.rollback.max_services < 1:
         raise ctx.error("rollback.max_services", f"must be at least 1, got {config.rollback.max_services}")
+    if not 0 <= config.rollback.group_wait_seconds <= 60:
+        raise ctx.error("rollback.group_wait_seconds", f"must be from 0 to 60 seconds, got {config.rollback.group_wait_seconds:g}")
     if config.rollback.unknown_scope not in UNKNOWN_SCOPES:
         raise ctx.error("rollback.unknown_scope", f"must be one of {', '.join(UNKNOWN_SCOPES)}, got {config.rollback.unknown_scope!r}")
     from polycheck.core.steps import STEP_KEYS  # the runbook steps a run signs off

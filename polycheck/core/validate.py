@@ -93,6 +93,10 @@ def synthetic_password_problems(config: Any, environ: Any) -> Iterator[tuple[str
                 f"with certainty. Give the account a longer one (e.g. `openssl rand -base64 18`)")
 
 
+# the times where 0 means "no wait" (rollback.group_wait_seconds: act on the first failure at once)
+MAY_BE_ZERO_SECONDS = frozenset({"group_wait_seconds"})
+
+
 def _numbers(value: Any, where: str) -> Iterator[tuple[str, str]]:
     """Every number of the config tree finite, every whole number 0 or more, every `*_seconds` in (0, a day]."""
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
@@ -101,7 +105,10 @@ def _numbers(value: Any, where: str) -> Iterator[tuple[str, str]]:
             item = getattr(value, f.name)
             if f.name.endswith("_seconds") and isinstance(item, (int, float)) and not isinstance(item, bool):
                 top = LONG_SECONDS.get(f.name, MAX_SECONDS)
-                if not (math.isfinite(item) and 0 < item <= top):
+                if f.name in MAY_BE_ZERO_SECONDS:
+                    if not (math.isfinite(item) and 0 <= item <= top):
+                        yield key, f"is a time in seconds, from 0 to {top:g} ({_days(top)}), got {item!r}"
+                elif not (math.isfinite(item) and 0 < item <= top):
                     yield key, f"is a time in seconds, more than 0 and at most {top:g} ({_days(top)}), got {item!r}"
                 continue
             if f.name.endswith("_bytes") and isinstance(item, int) and not isinstance(item, bool):

@@ -352,8 +352,10 @@ class RunAhead:
             line += f"; {len(self.not_ahead)} marked concurrent ran in their turn ({'; '.join(reasons[:3])})"
         terminalreporter.write_line(line)
 
+    @pytest.hookimpl(tryfirst=True)
     def pytest_sessionfinish(self) -> None:
-        """Checks still running ahead finish (and clean up their orders) before the run ends."""
+        """Checks still running ahead finish (and clean up their orders) before the run ends (first: the rollback
+        engine's group wait, the verdict and the sign-off read what they found)."""
         if self.pool is not None:
             self.pool.shutdown(wait=True, cancel_futures=True)  # (those not started yet: a stopped run, -x)
 

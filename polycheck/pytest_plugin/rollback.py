@@ -1,4 +1,5 @@
-"""pytest hooks of the rollback engine: the controller decides on every failing verdict, at once.
+"""pytest hooks of the rollback engine: the controller decides on every failing verdict at once (a rollback then
+waits out the engine's group wait, which the run's end cuts short).
 
 One decision path: `RollbackPlugin.decide(check, verdict)`, for a check that failed in its turn (its final report)
 and for one that failed while running ahead (the moment it failed, from its own thread). Both pass the same
@@ -136,6 +137,13 @@ class RollbackPlugin:
             fired = engine.fired.get(service)
             if fired is not None and fired < ended:
                 self.after_rollback.append((report.nodeid, service))
+
+    def pytest_sessionfinish(self) -> None:
+        """The run is over, so no other failure is coming: a rollback waiting out its group wait is decided now
+        (after the checks running ahead finished, before the sign-off reads the decisions)."""
+        engine = self.config.stash.get(ENGINE, None)
+        if engine is not None:
+            engine.settle()
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         self.flush(terminalreporter)

@@ -2,7 +2,12 @@
 
 Audit steps: `decision` (a rollback decided: auto, dry-run, off, failed), each action's name, `memory` (what an undo
 of ours was written as), `hold` (a failure that rolled nothing back, and the rule that held it: the run's purpose,
-the release scope, the blast-radius limit, the rollback memory), `escalation`."""
+the release scope, the blast-radius limit, the rollback memory), `escalation`.
+
+A rollback the evidence allows waits `rollback.group_wait_seconds` for other services' failures (a timer, while
+the run goes on; the run's end decides at once): a shared cause (network, ingress, a node, the checker's own load)
+fails several services within moments, and the first to fail must not be rolled back for it. When more than
+`rollback.max_services` services failed by then, none is rolled back and one escalation names them all."""
 
 from __future__ import annotations
 
@@ -40,6 +45,19 @@ def escalation_subject(service: str, env: str) -> str:
     return service or f"the run in env {env}"
 
 
+@dataclass(frozen=True)
+class Waiting:
+    """A rollback the evidence allowed, waiting out the group wait (with its decision's context, for the audit)."""
+
+    service: str
+    check: str
+    reason: str
+    section_9: str | None
+    actions: list[str]
+    failed_at: float | None
+    rule: str
+
+
 @dataclass
 class RollbackEngine:
     """Once per service per run: plan and apply the env's rollback actions; escalate; audit everything."""
@@ -66,6 +84,9 @@ class RollbackEngine:
     judged: bool = True  # False once the run was found inconclusive
     _lock: threading.RLock = field(default_factory=threading.RLock)  # checks running ahead fail in their own threads
     decided: set[str] = field(default_factory=set)  # the checks decided on in this run (a check ahead, then its report)
+    failing: set[str] = field(default_factory=set)  # every service a failure of this run blamed (the blast radius)
+    waiting: list[Waiting] = field(default_factory=list)  # rollbacks allowed, waiting for the group wait to end
+    _timer: threading.Timer | None = None
 
     def decide_once(self, check: str, act: Callable[[], None]) -> None:
         """Run `act` (the decision on `check`) unless one on `check` already went through in this run. A decision
@@ -83,6 +104,8 @@ class RollbackEngine:
         A culprit that reports a dependency of its own impaired escalates naming it instead, unless the env's
         `rollback.on_dependency` (or the service's own) is "rollback": a rollback would not mend a dependency."""
         with self._lock:
+            if self.purpose != GATE:
+                self.failing.update(culprits)
             if dependency and len(culprits) == 1 and self.config.rollback.on_dependency_for(culprits[0]) != "rollback":
                 self.failed_at, self.reason = failed_at, reason
                 self.escalate(culprits[0], check, reason,
@@ -165,8 +188,53 @@ class RollbackEngine:
         self._rollback(service, check, reason, section_9, self.config.rollback.actions_for(service) if actions is None else actions)
 
     def _rollback(self, service: str, check: str, reason: str, section_9: str | None, actions: list[str]) -> None:
-        if service in self.fired or service in self.held:
+        if service in self.fired or service in self.held or any(w.service == service for w in self.waiting):
             return  # once per service per run: the first decision stands, with its audit records
+        wait = self.config.rollback.group_wait_seconds
+        if wait > 0:
+            self.waiting.append(Waiting(service, check, reason, section_9, actions, self.failed_at, self.rule))
+            if self._timer is None:
+                self._timer = threading.Timer(wait, self.settle)
+                self._timer.daemon = True
+                self._timer.name = "polycheck-group-wait"
+                self._timer.start()
+            return
+        self._act(service, check, reason, section_9, actions)
+
+    def settle(self) -> None:
+        """End the group wait: roll back what waited, unless more services failed than the blast radius allows
+        (then none, one hold each and one escalation naming them all). Called by its timer, and at the run's end."""
+        with self._lock:
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+            waiting, self.waiting = self.waiting, []
+            limit = self.config.rollback.max_services
+            if waiting and len(self.failing) > limit:
+                self._hold_all(waiting, limit)
+                return
+            for w in waiting:
+                self.failed_at, self.reason, self.rule = w.failed_at, w.reason, w.rule
+                self._act(w.service, w.check, w.reason, w.section_9, w.actions)
+
+    def _hold_all(self, waiting: list[Waiting], limit: int) -> None:
+        failing = sorted(self.failing)
+        wait = self.config.rollback.group_wait_seconds
+        why = (f"{len(failing)} services failing at once ({', '.join(failing)}) within the {wait:g} s group wait: suspect a "
+               f"shared cause — network, ingress, the checker's own load; a run rolls back at most rollback.max_services "
+               f"= {limit}: nothing rolled back (not {', '.join(w.service for w in waiting)})")
+        for w in waiting:
+            self.failed_at, self.reason = w.failed_at, w.reason
+            self.held[w.service] = why
+            self.rule = f"blast radius: {why}"
+            self._audit(w.service, w.check, "hold", "none", why)
+        self.notify(f"NOT ROLLED BACK {', '.join(w.service for w in waiting)}: {why}", True)
+        first = waiting[0]
+        sections = sorted({w.section_9 for w in waiting if w.section_9})
+        self.escalate(",".join(failing), first.check, first.reason, why + "".join(f"; {s}" for s in sections),
+                      key="blast radius")
+
+    def _act(self, service: str, check: str, reason: str, section_9: str | None, actions: list[str]) -> None:
         limit = self.config.rollback.max_services
         if len(self.fired) >= limit:
             self._hold(service, check, reason, section_9, "blast radius", (

@@ -160,18 +160,42 @@ def test_timeouts_across_most_services_are_a_shared_cause(stack: StackControl, t
     assert not [r for r in audit(log) if r["step"] in ("decision", "kubernetes-undo", "argo-abort")], audit(log)
 
 
-def test_a_run_rolls_back_one_service_and_escalates_the_second(stack: StackControl, tmp_path: Path) -> None:
-    """The blast-radius limit (rollback.max_services = 1): two services failing at once, one rollback, one escalation."""
+def two_services_down(stack: StackControl, tmp_path: Path, group_wait: str) -> tuple[Any, list[dict[str, Any]]]:
+    """order and inventory down, both released; the env's rollback.group_wait_seconds set to `group_wait`."""
     log = tmp_path / "rollback.jsonl"
+    (tmp_path / "envs").mkdir()
+    envs = env_with(tmp_path / "envs", {'unknown_scope = "all"\n': f'unknown_scope = "all"\ngroup_wait_seconds = {group_wait}\n'})
     stack.set_fault("order", "down")
     stack.set_fault("inventory", "down")
     run = run_suites("-m", "smoke", "suites/test_health.py", "-k", "order or inventory", f"--rollback-log={log}",
-                     "--rollback=dry-run", "--released=order,inventory", stack_file=stack.stack_file)
+                     "--rollback=dry-run", "--released=order,inventory", f"--env-dir={envs}", stack_file=stack.stack_file)
+    return run, audit(log)
+
+
+def test_two_services_failing_within_the_group_wait_roll_back_neither_and_escalate_once(stack: StackControl,
+                                                                                         tmp_path: Path) -> None:
+    """The blast-radius limit (rollback.max_services = 1) with the group wait: two released services failing at
+    once, no rollback, one escalation naming both (the wait is long here so a loaded machine cannot split them; the
+    run's end decides)."""
+    run, records = two_services_down(stack, tmp_path, "30")
     assert run.returncode == 1, run.describe()
-    decisions = {r["service"]: r["outcome"] for r in audit(log) if r["step"] in ("decision", "hold")}
+    assert not [r for r in records if r["step"] == "decision"], records
+    assert {r["service"] for r in records if r["step"] == "hold"} == {"order", "inventory"}, records
+    held = [r for r in records if r["step"] == "escalation" and "services failing at once" in r["detail"]]
+    assert len(held) == 1 and "2 services failing at once (inventory, order) within the 30 s group wait" in held[0]["detail"], records
+    assert "suspect a shared cause" in held[0]["detail"] and "rollback.max_services = 1" in held[0]["detail"]
+
+
+def test_with_no_group_wait_a_run_rolls_back_the_first_failing_service_and_escalates_the_second(stack: StackControl,
+                                                                                                tmp_path: Path) -> None:
+    """The other way round (rollback.group_wait_seconds = 0): the first to fail is rolled back at once, the limit
+    holds the second, and one escalation names both."""
+    run, records = two_services_down(stack, tmp_path, "0")
+    assert run.returncode == 1, run.describe()
+    decisions = {r["service"]: r["outcome"] for r in records if r["step"] in ("decision", "hold")}
     assert sorted(decisions.values()) == ["dry-run", "none"], decisions
-    held = [r for r in audit(log) if r["step"] == "escalation" and "services failing at once" in r["detail"]]
-    assert len(held) == 1 and "suspect a shared cause" in held[0]["detail"], audit(log)
+    held = [r for r in records if r["step"] == "escalation" and "services failing at once" in r["detail"]]
+    assert len(held) == 1 and "suspect a shared cause" in held[0]["detail"], records
     assert "rollback.max_services = 1" in held[0]["detail"]
 
 

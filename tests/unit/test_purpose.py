@@ -38,6 +38,7 @@ def run_failure(tmp_path: Path, purpose: str, scope: ReleaseScope, extra: str = 
                             audit_path=tmp_path / "audit.jsonl", kube_factory=lambda: None,  # type: ignore[arg-type, return-value]
                             released=lambda engine: scope, purpose=purpose, notify=lambda line, bad: said.append(line))
     engine.on_failure("test_order_is_confirmed", ("order",), "order never confirmed", rollback=True)
+    engine.settle()  # the run's end: no group wait left
     return engine, said
 
 

@@ -125,6 +125,7 @@ def test_a_registered_action_plans_and_applies_through_the_engine(tmp_path: Path
     config = load(tmp_path, 'actions = ["test-record"]\nrecord_label = "seen"\n')
     rollback = engine(config, "auto", tmp_path)
     rollback.on_failure("test_order_is_confirmed", ("order",), "order never confirmed", rollback=True)
+    rollback.settle()
     assert record.applied == [("order", "seen")]
     assert "order" in rollback.fired
     step = [r for r in rollback.records if r["step"] == "test-record"]
@@ -136,6 +137,7 @@ def test_a_dry_run_describes_the_plan_without_applying_it(tmp_path: Path, record
     config = load(tmp_path, 'actions = ["test-record"]\nrecord_label = "seen"\n')
     rollback = engine(config, "dry-run", tmp_path)
     rollback.on_failure("test_order_is_confirmed", ("order",), "order never confirmed", rollback=True)
+    rollback.settle()
     assert record.applied == []
     step = [r for r in rollback.records if r["step"] == "test-record"]
     assert [(r["outcome"], r["detail"]) for r in step] == [("planned", "would record order as seen (test_order_is_confirmed)")]
@@ -166,6 +168,7 @@ def test_an_impaired_dependency_escalates_unless_the_env_says_rollback(tmp_path:
     assert config.rollback.on_dependency_for("order") == "escalate"
     rollback = engine(config, "auto", tmp_path)
     rollback.on_failure("test_health_reports_ok[order]", ("order",), "degraded", rollback=True, dependency="kafka")
+    rollback.settle()
     assert record.applied == [] and not rollback.fired
     assert [r["step"] for r in rollback.records] == ["escalation"]
     assert "order reports its dependency kafka impaired: a rollback would not mend it" in rollback.records[0]["detail"]
@@ -173,6 +176,7 @@ def test_an_impaired_dependency_escalates_unless_the_env_says_rollback(tmp_path:
     assert config.rollback.actions_for("order") == ["test-record"]  # a service table without actions keeps the default list
     rollback = engine(config, "auto", tmp_path)
     rollback.on_failure("test_health_reports_ok[order]", ("order",), "degraded", rollback=True, dependency="kafka")
+    rollback.settle()
     assert record.applied == [("order", "seen")]
 
 

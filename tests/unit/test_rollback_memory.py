@@ -4,6 +4,8 @@ back at most rollback.max_services services. Each rule both ways, through the en
 from __future__ import annotations
 
 import json
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -75,12 +77,14 @@ def test_a_service_still_failing_after_our_rollback_is_not_undone_again(tmp_path
     cluster = Cluster()
     first = engine(tmp_path, cluster, run="run-1")
     first.on_failure("test_health[order]", ("order",), "order /health 503", rollback=True)
+    first.settle()
     assert undos(first) == ["done"] and cluster.current == 4 and cluster.sets[4] == HASH[2]
     memory = Memory.of(cluster.deployment("order-service"))
     assert memory is not None and (memory.undone_hash, memory.restored_hash, memory.run_id) == (HASH[3], HASH[2], "run-1")
     for run in ("run-2", "run-3"):
         again = engine(tmp_path, cluster, run=run)
         again.on_failure("test_health[order]", ("order",), "order /health 503", rollback=True)
+        again.settle()
         assert undos(again) == [] and cluster.current == 4, "our own rollback was undone"
         (escalation,) = [r for r in again.records if r["step"] == "escalation"]
         assert "order is still failing after it was rolled back to revision 2 (bbb222) by run run-1" in escalation["detail"]
@@ -100,15 +104,18 @@ def test_a_run_rolls_back_at_most_max_services_and_escalates_naming_them(tmp_pat
     cluster = Cluster()
     rollback = engine(tmp_path, cluster)
     rollback.on_failure("test_health[order]", ("order",), "order /health 503", rollback=True)
+    rollback.settle()
     rollback.on_failure("test_health[order-too]", ("order",), "again", rollback=True)  # the same service: decided once
     assert undos(rollback) == ["done"]
     two = engine(tmp_path / "two", Cluster(), 'max_services = 2\n')
     two.fired["payment"] = 0.0  # one service rolled back already in this run; the limit allows a second
     two.on_failure("test_health[order]", ("order",), "order /health 503", rollback=True)
+    two.settle()
     assert undos(two) == ["done"] and "order" in two.fired
     held = engine(tmp_path / "held", Cluster())
     held.fired["payment"] = 0.0  # one service rolled back already in this run
     held.on_failure("test_health[order]", ("order",), "order /health 503", rollback=True)
+    held.settle()
     assert undos(held) == [] and "order" in held.held
     (escalation,) = [r for r in held.records if r["step"] == "escalation"]
     assert "2 services failing at once (payment, order): suspect a shared cause" in escalation["detail"], escalation
@@ -117,6 +124,78 @@ def test_a_run_rolls_back_at_most_max_services_and_escalates_naming_them(tmp_pat
 
 def test_the_memory_is_written_as_one_annotation(tmp_path: Path) -> None:
     cluster = Cluster()
-    engine(tmp_path, cluster).on_failure("test_health[order]", ("order",), "503", rollback=True)
+    once = engine(tmp_path, cluster)
+    once.on_failure("test_health[order]", ("order",), "503", rollback=True)
+    once.settle()
     data = json.loads(cluster.annotations[ANNOTATION])
     assert set(data) == {"undone_hash", "undone_revision", "restored_hash", "restored_revision", "run_id", "at", "release"}
+
+
+PAYMENT = '[services.payment]\nurl = "http://payment:8080"\n'
+
+
+def escalations(engine: RollbackEngine) -> list[dict[str, Any]]:
+    return [r for r in engine.records if r["step"] == "escalation"]
+
+
+def test_two_services_failing_within_the_group_wait_roll_back_neither_and_escalate_once(tmp_path: Path) -> None:
+    """A shared cause fails several services within moments: the first to fail is not rolled back for it."""
+    cluster = Cluster()
+    both = engine(tmp_path, cluster, 'group_wait_seconds = 30\n' + PAYMENT)
+    both.on_failure("test_health[order]", ("order",), "order /health 503", rollback=True)
+    assert undos(both) == [] and not both.fired, "rolled back before the group wait ended"
+    both.on_failure("test_health[payment]", ("payment",), "payment /health 503", rollback=True)
+    both.settle()
+    assert undos(both) == [] and not both.fired and cluster.patches == []
+    assert set(both.held) == {"order", "payment"}
+    (escalation,) = escalations(both)
+    assert "2 services failing at once (order, payment) within the 30 s group wait: suspect a shared cause" in escalation["detail"]
+    assert escalation["service"] == "order,payment" and "rollback.max_services = 1" in escalation["detail"]
+    holds = [r for r in both.records if r["step"] == "hold"]
+    assert {r["service"] for r in holds} == {"order", "payment"} and all(r["rule"].startswith("blast radius: ") for r in holds)
+
+
+def test_a_failing_service_outside_the_release_holds_the_rollback_of_the_released_one(tmp_path: Path) -> None:
+    """Only order was released; payment failing beside it is evidence of a shared cause all the same."""
+    cluster = Cluster()
+    one = engine(tmp_path, cluster, 'group_wait_seconds = 30\n' + PAYMENT)
+    one.released = lambda e: ReleaseScope(frozenset({"order"}), "--released order")
+    one.on_failure("test_health[order]", ("order",), "order /health 503", rollback=True)
+    one.on_failure("test_health[payment]", ("payment",), "payment /health 503", rollback=True)
+    one.settle()
+    assert undos(one) == [] and set(one.held) == {"order"}
+    assert any("2 services failing at once (order, payment)" in r["detail"] for r in escalations(one)), escalations(one)
+
+
+def test_one_failing_service_is_rolled_back_when_its_group_wait_ends(tmp_path: Path) -> None:
+    """The other way round: nothing else failed, so the timer's end rolls it back, without the run's end."""
+    cluster = Cluster()
+    rolled = threading.Event()
+    one = engine(tmp_path, cluster, 'group_wait_seconds = 0.05\n' + PAYMENT)
+    one.notify = lambda line, bad: rolled.set() if line.startswith("ROLLED BACK order") else None
+    one.on_failure("test_health[order]", ("order",), "order /health 503", rollback=True, failed_at=time.time())
+    assert rolled.wait(timeout=30), "the group wait's timer never decided"
+    assert undos(one) == ["done"] and set(one.fired) == {"order"} and not one.held
+    (decision,) = [r for r in one.records if r["step"] == "decision"]
+    assert decision["reason"] == "order /health 503" and decision["seconds_after_failure"] >= 0.049  # after the wait
+    one.settle()  # the run's end after the timer: nothing is decided twice
+    assert undos(one) == ["done"]
+
+
+def test_with_no_group_wait_the_first_failure_acts_at_once_and_the_limit_holds_the_next(tmp_path: Path) -> None:
+    cluster = Cluster()
+    at_once = engine(tmp_path, cluster, 'group_wait_seconds = 0\n' + PAYMENT)
+    at_once.on_failure("test_health[order]", ("order",), "order /health 503", rollback=True)
+    assert undos(at_once) == ["done"]
+    at_once.on_failure("test_health[payment]", ("payment",), "payment /health 503", rollback=True)
+    assert set(at_once.held) == {"payment"}
+    assert any("2 services failing at once (order, payment)" in r["detail"] for r in escalations(at_once))
+
+
+def test_a_group_wait_outside_0_to_60_seconds_is_refused(tmp_path: Path) -> None:
+    import pytest
+
+    from polycheck.core.config import ConfigError
+
+    with pytest.raises(ConfigError, match="rollback.group_wait_seconds"):
+        engine(tmp_path, Cluster(), 'group_wait_seconds = 61\n')
