@@ -219,16 +219,27 @@ def test_an_impaired_dependency_escalates_naming_it_instead_of_a_rollback(stack:
 
 
 def test_the_env_file_may_roll_back_for_an_impaired_dependency(stack: StackControl, tmp_path: Path) -> None:
-    """rollback.services.order.on_dependency = "rollback": the same failure rolls order back (only order)."""
+    """rollback.services.order.on_dependency = "rollback": the same failure rolls order back. With inventory failing
+    beside it (its own dependency impaired, no opt-in: it escalates naming postgres), two services fail at once and
+    the group wait rolls neither back (a wait long enough that a loaded machine cannot split the two failures)."""
     text = local_env_text().replace(
         "[rollback.services.payment]", '[rollback.services.order]\non_dependency = "rollback"\n\n[rollback.services.payment]')
     (tmp_path / "local.toml").write_text(text)
     stack.set_fault("order", "health", status="degraded", dependency="kafka")
-    stack.set_fault("inventory", "health", status="degraded", dependency="postgres")
     log = tmp_path / "rollback.jsonl"
     run = run_smoke(stack, log, "-k", "test_health_reports_ok", f"--env-dir={tmp_path}")
     assert run.returncode == EXIT_NO_GO, run.describe()
-    assert run.failed == {"test_health_reports_ok[order]", "test_health_reports_ok[inventory]"}, run.describe()
+    assert run.failed == {"test_health_reports_ok[order]"}, run.describe()
     assert decisions(log) == {"order"}, audit(log)
+    both = tmp_path / "both"
+    both.mkdir()
+    (both / "local.toml").write_text(text.replace('unknown_scope = "all"\n', 'unknown_scope = "all"\ngroup_wait_seconds = 30\n'))
+    stack.set_fault("inventory", "health", status="degraded", dependency="postgres")
+    log = tmp_path / "rollback-both.jsonl"
+    run = run_smoke(stack, log, "-k", "test_health_reports_ok", f"--env-dir={both}")
+    assert run.returncode == EXIT_NO_GO, run.describe()
+    assert run.failed == {"test_health_reports_ok[order]", "test_health_reports_ok[inventory]"}, run.describe()
+    assert decisions(log) == set(), audit(log)
     assert any(r["service"] == "inventory" and "inventory reports its dependency postgres impaired" in r["detail"]
                for r in escalations(log)), audit(log)
+    assert any("2 services failing at once (inventory, order)" in r["detail"] for r in escalations(log)), audit(log)

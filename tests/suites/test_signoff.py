@@ -206,7 +206,9 @@ def secret_env(tmp_path: Path, prometheus: LocalPrometheus, receiver: list[dict[
     text = local_env_text()
     for old, new in {
         "[prometheus]\n": f'[prometheus]\nurl = "{prometheus.url}"\n',
-        'actions = ["kubernetes-undo"]': 'actions = ["kubernetes-undo", "webhook"]\nwebhook_url = "${POLYSHOP_ROLLBACK_WEBHOOK}"',
+        # many services fail at once here: the blast radius is widened so order's rollback still calls the webhook
+        'actions = ["kubernetes-undo"]': 'actions = ["kubernetes-undo", "webhook"]\nwebhook_url = "${POLYSHOP_ROLLBACK_WEBHOOK}"\n'
+                                         'max_services = 8',
         'on_failure_of = ["payment", "order"]': 'on_failure_of = ["payment", "order"]\nwebhooks = ["${POLYSHOP_ONCALL_WEBHOOK}"]',
         '[synthetic]\n': '[synthetic]\nemail = "${POLYSHOP_SYNTHETIC_EMAIL}"\npassword = "${POLYSHOP_SYNTHETIC_PASSWORD}"\n'
                          'expired_token = "${POLYSHOP_EXPIRED_TOKEN}"\n',
