@@ -211,7 +211,12 @@ class RollbackEngine:
             waiting, self.waiting = self.waiting, []
             limit = self.config.rollback.max_services
             if waiting and len(self.failing) > limit:
-                self._hold_all(waiting, limit)
+                if not self.fired:
+                    self._hold_all(waiting, limit)
+                    return
+                for w in waiting:  # rolled back already in this run (its wait ended first): these are held
+                    self.failed_at, self.reason, self.rule = w.failed_at, w.reason, w.rule
+                    self._hold(w.service, w.check, w.reason, w.section_9, "blast radius", self._limit_reached(w.service, limit))
                 return
             for w in waiting:
                 self.failed_at, self.reason, self.rule = w.failed_at, w.reason, w.rule
@@ -234,13 +239,16 @@ class RollbackEngine:
         self.escalate(",".join(failing), first.check, first.reason, why + "".join(f"; {s}" for s in sections),
                       key="blast radius")
 
+    def _limit_reached(self, service: str, limit: int) -> str:
+        failing = [*self.fired, *sorted(self.failing - set(self.fired) - {service}), service]
+        return (f"{len(failing)} services failing at once ({', '.join(failing)}): suspect a shared cause — network, "
+                f"ingress, the checker's own load; a run rolls back at most rollback.max_services = {limit} "
+                f"(rolled back: {', '.join(self.fired)}; not {service})")
+
     def _act(self, service: str, check: str, reason: str, section_9: str | None, actions: list[str]) -> None:
         limit = self.config.rollback.max_services
         if len(self.fired) >= limit:
-            self._hold(service, check, reason, section_9, "blast radius", (
-                f"{len(self.fired) + 1} services failing at once ({', '.join([*self.fired, service])}): suspect a shared "
-                f"cause — network, ingress, the checker's own load; a run rolls back at most rollback.max_services = "
-                f"{limit} (rolled back: {', '.join(self.fired)}; not {service})"))
+            self._hold(service, check, reason, section_9, "blast radius", self._limit_reached(service, limit))
             return
         before = self._revisions_before_undo(service, actions)
         refused = refusal(service, Memory.of(before[0]), before[1]) if before is not None else None

@@ -180,6 +180,10 @@ def test_one_failing_service_is_rolled_back_when_its_group_wait_ends(tmp_path: P
     assert decision["reason"] == "order /health 503" and decision["seconds_after_failure"] >= 0.049  # after the wait
     one.settle()  # the run's end after the timer: nothing is decided twice
     assert undos(one) == ["done"]
+    one.on_failure("test_health[payment]", ("payment",), "payment /health 503", rollback=True)  # after order's wait
+    one.settle()
+    assert undos(one) == ["done"] and set(one.held) == {"payment"}
+    assert "rolled back: order; not payment" in one.held["payment"] and "nothing rolled back" not in one.held["payment"]
 
 
 def test_with_no_group_wait_the_first_failure_acts_at_once_and_the_limit_holds_the_next(tmp_path: Path) -> None:
