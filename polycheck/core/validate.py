@@ -93,8 +93,9 @@ def synthetic_password_problems(config: Any, environ: Any) -> Iterator[tuple[str
                 f"with certainty. Give the account a longer one (e.g. `openssl rand -base64 18`)")
 
 
-# the times where 0 means "no wait" (rollback.group_wait_seconds: act on the first failure at once)
-MAY_BE_ZERO_SECONDS = frozenset({"group_wait_seconds"})
+# the times where 0 means "no wait", with their own upper bound (rollback.group_wait_seconds: 0 acts on the first
+# failure at once; more than a minute would hold a broken release live longer than a canary's analysis interval)
+MAY_BE_ZERO_SECONDS = {"group_wait_seconds": 60.0}
 
 
 def _numbers(value: Any, where: str) -> Iterator[tuple[str, str]]:
@@ -106,8 +107,9 @@ def _numbers(value: Any, where: str) -> Iterator[tuple[str, str]]:
             if f.name.endswith("_seconds") and isinstance(item, (int, float)) and not isinstance(item, bool):
                 top = LONG_SECONDS.get(f.name, MAX_SECONDS)
                 if f.name in MAY_BE_ZERO_SECONDS:
+                    top = MAY_BE_ZERO_SECONDS[f.name]
                     if not (math.isfinite(item) and 0 <= item <= top):
-                        yield key, f"is a time in seconds, from 0 to {top:g} ({_days(top)}), got {item!r}"
+                        yield key, f"is a time in seconds, from 0 to {top:g}, got {item!r}"
                 elif not (math.isfinite(item) and 0 < item <= top):
                     yield key, f"is a time in seconds, more than 0 and at most {top:g} ({_days(top)}), got {item!r}"
                 continue
