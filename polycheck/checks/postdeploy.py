@@ -1,8 +1,9 @@
 """Post-deploy validation from Prometheus: each service's data is waited for on its own.
 
-A service known to hang, one Prometheus cannot scrape (`up == 0`), and one scraped (`up == 1`) that exports no
-series under its name (a wrong `service` label) fail their own checks with that evidence at once, with no data
-wait; every other service is judged as soon as it has data, so one broken service never blocks the rest.
+A service known to hang, one Prometheus cannot scrape (`up` 0 throughout `prometheus.down_for`, so a single failed
+scrape is not taken for a service down), and one scraped (`up == 1`) that exports no series under its name (a wrong
+`service` label) fail their own checks with that evidence, with no data wait; every other service is judged as soon
+as it has data, so one broken service never blocks the rest.
 """
 
 from __future__ import annotations
@@ -23,6 +24,9 @@ from polycheck.clients.promql import REQUEST_RATE, Check, render
 
 # A service's scrape targets, by job (the Deployment's name or the short one, with or without a namespace).
 UP_QUERY = 'min(up{job=~"(.*/)?({service}|{deployment})"})'
+# Down throughout the last `down_for`: the largest `up` of every moment in it (a subquery of the up query, one point
+# per `step`), so a scrape that failed once between good ones is not a service down.
+DOWN_QUERY = "max_over_time(({up})[{down_for}:{step}])"
 # Every series carrying the service's name (the contract's `service` label), whatever the family.
 SERIES_QUERY = 'count({service="{service}"})'
 # The service's API requests over the window (scrapes and probes left out): what the minimums count.
@@ -38,17 +42,25 @@ class Seen:
     series: int
     requests: float | None = None  # API requests in the window, when the run waits for its own traffic's evidence
     enough: float = 0.0
+    down: bool = False  # `up` 0 throughout `down_for` (asked only when `up` is 0 now)
 
     @property
     def settled(self) -> bool:
-        """Nothing more to wait for: data (and, when the run makes the traffic, enough of it), a target down, or a
-        target up whose series do not carry the name."""
+        """Nothing more to wait for: a target down throughout `down_for`, else (no target failing its scrape now)
+        data (and, when the run makes the traffic, enough of it) or a target up whose series do not carry the name.
+        A target 0 now but not throughout is waited for: one failed scrape ends with the next good one."""
+        if self.down:
+            return True
+        if self.up == 0:
+            return False
         has_data = self.has_rate and (self.requests is None or self.requests >= self.enough)
-        return has_data or self.up == 0 or (self.up == 1 and self.series == 0)
+        return has_data or (self.up == 1 and self.series == 0)
 
     def describe(self) -> str:
         counted = f", {self.requests:g} of {self.enough:g} API requests" if self.requests is not None else ""
-        return f"rate {'present' if self.has_rate else 'absent'}, up {self.up}, {self.series} series under its name{counted}"
+        failing = (" (not throughout down_for)" if not self.down else " throughout down_for") if self.up == 0 else ""
+        return (f"rate {'present' if self.has_rate else 'absent'}, up {self.up}{failing}, {self.series} series under "
+                f"its name{counted}")
 
 
 @dataclass
@@ -59,6 +71,7 @@ class DataReadiness:
     window: str
     timeout: float
     up_query: str = UP_QUERY
+    down_for: str = "30s"  # how long `up` must stay 0 for the service to count as down (more than a scrape interval)
     board: ServiceBoard | None = None  # services known to hang in this run (the preflight, a confirmed timeout)
     # > 0 when the run makes the traffic itself (the local stack's customers): wait, within `timeout`, for this many
     # API requests in the window (the largest evidence minimum), routes left out by `excluded`
@@ -85,6 +98,7 @@ class DataReadiness:
                 return
         rate = render(REQUEST_RATE, service=service, window=self.window)
         up = render(self.up_query, service=service, deployment=deployment)
+        down = down_query(up, self.down_for)
         series = render(SERIES_QUERY, service=service)
         recent = judged_window(self.window, deployed_at) != self.window
         enough = max(self.enough_requests, self.recent_requests if recent else 0.0)
@@ -99,24 +113,40 @@ class DataReadiness:
                                   exclude_routes=self.excluded(service))
                 answer = self.client.query(requests, allow_empty=True)
                 made = answer[0].value if answer else 0.0
-            return Seen(has_rate, min(ups) if ups else None, int(counted[0].value) if counted else 0, made, enough)
+            lowest = min(ups) if ups else None
+            failing = lowest == 0 and any(s.value == 0 for s in self.client.query(down, allow_empty=True))
+            return Seen(has_rate, lowest, int(counted[0].value) if counted else 0, made, enough, failing)
 
         try:
             seen = poll(look, lambda seen: seen.settled, timeout=self.timeout, what=f"a request rate of {service} in "
                         "Prometheus", interval=0.25, max_interval=1.0, describe=lambda seen: seen.describe())
-        except PollTimeout:
+        except PollTimeout as exc:
+            last = exc.last
+            if isinstance(last, Seen) and last.up == 0:  # a scrape failing now, not yet throughout down_for
+                inconclusive(f"Prometheus failed its last scrape of {service} (`{up}` is 0 at the end of the "
+                             f"{self.timeout:g}s data wait) but not every scrape of the last {self.down_for} (`{down}` is "
+                             f"not 0): whether {service} is down cannot be told yet — see its health checks and the "
+                             f"target's last error in Prometheus")
             return  # judged as it is: the check itself says "no data", which is never a pass
         except PrometheusError as exc:
             inconclusive(f"Prometheus cannot be queried: {exc}")
-        if seen.up == 0:  # down now, whatever rate its earlier samples still give
-            check_failed(f"Prometheus cannot scrape {service} (`{up}` is 0): its /metrics does not answer, so the "
-                         f"post-deploy checks of {service} have nothing to judge — see its health checks", culprit=service)
+        if seen.down:  # down throughout down_for, whatever rate its earlier samples still give
+            check_failed(f"Prometheus cannot scrape {service} (`{up}` is 0 throughout the last {self.down_for}: "
+                         f"`{down}` is 0): its /metrics does not answer, so the post-deploy checks of {service} have "
+                         f"nothing to judge — see its health checks", culprit=service)
         if seen.series == 0:
             check_failed(f"Prometheus scrapes {service} (`{up}` is 1) but no series carries service=\"{service}\" "
                          f"(`{series}` is empty): its /metrics does not label its samples with its own name (the contract's "
                          f"`service` label is the short name), so nothing of {service} can be judged", culprit=service)
         with self._lock:
             self._ready.add(service)
+
+
+def down_query(up: str, down_for: str) -> str:
+    """The rendered up query's largest value at every moment of the last `down_for` (one point per second for up to
+    30 s, then 30 points in all): 0 only when every scrape in that time failed."""
+    seconds = parse_duration(down_for)
+    return DOWN_QUERY.format(up=up, down_for=format_duration(seconds), step=format_duration(max(1.0, seconds / 30)))
 
 
 def judged_window(window: str, deployed_at: float | None, now: float | None = None) -> str:

@@ -145,6 +145,9 @@ class PrometheusConfig:
     query_timeout_seconds: float = 5.0
     window: str = "5m"  # the rate window of post-deploy validation
     data_timeout_seconds: float = 30.0  # how long a run waits for a fresh (local) Prometheus to have data
+    # how long a service's `up` must stay 0 for it to count as down (its post-deploy checks then fail): more than a
+    # scrape interval, so one failed scrape between good ones is not a service down (alerting rules' `for:`)
+    down_for: str = "30s"
     queries: dict[str, str] = field(default_factory=dict)  # check key -> PromQL template overriding the default
     thresholds: dict[str, float] = field(default_factory=dict)  # check key -> limit overriding the default
     canary_window: str = "1m"  # the rate window of the canary gate

@@ -22,6 +22,7 @@ MAX_SECONDS = 86400.0  # a timeout, deadline or budget longer than a day is a ty
 MIN_BYTES, MAX_BYTES = 1024, 1024 ** 3  # every `*_bytes` setting (the caps of the bodies a check reads)
 LONG_SECONDS = {"token_min_ttl_seconds": 365 * 86400.0, "token_max_ttl_seconds": 365 * 86400.0}  # token lifetimes
 WINDOW_RANGE = (1.0, 7 * 86400.0)  # a Prometheus rate window: 1s to 7d
+DOWN_FOR_RANGE = (1.0, 600.0)  # how long a target's up stays 0 before it counts as down: 1s to 10m
 MAX_THRESHOLD = 1e9  # a post-deploy limit (messages, seconds): anything above is no limit at all
 RATIO_KEY = re.compile(r"(rate|ratio|saturation)$")  # prometheus.thresholds whose value is a share: 0 to 1
 MIN_SYNTHETIC_PASSWORD = 12
@@ -62,6 +63,8 @@ def value_problems(config: Any) -> Iterator[tuple[str, str]]:
     prometheus = config.prometheus
     for key in ("window", "canary_window"):
         yield from _window(f"prometheus.{key}", getattr(prometheus, key))
+    yield from _window("prometheus.down_for", prometheus.down_for, DOWN_FOR_RANGE,
+                       "a time up must stay 0 is from 1s to 10m, more than a scrape interval (e.g. 30s)")
     if not 0 <= prometheus.canary_margin <= 1:
         yield "prometheus.canary_margin", f"is a share of requests from 0 to 1 (0.01 = 1 point), got {prometheus.canary_margin!r}"
     for key, limit in prometheus.thresholds.items():
@@ -150,15 +153,16 @@ def _urls(config: Any) -> Iterator[tuple[str, str]]:
             yield where, f"{problem} (placeholders aside): write an http(s) URL template, e.g. https://jaeger.example/trace/{{trace_id}}"
 
 
-def _window(where: str, text: str) -> Iterator[tuple[str, str]]:
-    low, high = WINDOW_RANGE
+def _window(where: str, text: str, bounds: tuple[float, float] = WINDOW_RANGE,
+            valid: str = "a rate window is from 1s to 7d (e.g. 5m)") -> Iterator[tuple[str, str]]:
+    low, high = bounds
     try:
         seconds = parse_duration(text)
     except ValueError:
         yield where, f"{text!r} is not a Prometheus duration: write a positive one such as 30s, 5m or 1h30m"
         return
     if not low <= seconds <= high:
-        yield where, f"{text!r} is out of range: a rate window is from 1s to 7d (e.g. 5m)"
+        yield where, f"{text!r} is out of range: {valid}"
 
 
 def _days(seconds: float) -> str:

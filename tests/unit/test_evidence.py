@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from polycheck.checks.canary import CanaryPods, judge_canary, request_count
-from polycheck.checks.postdeploy import DataReadiness, judged_window
+from polycheck.checks.postdeploy import DataReadiness, down_query, judged_window
 from polycheck.clients.prometheus import PrometheusClient
 from polycheck.core.attribution import ServiceBoard
 from polycheck.core.failures import CheckFailure, culprits_of, is_inconclusive
@@ -30,8 +30,12 @@ def fake_prometheus(answer: Callable[[str], list[tuple[dict[str, str], str]]], a
     return PrometheusClient("http://prom.test:9090", 1.0, transport=httpx.MockTransport(handle))
 
 
-def scraped(up: str | None, series: str | None, rate: bool) -> Callable[[str], list[tuple[dict[str, str], str]]]:
+def scraped(up: str | None, series: str | None, rate: bool,
+            down: str = "0") -> Callable[[str], list[tuple[dict[str, str], str]]]:
+    """`down`: the down query's answer (`up`'s largest value throughout down_for)."""
     def answer(query: str) -> list[tuple[dict[str, str], str]]:
+        if query.startswith("max_over_time((min(up"):
+            return [({}, down)]
         if query.startswith("min(up"):
             return [] if up is None else [({}, up)]
         if query.startswith("count("):
@@ -63,9 +67,55 @@ def test_a_service_known_to_hang_fails_at_once_without_asking_prometheus() -> No
 
 
 def test_a_target_prometheus_cannot_scrape_fails_at_once() -> None:
-    failure, seconds = failure_of(readiness(scraped("0", "12", True)))
+    """Every scrape of the last down_for failed (the down query reads 0): down, whatever rate earlier samples give."""
+    asked: list[str] = []
+    failure, seconds = failure_of(readiness(scraped("0", "12", True), asked=asked))
     assert culprits_of(failure) == ("search",) and "Prometheus cannot scrape search" in str(failure)
+    assert "0 throughout the last 30s" in str(failure) and "max_over_time((min(up{" in str(failure), str(failure)
+    assert 'max_over_time((min(up{job=~"(.*/)?(search|search-service)"}))[30s:1s])' in asked, asked
     assert seconds < 1, "no data wait"
+
+
+def sequence(*answers: Callable[[str], list[tuple[dict[str, str], str]]]) -> Callable[[str], list[tuple[dict[str, str], str]]]:
+    """Each look (one rate query opens it) answered by the next of `answers`; the last one from then on."""
+    looks = [-1]
+
+    def answer(query: str) -> list[tuple[dict[str, str], str]]:
+        if query.startswith("sum(rate("):
+            looks[0] += 1
+        return answers[min(looks[0], len(answers) - 1)](query)
+    return answer
+
+
+def test_one_failed_scrape_is_waited_out_not_taken_for_a_service_down() -> None:
+    """up 0 now but not throughout down_for (a scrape failed between good ones): the next look, up 1 again, settles."""
+    asked: list[str] = []
+    ready = readiness(sequence(scraped("0", "12", True, down="1"), scraped("1", "12", True)), asked=asked)
+    ready.require("search", "search-service")  # no failure
+    assert sum(q.startswith("max_over_time(") for q in asked) == 1, asked  # asked at the failing look only
+    assert sum(q.startswith("sum(rate(") for q in asked) == 2, asked
+
+
+def test_a_target_failing_since_recently_fails_once_down_for_has_passed() -> None:
+    answers = sequence(scraped("0", "12", True, down="1"), scraped("0", "12", True, down="1"),
+                       scraped("0", "12", True, down="0"))
+    failure, _ = failure_of(readiness(answers))
+    assert culprits_of(failure) == ("search",) and "0 throughout the last 30s" in str(failure), str(failure)
+
+
+def test_scrapes_failing_on_and_off_until_the_wait_ends_are_inconclusive() -> None:
+    """up 0 at the end of the data wait, never throughout down_for: neither down nor judged on stale data."""
+    ready = DataReadiness(fake_prometheus(scraped("0", "12", True, down="1")), "15s", 0.6)
+    with pytest.raises(CheckFailure) as caught:
+        ready.require("search", "search-service")
+    assert is_inconclusive(caught.value), str(caught.value)
+    assert "failed its last scrape of search" in str(caught.value) and "not every scrape of the last 30s" in str(caught.value)
+
+
+def test_the_down_query_holds_the_up_query_over_down_for() -> None:
+    assert down_query('min(up{job="x"})', "30s") == 'max_over_time((min(up{job="x"}))[30s:1s])'
+    assert down_query('min(up{job="x"})', "3s") == 'max_over_time((min(up{job="x"}))[3s:1s])'
+    assert down_query("up", "2m") == "max_over_time((up)[2m:4s])"  # 30 points at most
 
 
 def test_a_target_up_that_exports_no_series_under_its_name_fails_at_once() -> None:
