@@ -39,6 +39,7 @@ class Verdict:
     stop: float = 0.0
     phase: str = "call"  # setup | call | teardown
     dependency: str = ""  # the culprit's own dependency it reports impaired: rolled back only if rollback.on_dependency says so
+    shared_cause: str = ""  # why a failure was turned inconclusive: a cause shared by most services (no rollback waits on)
 
     def __post_init__(self) -> None:
         if self.outcome not in OUTCOMES:

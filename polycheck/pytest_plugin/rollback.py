@@ -80,7 +80,7 @@ class RollbackPlugin:
 
         def act() -> None:
             if verdict.outcome == INCONCLUSIVE:
-                engine.on_inconclusive(check, verdict.reason)
+                engine.on_inconclusive(check, verdict.reason, shared_cause=verdict.shared_cause)
             else:
                 engine.on_failure(check, verdict.culprits, verdict.reason, rollback=verdict.may_roll_back,
                                   escalation=verdict.escalation, failed_at=verdict.stop or None, dependency=verdict.dependency)

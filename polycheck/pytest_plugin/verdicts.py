@@ -162,7 +162,8 @@ def verdict_of(item: pytest.Item, exc: BaseException | None, when: str, *, start
     outcome, culprits = judge(facts.subjects, exc, when)
     shared = _shared_hang(item) if outcome in (FAILED, BLOCKED) else None
     if shared:
-        return base.with_(outcome=INCONCLUSIVE, reason=f"{shared} — this check: {first_line(_message(exc))}"[:REASON_LIMIT])
+        return base.with_(outcome=INCONCLUSIVE, reason=f"{shared} — this check: {first_line(_message(exc))}"[:REASON_LIMIT],
+                          shared_cause=shared)
     text = _message(exc).strip()
     named = _named(culprits)
     reason = text.removesuffix(named.strip()).rstrip() if text.endswith(named.strip()) else text

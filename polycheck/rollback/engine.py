@@ -151,18 +151,47 @@ class RollbackEngine:
         if allowed.escalate:
             self.escalate(culprit, check, reason, allowed.rule + (f"; {section_9}" if section_9 else ""), key="not-acted")
 
-    def on_inconclusive(self, check: str, reason: str) -> None:
-        """The checker could not measure: no rollback; one escalation for the whole run."""
+    def on_inconclusive(self, check: str, reason: str, *, shared_cause: str = "") -> None:
+        """The checker could not measure: no rollback; one escalation for the whole run. For a cause shared by most
+        services (`shared_cause`), the rollbacks still waiting out the group wait are held too: their failures are
+        as likely that cause's as the release's."""
         with self._lock:
-            self._on_inconclusive(check, reason)
+            held = self._hold_for_shared_cause(shared_cause) if shared_cause else []
+            if held and ":inconclusive" in self.escalated:  # the run escalated already: say what this held
+                self.escalate(",".join(w.service for w in held), held[0].check, held[0].reason,
+                              self.held[held[0].service], key="shared cause")
+            self._on_inconclusive(check, reason, held)
 
-    def _on_inconclusive(self, check: str, reason: str) -> None:
+    def _on_inconclusive(self, check: str, reason: str, held: list[Waiting] | None = None) -> None:
         self.judged = False
         self.failed_at, self.reason, self.rule = None, reason, "inconclusive: nothing was judged, nothing is rolled back"
         if self.purpose == GATE:
             return
-        self.escalate("", check, reason, f"could not judge release {self.release or '(unnamed)'} in env {self.config.name}: {reason}",
-                      key="inconclusive")
+        not_rolled_back = f"; not rolled back: {', '.join(w.service for w in held)}" if held else ""
+        self.escalate("", check, reason, f"could not judge release {self.release or '(unnamed)'} in env {self.config.name}: "
+                      f"{reason}{not_rolled_back}", key="inconclusive")
+
+    def _hold_for_shared_cause(self, cause: str) -> list[Waiting]:
+        """Hold every rollback waiting out the group wait, for `cause` (most services timing out): audited, said."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        waiting, self.waiting = self.waiting, []
+        if not waiting:
+            return []
+        names = ", ".join(w.service for w in waiting)
+        why = f"{cause}: nothing rolled back (not {names}); its failure is as likely that cause's as the release's"
+        self._hold_waiting(waiting, "shared cause", why)
+        return waiting
+
+    def _hold_waiting(self, waiting: list[Waiting], rule: str, why: str) -> None:
+        """Hold each waiting rollback for `why` (audited with `rule`), said once; the caller escalates."""
+        for w in waiting:
+            self.failed_at, self.reason = w.failed_at, w.reason
+            self.held[w.service] = why
+            self.rule = f"{rule}: {why}"
+            self._audit(w.service, w.check, "hold", "none", why)
+        self.notify(f"NOT ROLLED BACK {', '.join(w.service for w in waiting)}: {why}", True)
 
     def would_roll_back(self, service: str) -> bool:
         """Whether a failure blaming `service` alone could roll it back in this run (its purpose; the release scope
@@ -228,12 +257,7 @@ class RollbackEngine:
         why = (f"{len(failing)} services failing at once ({', '.join(failing)}) within the {wait:g} s group wait: suspect a "
                f"shared cause — network, ingress, the checker's own load; a run rolls back at most rollback.max_services "
                f"= {limit}: nothing rolled back (not {', '.join(w.service for w in waiting)})")
-        for w in waiting:
-            self.failed_at, self.reason = w.failed_at, w.reason
-            self.held[w.service] = why
-            self.rule = f"blast radius: {why}"
-            self._audit(w.service, w.check, "hold", "none", why)
-        self.notify(f"NOT ROLLED BACK {', '.join(w.service for w in waiting)}: {why}", True)
+        self._hold_waiting(waiting, "blast radius", why)
         first = waiting[0]
         sections = sorted({w.section_9 for w in waiting if w.section_9})
         self.escalate(",".join(failing), first.check, first.reason, why + "".join(f"; {s}" for s in sections),

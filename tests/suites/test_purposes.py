@@ -160,6 +160,25 @@ def test_timeouts_across_most_services_are_a_shared_cause(stack: StackControl, t
     assert not [r for r in audit(log) if r["step"] in ("decision", "kubernetes-undo", "argo-abort")], audit(log)
 
 
+def test_a_shared_cause_found_within_the_group_wait_holds_the_waiting_rollback(stack: StackControl, tmp_path: Path) -> None:
+    """order fails alone; before its group wait ends, most services time out, so the run's later failure is
+    INCONCLUSIVE for a shared cause: order's rollback is held, and the run escalates once saying so."""
+    log = tmp_path / "rollback.jsonl"
+    (tmp_path / "envs").mkdir()
+    envs = env_with(tmp_path / "envs", {'unknown_scope = "all"\n': 'unknown_scope = "all"\ngroup_wait_seconds = 30\n'})
+    run = run_suites("-c", "pyproject.toml", "tests/support/checks/shared_cause_check.py", "-p", "no:randomly",
+                     f"--rollback-log={log}", "--rollback=dry-run", "--released=order,search", f"--env-dir={envs}",
+                     stack_file=stack.stack_file)
+    records = audit(log)
+    assert run.returncode == 1, run.describe()  # order's check failed all the same: NO-GO, not rolled back
+    assert run.cases["test_most_services_then_time_out"].outcome == "inconclusive", run.describe()
+    assert not [r for r in records if r["step"] == "decision"], records
+    (hold,) = [r for r in records if r["step"] == "hold"]
+    assert hold["service"] == "order" and hold["rule"].startswith("shared cause: common cause: 5 of 8 services timed out")
+    escalated = [r for r in records if r["step"] == "escalation"]
+    assert len(escalated) == 1 and "not rolled back: order" in escalated[0]["detail"], records
+
+
 def two_services_down(stack: StackControl, tmp_path: Path, group_wait: str) -> tuple[Any, list[dict[str, Any]]]:
     """order and inventory down, both released; the env's rollback.group_wait_seconds set to `group_wait`."""
     log = tmp_path / "rollback.jsonl"

@@ -186,6 +186,48 @@ def test_one_failing_service_is_rolled_back_when_its_group_wait_ends(tmp_path: P
     assert "rolled back: order; not payment" in one.held["payment"] and "nothing rolled back" not in one.held["payment"]
 
 
+SHARED = "common cause: 5 of 8 services timed out in this run (auth, gateway, order, product, search): overload"
+
+
+def test_a_shared_cause_found_within_the_group_wait_holds_the_rollback_waiting(tmp_path: Path) -> None:
+    """order failed alone, then most services timed out (the checks after it turned inconclusive, a shared cause): the
+    rollback waiting out the wait is held, and the run's one escalation says it was not rolled back."""
+    cluster = Cluster()
+    run = engine(tmp_path, cluster, 'group_wait_seconds = 30\n' + PAYMENT)
+    run.on_failure("test_health[order]", ("order",), "order /health 503", rollback=True, failed_at=time.time())
+    run.on_inconclusive("test_health[search]", f"{SHARED} — this check: search /health timed out", shared_cause=SHARED)
+    run.settle()  # the run's end: nothing left to decide
+    assert undos(run) == [] and not run.fired and cluster.patches == []
+    assert set(run.held) == {"order"} and run.held["order"].startswith(SHARED)
+    (hold,) = [r for r in run.records if r["step"] == "hold"]
+    assert hold["service"] == "order" and hold["rule"].startswith("shared cause: common cause: 5 of 8")
+    assert hold["reason"] == "order /health 503" and "check_failed_at" in hold
+    (escalation,) = escalations(run)
+    assert escalation["service"] == "" and "not rolled back: order" in escalation["detail"], escalation
+
+
+def test_a_shared_cause_after_the_run_already_escalated_escalates_the_hold(tmp_path: Path) -> None:
+    cluster = Cluster()
+    run = engine(tmp_path, cluster, 'group_wait_seconds = 30\n' + PAYMENT)
+    run.on_inconclusive("test_error_rate[order]", "order 5xx ratio over 3 requests: too little evidence")
+    run.on_failure("test_health[order]", ("order",), "order /health 503", rollback=True)
+    run.on_inconclusive("test_health[search]", SHARED, shared_cause=SHARED)
+    run.settle()
+    assert undos(run) == [] and set(run.held) == {"order"}
+    assert [r["service"] for r in escalations(run)] == ["", "order"], escalations(run)
+    assert f"{SHARED}: nothing rolled back (not order)" in escalations(run)[1]["detail"]
+
+
+def test_an_inconclusive_check_without_a_shared_cause_holds_nothing(tmp_path: Path) -> None:
+    """The other way round: a quiet window's inconclusive post-deploy check says nothing of order's crash loop."""
+    cluster = Cluster()
+    run = engine(tmp_path, cluster, 'group_wait_seconds = 30\n' + PAYMENT)
+    run.on_failure("test_rollout[order]", ("order",), "order crash-looping", rollback=True)
+    run.on_inconclusive("test_error_rate[payment]", "payment 5xx ratio over 0 requests: too little evidence")
+    run.settle()
+    assert undos(run) == ["done"] and set(run.fired) == {"order"} and not run.held
+
+
 def test_with_no_group_wait_the_first_failure_acts_at_once_and_the_limit_holds_the_next(tmp_path: Path) -> None:
     cluster = Cluster()
     at_once = engine(tmp_path, cluster, 'group_wait_seconds = 0\n' + PAYMENT)
