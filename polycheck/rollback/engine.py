@@ -58,6 +58,19 @@ class Waiting:
     rule: str
 
 
+@dataclass(frozen=True)
+class Unacted:
+    """A failure its purpose or scope lets nobody act on (a service outside the release, a probe's), whose
+    escalation waits out the group wait: when other services fail too, one escalation names them all."""
+
+    service: str
+    check: str
+    reason: str
+    why: str
+    failed_at: float | None
+    rule: str
+
+
 @dataclass
 class RollbackEngine:
     """Once per service per run: plan and apply the env's rollback actions; escalate; audit everything."""
@@ -86,6 +99,7 @@ class RollbackEngine:
     decided: set[str] = field(default_factory=set)  # the checks decided on in this run (a check ahead, then its report)
     failing: set[str] = field(default_factory=set)  # every service a failure of this run blamed (the blast radius)
     waiting: list[Waiting] = field(default_factory=list)  # rollbacks allowed, waiting for the group wait to end
+    unacted: list[Unacted] = field(default_factory=list)  # escalations of failures nobody acts on, waiting likewise
     _timer: threading.Timer | None = None
 
     def decide_once(self, check: str, act: Callable[[], None]) -> None:
@@ -149,7 +163,12 @@ class RollbackEngine:
             return  # rolled back already in this run: that decision stands
         self._audit(culprit, check, "hold", "none", f"{check} failed: {allowed.rule}")
         if allowed.escalate:
-            self.escalate(culprit, check, reason, allowed.rule + (f"; {section_9}" if section_9 else ""), key="not-acted")
+            why = allowed.rule + (f"; {section_9}" if section_9 else "")
+            if self.config.rollback.group_wait_seconds > 0:
+                self.unacted.append(Unacted(culprit, check, reason, why, failed_at, self.rule))
+                self._start_wait()
+            else:
+                self.escalate(culprit, check, reason, why, key="not-acted")
 
     def on_inconclusive(self, check: str, reason: str, *, shared_cause: str = "") -> None:
         """The checker could not measure: no rollback; one escalation for the whole run. For a cause shared by most
@@ -157,19 +176,23 @@ class RollbackEngine:
         as likely that cause's as the release's."""
         with self._lock:
             held = self._hold_for_shared_cause(shared_cause) if shared_cause else []
+            unacted = sorted({u.service for u in self.unacted}) if shared_cause else []
+            if shared_cause:  # failures nobody acts on, still waiting: the run's escalation names them
+                self.unacted = []
+            note = "".join(f"; {what}: {', '.join(names)}" for what, names in (
+                ("not rolled back", [w.service for w in held]), ("failing, not acted on", unacted)) if names)
             if held and ":inconclusive" in self.escalated:  # the run escalated already: say what this held
                 self.escalate(",".join(w.service for w in held), held[0].check, held[0].reason,
-                              self.held[held[0].service], key="shared cause")
-            self._on_inconclusive(check, reason, held)
+                              self.held[held[0].service] + note, key="shared cause")
+            self._on_inconclusive(check, reason, note)
 
-    def _on_inconclusive(self, check: str, reason: str, held: list[Waiting] | None = None) -> None:
+    def _on_inconclusive(self, check: str, reason: str, note: str = "") -> None:
         self.judged = False
         self.failed_at, self.reason, self.rule = None, reason, "inconclusive: nothing was judged, nothing is rolled back"
         if self.purpose == GATE:
             return
-        not_rolled_back = f"; not rolled back: {', '.join(w.service for w in held)}" if held else ""
         self.escalate("", check, reason, f"could not judge release {self.release or '(unnamed)'} in env {self.config.name}: "
-                      f"{reason}{not_rolled_back}", key="inconclusive")
+                      f"{reason}{note}", key="inconclusive")
 
     def _hold_for_shared_cause(self, cause: str) -> list[Waiting]:
         """Hold every rollback waiting out the group wait, for `cause` (most services timing out): audited, said."""
@@ -219,16 +242,19 @@ class RollbackEngine:
     def _rollback(self, service: str, check: str, reason: str, section_9: str | None, actions: list[str]) -> None:
         if service in self.fired or service in self.held or any(w.service == service for w in self.waiting):
             return  # once per service per run: the first decision stands, with its audit records
-        wait = self.config.rollback.group_wait_seconds
-        if wait > 0:
+        if self.config.rollback.group_wait_seconds > 0:
             self.waiting.append(Waiting(service, check, reason, section_9, actions, self.failed_at, self.rule))
-            if self._timer is None:
-                self._timer = threading.Timer(wait, self.settle)
-                self._timer.daemon = True
-                self._timer.name = "polycheck-group-wait"
-                self._timer.start()
+            self._start_wait()
             return
         self._act(service, check, reason, section_9, actions)
+
+    def _start_wait(self) -> None:
+        """Start the group wait's timer, unless it runs already (its end settles everything waiting)."""
+        if self._timer is None:
+            self._timer = threading.Timer(self.config.rollback.group_wait_seconds, self.settle)
+            self._timer.daemon = True
+            self._timer.name = "polycheck-group-wait"
+            self._timer.start()
 
     def settle(self) -> None:
         """End the group wait: roll back what waited, unless more services failed than the blast radius allows
@@ -238,18 +264,36 @@ class RollbackEngine:
                 self._timer.cancel()
                 self._timer = None
             waiting, self.waiting = self.waiting, []
+            unacted, self.unacted = self.unacted, []
             limit = self.config.rollback.max_services
             if waiting and len(self.failing) > limit:
                 if not self.fired:
-                    self._hold_all(waiting, limit)
+                    self._hold_all(waiting, limit)  # its one escalation names every failing service, unacted too
                     return
                 for w in waiting:  # rolled back already in this run (its wait ended first): these are held
                     self.failed_at, self.reason, self.rule = w.failed_at, w.reason, w.rule
                     self._hold(w.service, w.check, w.reason, w.section_9, "blast radius", self._limit_reached(w.service, limit))
-                return
-            for w in waiting:
-                self.failed_at, self.reason, self.rule = w.failed_at, w.reason, w.rule
-                self._act(w.service, w.check, w.reason, w.section_9, w.actions)
+            else:
+                for w in waiting:
+                    self.failed_at, self.reason, self.rule = w.failed_at, w.reason, w.rule
+                    self._act(w.service, w.check, w.reason, w.section_9, w.actions)
+            self._escalate_unacted(unacted)
+
+    def _escalate_unacted(self, unacted: list[Unacted]) -> None:
+        """One escalation for the failures nobody acts on: alone, as it was; several, naming them all."""
+        each = {u.service: u for u in reversed(unacted)}  # the first failure of each service
+        if not each:
+            return
+        first = unacted[0]
+        self.failed_at, self.reason, self.rule = first.failed_at, first.reason, first.rule
+        if len(each) == 1:
+            self.escalate(first.service, first.check, first.reason, first.why, key="not-acted")
+            return
+        services = sorted(each)
+        whys = "; ".join(f"{name}: {each[name].why}" for name in services)
+        self.escalate(",".join(services), first.check, first.reason,
+                      f"{len(services)} services failing at once ({', '.join(services)}), none acted on — {whys}",
+                      key="not-acted")
 
     def _hold_all(self, waiting: list[Waiting], limit: int) -> None:
         failing = sorted(self.failing)

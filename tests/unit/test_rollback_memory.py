@@ -164,7 +164,38 @@ def test_a_failing_service_outside_the_release_holds_the_rollback_of_the_release
     one.on_failure("test_health[payment]", ("payment",), "payment /health 503", rollback=True)
     one.settle()
     assert undos(one) == [] and set(one.held) == {"order"}
-    assert any("2 services failing at once (order, payment)" in r["detail"] for r in escalations(one)), escalations(one)
+    (escalation,) = escalations(one)  # one: payment's "not part of this release" waited and is named in it
+    assert "2 services failing at once (order, payment)" in escalation["detail"], escalation
+
+
+def test_services_nobody_acts_on_failing_together_escalate_once_naming_them(tmp_path: Path) -> None:
+    """Neither was released: each would escalate "not part of this release"; within one group wait, one says both."""
+    cluster = Cluster()
+    run = engine(tmp_path, cluster, 'group_wait_seconds = 30\n' + PAYMENT)
+    run.released = lambda e: ReleaseScope(frozenset({"search"}), "--released search")
+    run.on_failure("test_health[order]", ("order",), "order /health 503", rollback=True)
+    run.on_failure("test_health[payment]", ("payment",), "payment /health 503", rollback=True)
+    run.on_failure("test_flow[payment]", ("payment",), "payment declined", rollback=True)
+    assert escalations(run) == [], "escalated before the group wait ended"
+    run.settle()
+    assert undos(run) == [] and not run.fired
+    (escalation,) = escalations(run)
+    assert escalation["service"] == "order,payment", escalation
+    assert "2 services failing at once (order, payment), none acted on — order: purpose deploy: order was not part" \
+        in escalation["detail"] and "; payment: purpose deploy: payment was not part" in escalation["detail"], escalation
+
+
+def test_one_service_nobody_acts_on_escalates_alone_when_the_wait_ends(tmp_path: Path) -> None:
+    cluster = Cluster()
+    escalated = threading.Event()
+    run = engine(tmp_path, cluster, 'group_wait_seconds = 0.05\n' + PAYMENT)
+    run.released = lambda e: ReleaseScope(frozenset({"search"}), "--released search")
+    run.notify = lambda line, bad: escalated.set() if line.startswith("ESCALATION") else None
+    run.on_failure("test_health[order]", ("order",), "order /health 503", rollback=True, failed_at=time.time())
+    assert escalated.wait(timeout=30), "the group wait's timer never escalated"
+    (escalation,) = escalations(run)
+    assert escalation["service"] == "order" and "order was not part of this release" in escalation["detail"], escalation
+    assert escalation["reason"] == "order /health 503" and "check_failed_at" in escalation
 
 
 def test_one_failing_service_is_rolled_back_when_its_group_wait_ends(tmp_path: Path) -> None:
@@ -216,6 +247,19 @@ def test_a_shared_cause_after_the_run_already_escalated_escalates_the_hold(tmp_p
     assert undos(run) == [] and set(run.held) == {"order"}
     assert [r["service"] for r in escalations(run)] == ["", "order"], escalations(run)
     assert f"{SHARED}: nothing rolled back (not order)" in escalations(run)[1]["detail"]
+
+
+def test_a_shared_cause_covers_the_escalation_of_a_failure_nobody_acts_on(tmp_path: Path) -> None:
+    cluster = Cluster()
+    run = engine(tmp_path, cluster, 'group_wait_seconds = 30\n' + PAYMENT)
+    run.released = lambda e: ReleaseScope(frozenset({"order"}), "--released order")
+    run.on_failure("test_health[order]", ("order",), "order /health 503", rollback=True)
+    run.on_failure("test_health[payment]", ("payment",), "payment /health 503", rollback=True)  # not released
+    run.on_inconclusive("test_health[search]", SHARED, shared_cause=SHARED)
+    run.settle()
+    assert undos(run) == [] and set(run.held) == {"order"}
+    (escalation,) = escalations(run)
+    assert "; not rolled back: order; failing, not acted on: payment" in escalation["detail"], escalation
 
 
 def test_an_inconclusive_check_without_a_shared_cause_holds_nothing(tmp_path: Path) -> None:
