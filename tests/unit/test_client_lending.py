@@ -132,3 +132,36 @@ def test_many_threads_through_one_base_url_each_get_their_answer_and_hold_at_mos
         assert 1 <= lent <= 24, f"{lent} clients made for the requests of 24 threads"
     finally:
         connections.close()
+
+
+def test_the_liveness_asked_after_a_timeout_through_the_gateway_uses_the_services_own_clients() -> None:
+    """The gateway's order request times out; order's liveness is asked at order's own address, with a client of
+    that address (made once), not one of the gateway's (which would open a connection to order in its one slot)."""
+    from polycheck.core.attribution import Routes
+    from polycheck.core.config import CONTRACT_ROUTES
+
+    released = threading.Event()
+
+    class Hanging(Peers):
+        def do_GET(self) -> None:  # noqa: N802 - http.server's name
+            released.wait(10)  # the gateway's order route hangs until the test ends
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), type("Handler", (Hanging,), {"seen": set(), "lock": threading.Lock()}))
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    gateway_url = f"http://127.0.0.1:{server.server_address[1]}"
+    connections, timeout = Connections(), timeout_from(2, 0.3)
+    try:
+        with keep_alive_server() as (order_url, seen):
+            gateway = ServiceClient("gateway", gateway_url, timeout=timeout, trace=CheckTrace(), log=ExchangeLog(),
+                                    connections=connections, routes=Routes(CONTRACT_ROUTES), direct_urls={"order": order_url})
+            response, exchange = gateway.send("GET", "/api/orders/ord_1")
+            assert response is None and exchange.timed_out, exchange.error
+            assert f"order's liveness at {order_url}/health/live answered HTTP 200 at once" in (exchange.error or ""), exchange.error
+            assert len(seen) == 1 and connections.lender(order_url, timeout).size == 1
+            assert connections.lender(gateway_url, timeout).size == 1, "the gateway's clients served the liveness too"
+    finally:
+        released.set()
+        server.shutdown()
+        server.server_close()
+        connections.close()
