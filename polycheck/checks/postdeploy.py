@@ -27,6 +27,11 @@ UP_QUERY = 'min(up{job=~"(.*/)?({service}|{deployment})"})'
 # Down throughout the last `down_for`: the largest `up` of every moment in it (a subquery of the up query, one point
 # per `step`), so a scrape that failed once between good ones is not a service down.
 DOWN_QUERY = "max_over_time(({up})[{down_for}:{step}])"
+# When the run makes the traffic itself (the local stack's customers), it waits for this many times the evidence
+# minimum: the count is read through increase(), which extrapolates a series that began near the range's start (a
+# fresh stack, a fresh Prometheus) and can overstate it; a check a moment later then counted fewer than the minimum
+# (seen in make smoke: the wait saw 100 over 14s, product's p99 check then 87 observations over 15s: INCONCLUSIVE).
+OWN_TRAFFIC_MARGIN = 1.5
 # Every series carrying the service's name (the contract's `service` label), whatever the family.
 SERIES_QUERY = 'count({service="{service}"})'
 # The service's API requests over the window (scrapes and probes left out): what the minimums count.
