@@ -423,9 +423,9 @@ class ServiceClient:
         if not url:
             return None  # no address of its own to ask: the timeout stands for the service
         probe = f"{url.rstrip('/')}/health/live"
-        # its own address's clients (the run's), so the probe does not take this base URL's kept-alive connection
-        own = self._own is None and self.connections is not None and url.rstrip("/") != self.base_url.rstrip("/")
-        lender = self.connections.lender(url, self.timeout) if own and self.connections is not None else self._lender
+        lender = self._lender
+        if self._own is None and self.connections is not None and url.rstrip("/") != self.base_url.rstrip("/"):
+            lender = self.connections.lender(url, self.timeout)  # its own address's: not this base URL's connection
         try:
             with lender.lease() as client:
                 answer = client.get(probe, headers={**self.headers, **SYNTHETIC_HEADERS}, timeout=self.timeout)

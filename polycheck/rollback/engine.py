@@ -100,6 +100,7 @@ class RollbackEngine:
     failing: set[str] = field(default_factory=set)  # every service a failure of this run blamed (the blast radius)
     waiting: list[Waiting] = field(default_factory=list)  # rollbacks allowed, waiting for the group wait to end
     unacted: list[Unacted] = field(default_factory=list)  # escalations of failures nobody acts on, waiting likewise
+    shared_cause: str = ""  # set once a verdict named a cause shared by most services: no rollback after it
     _timer: threading.Timer | None = None
 
     def decide_once(self, check: str, act: Callable[[], None]) -> None:
@@ -175,15 +176,19 @@ class RollbackEngine:
         services (`shared_cause`), the rollbacks still waiting out the group wait are held too: their failures are
         as likely that cause's as the release's."""
         with self._lock:
-            held = self._hold_for_shared_cause(shared_cause) if shared_cause else []
-            unacted = sorted({u.service for u in self.unacted}) if shared_cause else []
-            if shared_cause:  # failures nobody acts on, still waiting: the run's escalation names them
-                self.unacted = []
+            if not shared_cause:
+                self._on_inconclusive(check, reason)
+                return
+            self.shared_cause = self.shared_cause or shared_cause
+            held = self._hold_for_shared_cause(shared_cause)
+            unacted, self.unacted = self.unacted, []  # failures nobody acts on, still waiting: named here instead
+            unnamed = sorted({u.service for u in unacted})
             note = "".join(f"; {what}: {', '.join(names)}" for what, names in (
-                ("not rolled back", [w.service for w in held]), ("failing, not acted on", unacted)) if names)
-            if held and ":inconclusive" in self.escalated:  # the run escalated already: say what this held
-                self.escalate(",".join(w.service for w in held), held[0].check, held[0].reason,
-                              self.held[held[0].service] + note, key="shared cause")
+                ("not rolled back", [w.service for w in held]), ("failing, not acted on", unnamed)) if names)
+            first = held[0] if held else (unacted[0] if unacted else None)
+            if first is not None and ":inconclusive" in self.escalated:  # the run escalated already: say it now
+                self.escalate(",".join([w.service for w in held] + unnamed), first.check, first.reason,
+                              (self.held[held[0].service] if held else shared_cause) + note, key="shared cause")
             self._on_inconclusive(check, reason, note)
 
     def _on_inconclusive(self, check: str, reason: str, note: str = "") -> None:
@@ -242,6 +247,11 @@ class RollbackEngine:
     def _rollback(self, service: str, check: str, reason: str, section_9: str | None, actions: list[str]) -> None:
         if service in self.fired or service in self.held or any(w.service == service for w in self.waiting):
             return  # once per service per run: the first decision stands, with its audit records
+        if self.shared_cause:  # judged before the cause was seen, decided after it: held like those that waited
+            self._hold(service, check, reason, section_9, "shared cause",
+                       f"{self.shared_cause}: nothing rolled back (not {service}); its failure is as likely that "
+                       f"cause's as the release's")
+            return
         if self.config.rollback.group_wait_seconds > 0:
             self.waiting.append(Waiting(service, check, reason, section_9, actions, self.failed_at, self.rule))
             self._start_wait()

@@ -262,6 +262,30 @@ def test_a_shared_cause_covers_the_escalation_of_a_failure_nobody_acts_on(tmp_pa
     assert "; not rolled back: order; failing, not acted on: payment" in escalation["detail"], escalation
 
 
+def test_a_failure_decided_after_a_shared_cause_is_held_not_rolled_back(tmp_path: Path) -> None:
+    """A check judged failed before most services timed out, but decided after: no rollback for it either."""
+    cluster = Cluster()
+    run = engine(tmp_path, cluster, 'group_wait_seconds = 30\n' + PAYMENT)
+    run.on_inconclusive("test_health[search]", SHARED, shared_cause=SHARED)
+    run.on_failure("test_health[order]", ("order",), "order /health 503", rollback=True)
+    run.settle()
+    assert undos(run) == [] and not run.fired and set(run.held) == {"order"}
+    (hold,) = [r for r in run.records if r["step"] == "hold"]
+    assert hold["rule"].startswith("shared cause: common cause: 5 of 8"), hold
+
+
+def test_a_failure_nobody_acts_on_is_still_escalated_when_a_shared_cause_follows_an_escalated_run(tmp_path: Path) -> None:
+    cluster = Cluster()
+    run = engine(tmp_path, cluster, 'group_wait_seconds = 30\n' + PAYMENT)
+    run.released = lambda e: ReleaseScope(frozenset({"search"}), "--released search")
+    run.on_inconclusive("test_error_rate[order]", "order 5xx ratio over 3 requests: too little evidence")
+    run.on_failure("test_health[payment]", ("payment",), "payment /health 503", rollback=True)  # not released
+    run.on_inconclusive("test_health[search]", SHARED, shared_cause=SHARED)
+    run.settle()
+    assert [r["service"] for r in escalations(run)] == ["", "payment"], escalations(run)
+    assert "failing, not acted on: payment" in escalations(run)[1]["detail"], escalations(run)
+
+
 def test_an_inconclusive_check_without_a_shared_cause_holds_nothing(tmp_path: Path) -> None:
     """The other way round: a quiet window's inconclusive post-deploy check says nothing of order's crash loop."""
     cluster = Cluster()
