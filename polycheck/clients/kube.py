@@ -7,8 +7,10 @@ imported when a cluster is first connected to, so runs without Kubernetes checks
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
+import sys
 import threading
 from dataclasses import dataclass
 from urllib.parse import quote
@@ -36,6 +38,7 @@ def _client_library() -> tuple[Any, ...]:
     global _LIBRARY
     with _LIBRARY_LOCK:
         if _LIBRARY is None:
+            _without_socks_support()
             import urllib3
             from kubernetes import client as k8s
             from kubernetes import config as k8s_config
@@ -45,6 +48,21 @@ def _client_library() -> tuple[Any, ...]:
             k8s.ApiClient, k8s.Configuration  # noqa: B018 - loaded now, not by the first call of each thread
             _LIBRARY = (k8s, k8s_config, ConfigException, ApiException, (urllib3.exceptions.HTTPError, OSError))
         return _LIBRARY
+
+
+SOCKS_MODULE = "urllib3.contrib.socks"
+
+
+def _without_socks_support() -> None:
+    """Without PySocks, make `urllib3.contrib.socks` fail to import at once, as it would anyway, but without the
+    DependencyWarning it issues first. The client's import (kubernetes → requests_oauthlib → requests) runs in
+    whichever thread first needs the cluster; `requests` silences that warning with a global `simplefilter` and then
+    tries the module, and the warnings filters are one process-wide list, which pytest's main thread swaps back at
+    the end of every test (`catch_warnings`). Between the two lines requests' filter can be dropped: the warning
+    was then printed after a run's sign-off (or raised, under `filterwarnings = error`). A `None` in `sys.modules`
+    makes the import raise ImportError without running the module, so nothing depends on which thread imports."""
+    if SOCKS_MODULE not in sys.modules and importlib.util.find_spec("socks") is None:
+        sys.modules[SOCKS_MODULE] = None  # type: ignore[assignment]
 
 
 class KubeUnavailable(CannotMeasure, RuntimeError):
@@ -83,7 +101,8 @@ class Kube:
         except (ConfigException, OSError, TypeError) as exc:
             raise KubeUnavailable(f"cannot load the Kubernetes credentials for {describe(settings)}: {exc}") from None
         except ImportError as exc:  # e.g. a SOCKS proxy (kubeconfig proxy-url, or the environment) without PySocks
-            raise KubeUnavailable(f"cannot reach the cluster of {describe(settings)}: {exc}") from None
+            hint = " (a SOCKS proxy needs PySocks: pip install pysocks)" if SOCKS_MODULE in str(exc) else ""
+            raise KubeUnavailable(f"cannot reach the cluster of {describe(settings)}: {exc}{hint}") from None
         return cls(api, settings.namespace, describe(settings), timeout)
 
     def close(self) -> None:
