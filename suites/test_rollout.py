@@ -6,19 +6,16 @@ from typing import Any
 
 import pytest
 
-from polycheck.clients.argo import canary_state
 from polycheck.core.config import EnvConfig
-from polycheck.core.failures import check_failed
 from polycheck.clients.kube import Kube
-from polycheck.core.polling import PollTimeout, poll
 from polycheck.scope.run import Run
 from polycheck.checks.rollout import (
     expect_canary_healthy,
     expect_pods_healthy,
     expect_release_image,
     expect_rollout_complete,
+    expect_rollout_settled,
     expect_zero_downtime,
-    rollout_settled,
 )
 
 pytestmark = [pytest.mark.smoke, pytest.mark.rollout, pytest.mark.concurrent, pytest.mark.rollback]
@@ -30,13 +27,7 @@ def test_rollout_is_complete(service: str, kube: Kube, env_config: EnvConfig, ru
     if env_config.service(service).workload == "deployment":
         expect_rollout_complete(kube, name, deadline)
         return
-    step = run.canary_step
-    try:
-        rollout = poll(lambda: kube.rollout(name), lambda r: rollout_settled(r, step),
-                       timeout=deadline, what=f"rollout {name} settled", describe=lambda r: canary_state(r).describe())
-    except PollTimeout as exc:
-        check_failed(f"rollout {kube.namespace}/{name}: {exc}")
-    expect_canary_healthy(rollout, step)
+    expect_canary_healthy(expect_rollout_settled(kube, name, run.canary_step, deadline), run.canary_step)
 
 
 def test_pods_are_healthy(workload: dict[str, Any], kube: Kube) -> None:

@@ -8,7 +8,7 @@ from polycheck.clients.argo import canary_state
 from polycheck.core.config import EnvConfig
 from polycheck.core.failures import check_failed, inconclusive
 from polycheck.clients.kube import Kube, KubeNotFound, KubeUnavailable, revision_of, selector_of, template_hash
-from polycheck.core.polling import PollTimeout, poll
+from polycheck.core.polling import PollStopped, PollTimeout, poll
 
 
 def read_workload(kube: Kube, config: EnvConfig, service: str) -> dict[str, Any]:
@@ -52,18 +52,83 @@ def deployment_progress(deploy: dict[str, Any]) -> tuple[str, str]:
 
 
 def expect_rollout_complete(kube: Kube, name: str, deadline: float) -> dict[str, Any]:
-    """Wait (poll, up to the deadline) until the Deployment's rollout is complete; fail on a deadline or ProgressDeadlineExceeded."""
+    """Wait (poll, up to the deadline) until the Deployment's rollout is complete; fail on a deadline or
+    ProgressDeadlineExceeded, and at once when a pod of the new revision is stuck (crash-looping, its image not
+    pulled): the rollout cannot complete without a new pod template, and Kubernetes would only say so at its
+    progress deadline (10 minutes by default)."""
     __tracebackhide__ = True
     where = f"deployment {kube.namespace}/{name}"
+
+    def look() -> tuple[dict[str, Any], list[str]]:
+        deploy = kube.deployment(name)
+        return deploy, (new_pods_stuck(kube, deploy) if deployment_progress(deploy)[0] == "progressing" else [])
+
     try:
-        deploy = poll(lambda: kube.deployment(name), lambda d: deployment_progress(d)[0] != "progressing",
-                      timeout=deadline, what=f"{where} rollout complete", describe=lambda d: deployment_progress(d)[1])
+        deploy, _ = poll(look, lambda seen: deployment_progress(seen[0])[0] != "progressing",
+                         stop=lambda seen: bool(seen[1]), timeout=deadline, what=f"{where} rollout complete",
+                         describe=lambda seen: deployment_progress(seen[0])[1])
+    except PollStopped as exc:
+        check_failed(f"{where}: rollout cannot complete, the new revision's pods are stuck: {'; '.join(exc.last[1])} "  # type: ignore[index]
+                     f"({deployment_progress(exc.last[0])[1]}); roll back (kubectl rollout undo deploy/{name})")  # type: ignore[index]
     except PollTimeout as exc:
         check_failed(f"{where}: rollout not complete: {exc}")
     verdict, line = deployment_progress(deploy)
     if verdict == "failed":
         check_failed(f"{where}: rollout failed (ProgressDeadlineExceeded): {line}; roll back (kubectl rollout undo deploy/{name})")
     return deploy
+
+
+def stuck_containers(pod: dict[str, Any]) -> list[str]:
+    """The pod's containers waiting in a state they do not leave by themselves (BAD_WAITING), one line each."""
+    lines = []
+    for cs in pod.get("status", {}).get("containerStatuses") or []:
+        waiting = (cs.get("state") or {}).get("waiting") or {}
+        if waiting.get("reason") in BAD_WAITING:
+            lines.append(f"{pod['metadata']['name']}/{cs.get('name')} {waiting['reason']} "
+                         f"(restarts {cs.get('restartCount', 0)}): {waiting.get('message', '')}".rstrip(": "))
+    return lines
+
+
+def observed(workload: dict[str, Any]) -> bool:
+    """Whether the controller has seen the workload's newest spec (Argo writes observedGeneration as a string)."""
+    seen = str(workload.get("status", {}).get("observedGeneration", ""))
+    return seen.isdigit() and int(seen) >= int(workload.get("metadata", {}).get("generation", 0) or 0)
+
+
+def expect_rollout_settled(kube: Kube, name: str, canary_step: int | None, deadline: float) -> dict[str, Any]:
+    """Wait (poll, up to the deadline) until the Argo Rollout can be judged (`rollout_settled`); fail at once when
+    a pod of its new revision is stuck: its canary cannot become healthy, and Argo would only mark it Degraded at
+    its progress deadline."""
+    __tracebackhide__ = True
+    where = f"rollout {kube.namespace}/{name}"
+
+    def look() -> tuple[dict[str, Any], list[str]]:
+        rollout = kube.rollout(name)
+        return rollout, ([] if rollout_settled(rollout, canary_step) else new_pods_stuck(kube, rollout))
+
+    try:
+        rollout, _ = poll(look, lambda seen: rollout_settled(seen[0], canary_step), stop=lambda seen: bool(seen[1]),
+                          timeout=deadline, what=f"rollout {name} settled",
+                          describe=lambda seen: canary_state(seen[0]).describe())
+    except PollStopped as exc:
+        check_failed(f"{where}: the new revision cannot become healthy, its pods are stuck: {'; '.join(exc.last[1])} "  # type: ignore[index]
+                     f"({canary_state(exc.last[0]).describe()})")  # type: ignore[index]
+    except PollTimeout as exc:
+        check_failed(f"{where}: {exc}")
+    return rollout
+
+
+def new_pods_stuck(kube: Kube, workload: dict[str, Any]) -> list[str]:
+    """The stuck containers of the workload's current (newest) revision only; none while that revision's
+    ReplicaSet is not there yet (the old pods are not what this rollout is waiting for)."""
+    if not observed(workload):
+        return []  # the controller has not seen the new spec yet: the annotated revision is still the old one
+    current = current_replicaset(kube, workload)
+    current_hash = template_hash(current) if current is not None else None
+    if current is None or current_hash is None or revision_of(current) != revision_of(workload):
+        return []
+    return [line for pod in kube.pods(selector_of(workload)) if template_hash(pod) == current_hash
+            for line in stuck_containers(pod)]
 
 
 def current_replicaset(kube: Kube, workload: dict[str, Any]) -> dict[str, Any] | None:
@@ -87,10 +152,7 @@ def expect_pods_healthy(kube: Kube, workload: dict[str, Any]) -> None:
     for pod in pods:
         pod_name = pod["metadata"]["name"]
         statuses = pod.get("status", {}).get("containerStatuses") or []
-        for cs in statuses:
-            waiting = (cs.get("state") or {}).get("waiting") or {}
-            if waiting.get("reason") in BAD_WAITING:
-                problems.append(f"{pod_name}/{cs.get('name')} {waiting['reason']} (restarts {cs.get('restartCount', 0)}): {waiting.get('message', '')}".rstrip(": "))
+        problems.extend(stuck_containers(pod))
         is_current = current_hash is None or template_hash(pod) == current_hash
         if is_current and any(cs.get("restartCount", 0) > 0 for cs in statuses):
             restarts.append(f"{pod_name} restarted {sum(cs.get('restartCount', 0) for cs in statuses)}x")
