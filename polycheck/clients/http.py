@@ -242,26 +242,29 @@ class ServiceClient:
     ) -> httpx.Response:
         """Send one request; fail the check when it errors, answers another status than `expect`, or is slower than `within`."""
         __tracebackhide__ = True
-        response, exchange = self.send(method, path, json_body=json_body, params=params, headers=headers)
-        if response is None:
-            self.fail_unanswered(exchange)
-        if expect is not None:
-            allowed = {expect} if isinstance(expect, int) else set(expect)
-            if response.status_code not in allowed:
-                wanted = " or ".join(str(s) for s in sorted(allowed))
-                culprit, why = self.blame_answer(exchange, allowed)
+        # out until judged: a bad answer's blame asks more (the routed service directly, auth), and a group wait
+        # waiting for the requests out at a failure waits for that judgment too
+        with self.board.in_flight.sent():
+            response, exchange = self.send(method, path, json_body=json_body, params=params, headers=headers)
+            if response is None:
+                self.fail_unanswered(exchange)
+            if expect is not None:
+                allowed = {expect} if isinstance(expect, int) else set(expect)
+                if response.status_code not in allowed:
+                    wanted = " or ".join(str(s) for s in sorted(allowed))
+                    culprit, why = self.blame_answer(exchange, allowed)
+                    check_failed(
+                        f"{exchange.line}: expected HTTP {wanted}, got {response.status_code}: {exchange.preview()}{why}\n"
+                        f"  ({exchange.ids})",
+                        culprit=culprit,
+                    )
+            if within is not None and exchange.elapsed > within:
                 check_failed(
-                    f"{exchange.line}: expected HTTP {wanted}, got {response.status_code}: {exchange.preview()}{why}\n"
+                    f"{exchange.line}: answered in {exchange.elapsed:.2f} s, over the {within:g} s {budget_name}\n"
                     f"  ({exchange.ids})",
-                    culprit=culprit,
+                    culprit=exchange.answered_by,
                 )
-        if within is not None and exchange.elapsed > within:
-            check_failed(
-                f"{exchange.line}: answered in {exchange.elapsed:.2f} s, over the {within:g} s {budget_name}\n"
-                f"  ({exchange.ids})",
-                culprit=exchange.answered_by,
-            )
-        return response
+            return response
 
     def fail_unanswered(self, exchange: Exchange) -> NoReturn:
         """Fail the check for a request that got no answer, blaming who did not answer."""
@@ -386,27 +389,28 @@ class ServiceClient:
         started = time.perf_counter()
         exchange.sent_at = time.time()
         limit, setting = self.limits.for_path(path)
-        try:
-            with self._lender.lease() as client:
-                response = send_capped(client, request, limit, setting)
-        except BodyTooLarge as exc:
-            exchange.elapsed = time.perf_counter() - started
-            exchange.error = str(exc)
-            self.log.add(exchange)
-            return None, exchange
-        except httpx.HTTPError as exc:
-            exchange.elapsed = time.perf_counter() - started
-            exchange.error = _describe_error(exc, self.timeout)
-            if isinstance(exc, httpx.ReadTimeout):
-                exchange.timed_out = True
-                live = self._liveness_answers(answered_by)
-                if live is None:  # it hangs: its later requests fail at once, with this evidence
-                    self.board.mark_hanging(answered_by, f"{method} {exchange.url} {exchange.error}, {exchange.ids}; "
-                                                         f"its liveness did not answer either")
-                else:  # one slow answer is no hanging service: its other requests are still sent
-                    exchange.error += f" ({live})"
-            self.log.add(exchange)
-            return None, exchange
+        with self.board.in_flight.sent():  # out until its outcome is known (a timeout's liveness asked too)
+            try:
+                with self._lender.lease() as client:
+                    response = send_capped(client, request, limit, setting)
+            except BodyTooLarge as exc:
+                exchange.elapsed = time.perf_counter() - started
+                exchange.error = str(exc)
+                self.log.add(exchange)
+                return None, exchange
+            except httpx.HTTPError as exc:
+                exchange.elapsed = time.perf_counter() - started
+                exchange.error = _describe_error(exc, self.timeout)
+                if isinstance(exc, httpx.ReadTimeout):
+                    exchange.timed_out = True
+                    live = self._liveness_answers(answered_by)
+                    if live is None:  # it hangs: its later requests fail at once, with this evidence
+                        self.board.mark_hanging(answered_by, f"{method} {exchange.url} {exchange.error}, {exchange.ids}; "
+                                                             f"its liveness did not answer either")
+                    else:  # one slow answer is no hanging service: its other requests are still sent
+                        exchange.error += f" ({live})"
+                self.log.add(exchange)
+                return None, exchange
         exchange.elapsed = time.perf_counter() - started
         exchange.status = response.status_code
         exchange.response_headers = dict(response.headers)

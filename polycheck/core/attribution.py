@@ -16,6 +16,8 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass, field
 
+from polycheck.core.inflight import InFlight
+
 GATEWAY = "gateway"
 UPSTREAM_FAILURES = (502, 503, 504)
 
@@ -38,10 +40,11 @@ class Routes:
 
 
 class ServiceBoard:
-    """Services seen hanging in this process, with the evidence of the first timeout."""
+    """Services seen hanging in this process, with the evidence of the first timeout; the requests out now."""
 
     def __init__(self) -> None:
         self._hanging: dict[str, str] = {}
+        self.in_flight = InFlight()
         self._lock = threading.Lock()
 
     def hanging(self, service: str) -> str | None:

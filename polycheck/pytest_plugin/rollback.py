@@ -20,7 +20,7 @@ from polycheck.rollback.engine import RollbackEngine
 from polycheck.rollback.purpose import CANARY
 from polycheck.core.verdict import INCONCLUSIVE, Verdict
 from polycheck.pytest_plugin.cut_off import pointing_to_signoff
-from polycheck.pytest_plugin.state import is_xdist_worker, run_of
+from polycheck.pytest_plugin.state import RESOURCES, is_xdist_worker, run_of
 from polycheck.pytest_plugin.verdicts import verdict_of
 
 ENGINE = pytest.StashKey[RollbackEngine]()
@@ -55,6 +55,7 @@ def engine_for(config: pytest.Config) -> RollbackEngine | None:
                     release_version=state.release_version,  # --release-version only: an env's pin is no evidence of a deploy
                 )),
             notify=plugin.notify if isinstance(plugin, RollbackPlugin) else (lambda line, bad: None),
+            in_flight=resources.board.in_flight if (resources := config.stash.get(RESOURCES, None)) else None,
         )
         config.stash[ENGINE] = engine
     return engine

@@ -6,7 +6,10 @@ the release scope, the blast-radius limit, the rollback memory), `escalation`.
 
 A rollback the evidence allows waits `rollback.group_wait_seconds` for other services' failures (a timer, while
 the run goes on; the run's end decides at once): a shared cause (network, ingress, a node, the checker's own load)
-fails several services within moments, and the first to fail must not be rolled back for it. When more than
+fails several services within moments, and the first to fail must not be rolled back for it. Requests other
+checks had sent before the first failure and that are still out when the wait ends are evidence of the same
+moment: the wait then lasts until they came back (at most the clients' own connect and read timeouts, twice: a
+read timeout's liveness is asked after it), and one more group wait for their checks to report. When more than
 `rollback.max_services` services failed by then, none is rolled back and one escalation names them all."""
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from polycheck.rollback.purpose import CANARY, DEPLOY, GATE, permission
 
 if TYPE_CHECKING:
     from polycheck.clients.kube import Kube
+    from polycheck.core.inflight import InFlight
 
 Notify = Callable[[str, bool], None]  # (line, is_bad)
 # Runbook Section 9 "Immediate escalation", by the culprit a failing check names.
@@ -101,7 +105,11 @@ class RollbackEngine:
     waiting: list[Waiting] = field(default_factory=list)  # rollbacks allowed, waiting for the group wait to end
     unacted: list[Unacted] = field(default_factory=list)  # escalations of failures nobody acts on, waiting likewise
     shared_cause: str = ""  # set once a verdict named a cause shared by most services: no rollback after it
+    in_flight: InFlight | None = None  # this process's requests to the shop that are out (None: not measured here)
     _timer: threading.Timer | None = None
+    _wait_from: float = 0.0  # when the current group wait began, on the in_flight clock
+    _waited_for: str = ""  # what the current group wait waited for besides its own length (said in a hold)
+    _waited_seconds: float = 0.0  # how long it waited for those requests (in the audit records of its settling)
 
     def decide_once(self, check: str, act: Callable[[], None]) -> None:
         """Run `act` (the decision on `check`) unless one on `check` already went through in this run. A decision
@@ -261,33 +269,74 @@ class RollbackEngine:
     def _start_wait(self) -> None:
         """Start the group wait's timer, unless it runs already (its end settles everything waiting)."""
         if self._timer is None:
-            self._timer = threading.Timer(self.config.rollback.group_wait_seconds, self.settle)
-            self._timer.daemon = True
-            self._timer.name = "polycheck-group-wait"
-            self._timer.start()
+            self._wait_from = self.in_flight.clock() if self.in_flight is not None else 0.0
+            self._waited_for, self._waited_seconds = "", 0.0
+            self._arm()
+
+    def _arm(self) -> None:
+        self._timer = threading.Timer(self.config.rollback.group_wait_seconds, self._wait_ended)
+        self._timer.daemon = True
+        self._timer.name = "polycheck-group-wait"
+        self._timer.start()
+
+    def in_flight_bound(self) -> float:
+        """The longest a request of the checker can be out: connect and read timeouts, twice (a read timeout's
+        liveness is asked before its outcome is known)."""
+        return 2 * (self.config.http.connect_timeout_seconds + self.config.http.read_timeout_seconds)
+
+    def _wait_ended(self) -> None:
+        """The timer's end: settle, unless requests sent before the wait began are still out. Then wait for them
+        (bounded, outside the lock: their checks' failures must get in), and one more group wait for those
+        checks to report; the run's end or a shared cause may settle meanwhile."""
+        with self._lock:
+            timer, moment, waited = self._timer, self._wait_from, bool(self._waited_for)
+        if timer is None or timer is not threading.current_thread():
+            return  # settled, or a later wait's: that one's own timer ends it
+        in_flight = self.in_flight
+        out = in_flight.out_since_before(moment) if in_flight is not None and not waited else 0
+        if in_flight is not None and out:
+            started = in_flight.clock()
+            left = in_flight.wait_for_sent_before(moment, self.in_flight_bound())
+            with self._lock:
+                if self._timer is not timer:
+                    return  # settled (or a new wait begun) meanwhile
+                took = self._waited_seconds = in_flight.clock() - started
+                self._waited_for = (f"the {out} request{'s' if out != 1 else ''} other checks had out at the first "
+                                    f"failure ({took:.1f} s" + (f", {left} still out" if left else "") + ")")
+                self._arm()
+            return
+        with self._lock:
+            if self._timer is timer:
+                self.settle()
 
     def settle(self) -> None:
         """End the group wait: roll back what waited, unless more services failed than the blast radius allows
         (then none, one hold each and one escalation naming them all). Called by its timer, and at the run's end."""
         with self._lock:
-            if self._timer is not None:
-                self._timer.cancel()
-                self._timer = None
-            waiting, self.waiting = self.waiting, []
-            unacted, self.unacted = self.unacted, []
-            limit = self.config.rollback.max_services
-            if waiting and len(self.failing) > limit:
-                if not self.fired:
-                    self._hold_all(waiting, limit)  # its one escalation names every failing service, unacted too
-                    return
-                for w in waiting:  # rolled back already in this run (its wait ended first): these are held
-                    self.failed_at, self.reason, self.rule = w.failed_at, w.reason, w.rule
-                    self._hold(w.service, w.check, w.reason, w.section_9, "blast radius", self._limit_reached(w.service, limit))
-            else:
-                for w in waiting:
-                    self.failed_at, self.reason, self.rule = w.failed_at, w.reason, w.rule
-                    self._act(w.service, w.check, w.reason, w.section_9, w.actions)
-            self._escalate_unacted(unacted)
+            try:
+                self._settle()
+            finally:
+                self._waited_for, self._waited_seconds = "", 0.0
+
+    def _settle(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        waiting, self.waiting = self.waiting, []
+        unacted, self.unacted = self.unacted, []
+        limit = self.config.rollback.max_services
+        if waiting and len(self.failing) > limit:
+            if not self.fired:
+                self._hold_all(waiting, limit)  # its one escalation names every failing service, unacted too
+                return
+            for w in waiting:  # rolled back already in this run (its wait ended first): these are held
+                self.failed_at, self.reason, self.rule = w.failed_at, w.reason, w.rule
+                self._hold(w.service, w.check, w.reason, w.section_9, "blast radius", self._limit_reached(w.service, limit))
+        else:
+            for w in waiting:
+                self.failed_at, self.reason, self.rule = w.failed_at, w.reason, w.rule
+                self._act(w.service, w.check, w.reason, w.section_9, w.actions)
+        self._escalate_unacted(unacted)
 
     def _escalate_unacted(self, unacted: list[Unacted]) -> None:
         """One escalation for the failures nobody acts on: alone, as it was; several, naming them all."""
@@ -308,7 +357,8 @@ class RollbackEngine:
     def _hold_all(self, waiting: list[Waiting], limit: int) -> None:
         failing = sorted(self.failing)
         wait = self.config.rollback.group_wait_seconds
-        why = (f"{len(failing)} services failing at once ({', '.join(failing)}) within the {wait:g} s group wait: suspect a "
+        within = f"the {wait:g} s group wait" + (f" and {self._waited_for}" if self._waited_for else "")
+        why = (f"{len(failing)} services failing at once ({', '.join(failing)}) within {within}: suspect a "
                f"shared cause — network, ingress, the checker's own load; a run rolls back at most rollback.max_services "
                f"= {limit}: nothing rolled back (not {', '.join(w.service for w in waiting)})")
         self._hold_waiting(waiting, "blast radius", why)
@@ -492,6 +542,8 @@ class RollbackEngine:
         if self.failed_at is not None:
             record["check_failed_at"] = self.failed_at
             record["seconds_after_failure"] = round(time.time() - self.failed_at, 4)
+        if self._waited_seconds:
+            record["waited_for_requests_seconds"] = round(self._waited_seconds, 4)
         self.records.append(record)
         self.audit_path.parent.mkdir(parents=True, exist_ok=True)
         with self.audit_path.open("a") as log:
