@@ -65,6 +65,7 @@ def value_problems(config: Any) -> Iterator[tuple[str, str]]:
         yield from _window(f"prometheus.{key}", getattr(prometheus, key))
     yield from _window("prometheus.down_for", prometheus.down_for, DOWN_FOR_RANGE,
                        "a time up must stay 0 is from 1s to 10m, more than a scrape interval (e.g. 30s)")
+    yield from _down_for_within_the_data_wait(prometheus)
     if not 0 <= prometheus.canary_margin <= 1:
         yield "prometheus.canary_margin", f"is a share of requests from 0 to 1 (0.01 = 1 point), got {prometheus.canary_margin!r}"
     for key, limit in prometheus.thresholds.items():
@@ -163,6 +164,20 @@ def _window(where: str, text: str, bounds: tuple[float, float] = WINDOW_RANGE,
         return
     if not low <= seconds <= high:
         yield where, f"{text!r} is out of range: {valid}"
+
+
+def _down_for_within_the_data_wait(prometheus: Any) -> Iterator[tuple[str, str]]:
+    """A service counts as down once `up` stayed 0 for `down_for`; the checks wait `data_timeout_seconds` at most
+    for a verdict, so a longer `down_for` could never judge a service down (it would end INCONCLUSIVE)."""
+    try:
+        down_for = parse_duration(prometheus.down_for)
+    except ValueError:
+        return  # said by its own rule
+    if down_for > prometheus.data_timeout_seconds:
+        yield "prometheus.down_for", (
+            f"({prometheus.down_for}) is longer than prometheus.data_timeout_seconds ({prometheus.data_timeout_seconds:g} s): "
+            "a service whose metrics cannot be scraped would never be judged down within the data wait (its checks "
+            "would end inconclusive); shorten down_for or lengthen data_timeout_seconds")
 
 
 def _days(seconds: float) -> str:

@@ -164,6 +164,7 @@ def test_available_envs_lists_toml_files() -> None:
         ("[prometheus]\nwindow = '0s'\n", r"prometheus.window: '0s' is out of range: a rate window is from 1s to 7d"),
         ("[prometheus]\ndown_for = '1h'\n", r"prometheus.down_for: '1h' is out of range: a time up must stay 0 is from 1s to 10m"),
         ("[prometheus]\ndown_for = 'soon'\n", r"prometheus.down_for: 'soon' is not a Prometheus duration"),
+        ("[prometheus]\ndown_for = '45s'\n", r"prometheus.down_for: \(45s\) is longer than prometheus.data_timeout_seconds \(30 s\): a service whose metrics cannot be scraped would never be judged down"),
         ("[prometheus]\ncanary_window = '5 minutes'\n", r"prometheus.canary_window: '5 minutes' is not a Prometheus duration"),
         ("[thresholds]\nhealth_latency_seconds = inf\n", r"thresholds.health_latency_seconds: is a time in seconds, more than 0 and at most 86400 \(1 day\), got inf"),
         ("[thresholds]\nhealth_latency_seconds = 1e308\n", r"thresholds.health_latency_seconds: is a time in seconds, more than 0 and at most 86400 \(1 day\), got 1e\+308"),
