@@ -329,9 +329,16 @@ class RollbackEngine:
             if not self.fired:
                 self._hold_all(waiting, limit)  # its one escalation names every failing service, unacted too
                 return
-            for w in waiting:  # rolled back already in this run (its wait ended first): these are held
+            # rolled back already in this run (its wait ended first): these are held, and escalated once together
+            names = [w.service for w in waiting]
+            why = self._limit_reached(names, limit)
+            for w in waiting:
                 self.failed_at, self.reason, self.rule = w.failed_at, w.reason, w.rule
-                self._hold(w.service, w.check, w.reason, w.section_9, "blast radius", self._limit_reached(w.service, limit))
+                self._hold(w.service, w.check, w.reason, w.section_9, "blast radius", why, escalate=False)
+            first = waiting[0]
+            sections = sorted({w.section_9 for w in waiting if w.section_9})
+            self.escalate(",".join(names), first.check, first.reason, why + "".join(f"; {s}" for s in sections),
+                          key="blast radius")
         else:
             for w in waiting:
                 self.failed_at, self.reason, self.rule = w.failed_at, w.reason, w.rule
@@ -367,16 +374,16 @@ class RollbackEngine:
         self.escalate(",".join(failing), first.check, first.reason, why + "".join(f"; {s}" for s in sections),
                       key="blast radius")
 
-    def _limit_reached(self, service: str, limit: int) -> str:
-        failing = [*self.fired, *sorted(self.failing - set(self.fired) - {service}), service]
+    def _limit_reached(self, services: list[str], limit: int) -> str:
+        failing = [*self.fired, *sorted(self.failing - set(self.fired) - set(services)), *services]
         return (f"{len(failing)} services failing at once ({', '.join(failing)}): suspect a shared cause — network, "
                 f"ingress, the checker's own load; a run rolls back at most rollback.max_services = {limit} "
-                f"(rolled back: {', '.join(self.fired)}; not {service})")
+                f"(rolled back: {', '.join(self.fired)}; not {', '.join(services)})")
 
     def _act(self, service: str, check: str, reason: str, section_9: str | None, actions: list[str]) -> None:
         limit = self.config.rollback.max_services
         if len(self.fired) >= limit:
-            self._hold(service, check, reason, section_9, "blast radius", self._limit_reached(service, limit))
+            self._hold(service, check, reason, section_9, "blast radius", self._limit_reached([service], limit))
             return
         before = self._revisions_before_undo(service, actions)
         refused = refusal(service, Memory.of(before[0]), before[1]) if before is not None else None
@@ -411,13 +418,16 @@ class RollbackEngine:
         why += " " + "; ".join(r["detail"] for r in results if r["outcome"] == "failed") if failed else ""
         self.escalate(service, check, reason, why + (f"; {section_9}" if section_9 else ""), actions=results, key="rollback")
 
-    def _hold(self, service: str, check: str, reason: str, section_9: str | None, rule: str, why: str) -> None:
-        """Not rolled back, for `why` (the blast-radius limit, the rollback memory): audited and escalated once."""
+    def _hold(self, service: str, check: str, reason: str, section_9: str | None, rule: str, why: str, *,
+              escalate: bool = True) -> None:
+        """Not rolled back, for `why` (the blast-radius limit, the rollback memory): audited and escalated once
+        (unless the caller escalates for several at once)."""
         self.held[service] = why
         self.rule = f"{rule}: {why}"
         self._audit(service, check, "hold", "none", why)
         self.notify(f"NOT ROLLED BACK {service}: {why}", True)
-        self.escalate(service, check, reason, why + (f"; {section_9}" if section_9 else ""), key=rule)
+        if escalate:
+            self.escalate(service, check, reason, why + (f"; {section_9}" if section_9 else ""), key=rule)
 
     def _revisions_before_undo(self, service: str, actions: list[str]) -> tuple[dict[str, Any], Revisions] | None:
         """The workload and its revisions, when an action would change its revision (None: none would, or the

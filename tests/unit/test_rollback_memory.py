@@ -217,6 +217,24 @@ def test_one_failing_service_is_rolled_back_when_its_group_wait_ends(tmp_path: P
     assert "rolled back: order; not payment" in one.held["payment"] and "nothing rolled back" not in one.held["payment"]
 
 
+def test_services_held_together_after_a_rollback_escalate_once_naming_them(tmp_path: Path) -> None:
+    """order was rolled back when its wait ended; payment and inventory then fail within one later wait: both are
+    held by the limit, and one escalation names both (not one per service)."""
+    cluster = Cluster()
+    run = engine(tmp_path, cluster, 'group_wait_seconds = 30\n' + PAYMENT + '[services.inventory]\nurl = "http://inventory:8080"\n')
+    run.on_failure("test_health[order]", ("order",), "order /health 503", rollback=True)
+    run.settle()
+    assert set(run.fired) == {"order"}
+    run.on_failure("test_health[payment]", ("payment",), "payment /health 503", rollback=True)
+    run.on_failure("test_health[inventory]", ("inventory",), "inventory /health 503", rollback=True)
+    run.settle()
+    assert set(run.held) == {"payment", "inventory"} and set(run.fired) == {"order"}
+    held = [e for e in escalations(run) if "rolled back: order" in e["detail"]]
+    assert len(held) == 1, escalations(run)
+    assert held[0]["service"] == "payment,inventory" and "not payment, inventory" in held[0]["detail"], held[0]
+    assert "3 services failing at once (order, payment, inventory)" in held[0]["detail"], held[0]
+
+
 SHARED = "common cause: 5 of 8 services timed out in this run (auth, gateway, order, product, search): overload"
 
 
