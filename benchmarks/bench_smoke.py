@@ -48,8 +48,13 @@ READ_TIMEOUT = 2.0  # envs/local.toml http.read_timeout_seconds
 SMOKE = ["-m", "smoke"]
 # every service has more API requests in the 15 s window than prometheus.min_observations (100)
 EVIDENCE = 'min(sum by (service) (increase(http_requests_total{route!~"/metrics|/health.*"}[15s]))) > 110'
+# and no service's window still holds slow answers: the requests a hang held finish when it is lifted, each taking
+# as long as it was held, and stay in the 15 s window (a healthy run's p99 check would rightly fail on them)
+CALM = ('max(histogram_quantile(0.99, sum by (service, le) (rate(http_request_duration_seconds_bucket'
+        '{route!~"/metrics|/health.*"}[15s])))) < 0.5')
 
 
+OUTPUT = {"last": ""}  # what the last timed process printed, shown when it exits otherwise than expected
 CPU = {"cpu": 0.0}  # CPU seconds (user + system) of the last timed process and what it started (the browser too)
 
 
@@ -68,6 +73,7 @@ def timed(args: list[str], env: dict[str, str]) -> tuple[float, int, dict[str, f
                           cwd=REPO, env=env, capture_output=True, text=True)
     seconds = time.perf_counter() - started
     CPU["cpu"] = children_cpu() - cpu_before
+    OUTPUT["last"] = proc.stdout + proc.stderr
     cases = {c.get("name", ""): float(c.get("time", 0)) for c in ET.parse(junit).getroot().iter("testcase")} if junit.exists() else {}
     return seconds, proc.returncode, cases
 
@@ -80,7 +86,8 @@ def scenario(name: str, args: list[str], repeat: int, env: dict[str, str], expec
             setup()
         seconds, rc, cases = timed(args, env)
         if rc != expect_rc:
-            raise SystemExit(f"{name}: pytest exited {rc}, expected {expect_rc}")
+            failures = [line for line in OUTPUT["last"].splitlines() if line.startswith(("FAILED", "ERROR"))]
+            raise SystemExit(f"{name}: pytest exited {rc}, expected {expect_rc}:\n" + "\n".join(failures[:20]))
         times.append(seconds)
         cpus.append(CPU["cpu"])
     row = {"scenario": name, "min": min(times), "median": statistics.median(times), "max": max(times), "runs": repeat,
@@ -115,10 +122,14 @@ def main() -> int:
         stack_file.write_text(json.dumps(stack.info.to_json()))
         env_text = (REPO / "envs" / "local.toml").read_text()
         def enough_evidence() -> None:
-            """The customers' traffic fills every service's 15 s window (again, after a hang held some of them)."""
+            """The customers' traffic fills every service's 15 s window, with no slow answers a hang left in it."""
             if prometheus is not None:
+                asked = time.time()
                 with prometheus.client() as client:
+                    # a scrape of every service taken after now: it holds the answers a lifted hang released
+                    wait_for_data(client, f"min(timestamp(up)) > {asked:.3f}", timeout=60)
                     wait_for_data(client, EVIDENCE, timeout=60)
+                    wait_for_data(client, CALM, timeout=60)
 
         if prometheus is not None:
             enough_evidence()
